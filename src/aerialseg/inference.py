@@ -1,0 +1,38 @@
+"""Load checkpoints and turn images into class maps, plain and smooth-blended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from aerialseg import losses  # noqa: F401  (registers the custom objects checkpoints refer to)
+from aerialseg.blending import predict_plain, predict_smooth
+from aerialseg.io import DataError
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a checkpoint for inference; DataError naming the file if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError) as err:
+        raise DataError(f"{path}: not a readable Keras checkpoint ({err})") from None
+
+
+def model_depth(model: keras.Model) -> int:
+    """How many 2x down-samplings the model has (input sides must be divisible by 2**depth)."""
+    return sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
+
+
+def predict_class_maps(model: keras.Model, image: np.ndarray, *, window: int, subdivisions: int,
+                       tta: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(plain, smooth) uint8 class maps of an RGB image: the seed's with/without comparison."""
+    num_classes = int(model.output_shape[-1])
+    plain = predict_plain(image, model, window=window, num_classes=num_classes, batch_size=batch_size)
+    smooth = predict_smooth(image, model, window=window, num_classes=num_classes,
+                            subdivisions=subdivisions, tta=tta, batch_size=batch_size)
+    return plain.argmax(-1).astype(np.uint8), smooth.argmax(-1).astype(np.uint8)

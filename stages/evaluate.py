@@ -1,0 +1,63 @@
+"""Stage evaluate: score every checkpoint's test predictions, plus the colour-only baseline.
+
+Writes metrics/checkpoints.json (per checkpoint: training values and test scores, plain
+and smooth, full and eroded-boundary labels) and metrics/eval.json (the last checkpoint,
+and the colour baseline).
+"""
+
+from pathlib import Path
+
+from aerialseg.params import load_params
+from aerialseg.stage import run_stage
+
+IMAGES, MASKS, MODELS, PREDICTIONS = Path("data/resized"), Path("data/masks"), Path("data/models"), Path("data/predictions")
+CHECKPOINTS_JSON, EVAL_JSON = Path("metrics/checkpoints.json"), Path("metrics/eval.json")
+CONFUSION_JSON = Path("metrics/confusion.json")
+
+
+def main() -> str:
+    params = load_params()
+    from aerialseg.datasets.layout import SceneFiles
+    from aerialseg.evaluation import (PREDICTION_KINDS, colour_baseline, confusion_matrices, label_masks,
+                                      predict_colours, score_tree, training_values)
+    from aerialseg.io import DataError, read_index_mask, read_rgb, write_json
+    from aerialseg.training import list_checkpoints
+
+    split = params.data.split
+    labels = {s: label_masks(MASKS, s) for s in split.test}
+    epochs = list(list_checkpoints(MODELS))
+    history = training_values(MODELS / "history.csv", epochs)
+    per_checkpoint, matrices = {}, {}
+    for epoch in epochs:
+        folder = PREDICTIONS / f"epoch_{epoch:03d}"
+        predictions = {s: {k: read_index_mask(folder / f"{s}_{k}.png") for k in PREDICTION_KINDS} for s in split.test}
+        matrices[epoch] = confusion_matrices(predictions, labels)
+        per_checkpoint[f"{epoch:03d}"] = {**history.get(epoch, {}), "test": score_tree(matrices[epoch])}
+    if not epochs:
+        raise DataError(f"{MODELS}: no checkpoints to evaluate")
+
+    train_images = [read_rgb(SceneFiles(IMAGES, s).image) for s in split.train]
+    train_masks = [read_index_mask(MASKS / f"{s}_full.png") for s in split.train]
+    classifier = colour_baseline(train_images, train_masks, params.seed, params.baseline_pixels)
+    baseline = {s: {"plain": predict_colours(classifier, read_rgb(SceneFiles(IMAGES, s).image))} for s in split.test}
+    baseline_scores = score_tree({"plain": confusion_matrices(
+        {s: {"plain": v["plain"], "smooth": v["plain"]} for s, v in baseline.items()}, labels)["plain"]})["plain"]
+
+    last = epochs[-1]
+    write_json(CHECKPOINTS_JSON, per_checkpoint)
+    write_json(EVAL_JSON, {
+        "epoch": last,
+        "test_scenes": len(split.test),
+        **per_checkpoint[f"{last:03d}"]["test"],
+        "colour_baseline": baseline_scores,
+    })
+    write_json(CONFUSION_JSON, {k: {lk: m.tolist() for lk, m in v.items()} for k, v in matrices[last].items()})
+    smooth = per_checkpoint[f"{last:03d}"]["test"]["smooth"]["noboundary"]["miou_6"]
+    plain = per_checkpoint[f"{last:03d}"]["test"]["plain"]["noboundary"]["miou_6"]
+    colour = baseline_scores["noboundary"]["miou_6"]
+    return (f"{len(epochs)} checkpoints; epoch {last} test mIoU (noboundary, 6 classes) "
+            f"smooth {smooth:.4f}, plain {plain:.4f}, colour-only baseline {colour:.4f}")
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", main)

@@ -1,0 +1,36 @@
+"""Stage tile: cut each split's scenes (never mixed) into sharded tile arrays -> data/tiles."""
+
+from itertools import chain
+from pathlib import Path
+
+from aerialseg.datasets.layout import MaskFiles, SceneFiles
+from aerialseg.io import atomic_dir, read_index_mask, read_rgb
+from aerialseg.params import load_params
+from aerialseg.stage import run_stage
+from aerialseg.tiling import cut_tiles, write_manifest, write_split
+
+IMAGES, MASKS, OUT = Path("data/resized"), Path("data/masks"), Path("data/tiles")
+
+
+def main() -> str:
+    params = load_params()
+    patch, stride = params.tile.patch_size, params.tile.stride
+    frames = []
+    with atomic_dir(OUT) as tmp:
+        for split, scenes in params.data.split.items():
+            tiles = chain.from_iterable(
+                cut_tiles(scene_id, read_rgb(SceneFiles(IMAGES, scene_id).image),
+                          read_index_mask(MaskFiles(MASKS, scene_id).full), patch, stride)
+                for scene_id in scenes
+            )
+            frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size))
+        import pandas as pd
+
+        index = pd.concat(frames, ignore_index=True)
+        write_manifest(tmp, index, patch, stride)
+    counts = index.groupby("split").size().to_dict()
+    return "tiles " + ", ".join(f"{k}={counts.get(k, 0)}" for k in ("train", "val", "test"))
+
+
+if __name__ == "__main__":
+    run_stage("tile", main)

@@ -1,0 +1,31 @@
+"""Stage train: fit the U-Net on the train tiles, checkpoint every checkpoint_every epochs."""
+
+from pathlib import Path
+
+from aerialseg.params import load_params
+from aerialseg.stage import run_stage
+
+TILES, MODELS, LIVE = Path("data/tiles"), Path("data/models"), Path("metrics/train")
+
+
+def main() -> str:
+    params = load_params()
+    from aerialseg.io import atomic_dir
+    from aerialseg.tiling import TileStore
+    from aerialseg.training import TrainConfig, train
+
+    config = TrainConfig(
+        epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
+        seed=params.seed, depth=params.model.depth, base_filters=params.model.base_filters,
+        max_filters=params.model.max_filters, batch_norm=params.model.batch_norm,
+        learning_rate=params.train.learning_rate, dice_weight=params.train.dice_weight,
+        focal_weight=params.train.focal_weight, focal_gamma=params.train.focal_gamma,
+    )
+    with atomic_dir(MODELS) as tmp:
+        history = train(config, TileStore(TILES), tmp, LIVE)
+    last = {k: round(v[-1], 4) for k, v in history.history.items() if k in ("loss", "val_mean_iou")}
+    return f"{params.epochs} epochs, {len(config.checkpoint_epochs)} checkpoints in {MODELS}; last {last}"
+
+
+if __name__ == "__main__":
+    run_stage("train", main)
