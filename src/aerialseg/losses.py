@@ -40,12 +40,14 @@ class DiceFocalLoss(keras.losses.Loss):
         self.dice_weight = dice_weight
         self.focal_weight = focal_weight
         self.gamma = gamma
-        self._dice = keras.losses.Dice(reduction=None)
+        # one Dice score per class over the whole batch, then their mean: small classes
+        # (cars, clutter) weigh as much as large ones
+        self._dice = keras.losses.Dice(reduction=None, axis=(0, 1, 2))
         self._focal = keras.losses.CategoricalFocalCrossentropy(gamma=gamma, reduction=None)
 
     def call(self, y_true, y_pred):
         one_hot, valid = _one_hot_valid(y_true, y_pred, self.num_classes)
-        dice = self._dice(one_hot, y_pred * valid)
+        dice = ops.mean(self._dice(one_hot, y_pred * valid))
         focal = ops.sum(self._focal(one_hot, y_pred)) / ops.maximum(ops.sum(valid), 1.0)
         return self.dice_weight * dice + self.focal_weight * focal
 

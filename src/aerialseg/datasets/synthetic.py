@@ -274,11 +274,17 @@ def _roof(canvas: _Canvas, rng, footprint, region, kind: str, height: float) -> 
     mid = footprint.mean(0)
     side = ((xs - mid[0]) * normal[0] + (ys - mid[1]) * normal[1]) > 0
     shade = np.ones(len(ys), np.float32)
+    across = xs * normal[0] + ys * normal[1]
+    along = xs * normal[1] - ys * normal[0]
     if kind != "flat":
         shade[side] = 0.78
-        # tile rows: stripes parallel to the ridge
-        phase = (xs * normal[0] + ys * normal[1]) / 7.0
-        shade *= 1.0 + 0.06 * np.sin(2 * np.pi * phase)
+        # tile rows about 0.6 m apart, parallel to the ridge
+        shade *= 1.0 + 0.08 * np.sin(2 * np.pi * across / 12.0)
+    else:
+        # membrane seams every ~1.2 m and gravel blotches: texture that asphalt lacks
+        seams = (np.mod(along, 24.0) < 3.0)
+        shade *= np.where(seams, 0.85, 1.0)
+        shade *= 1.0 + 0.08 * _noise(rng, tex.shape[:2], 5, 1.0, 1)[ys - y0, xs - x0, 0]
     canvas.label[ys, xs] = BUILDING
     canvas.height[ys, xs] = height
     canvas.rgb[ys, xs] = tex[ys - y0, xs - x0] * shade[:, None]

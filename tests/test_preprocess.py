@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+
+from aerialseg.datasets.layout import MaskFiles, SceneFiles
+from aerialseg.io import DataError, WorldFile, read_index_mask, read_rgb, read_world_file, write_rgb, write_world_file
+from aerialseg.palette import CLASS_COLOURS, OffPaletteError, index_to_rgb
+from aerialseg.preprocess import encode_scene, resize_label, resize_scene
+
+
+def _write_scene(folder, tile_id, size=(64, 96), seed=0, label_size=None):
+    rng = np.random.default_rng(seed)
+    files = SceneFiles(folder, tile_id)
+    write_rgb(files.image, rng.integers(0, 256, size + (3,), dtype=np.uint8))
+    index = rng.integers(0, 6, label_size or size).astype(np.uint8)
+    write_rgb(files.label, index_to_rgb(index))
+    index_nb = index.copy()
+    index_nb[::5] = 255
+    write_rgb(files.label_noboundary, index_to_rgb(index_nb))
+    write_world_file(files.world, WorldFile(0.05, 0, 0, -0.05, 1000.025, 2000.975))
+    return files
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.3, 0.77])
+def test_nearest_exact_never_creates_a_colour(scale):
+    rng = np.random.default_rng(1)
+    colours = np.array(CLASS_COLOURS + ((0, 0, 0),), np.uint8)
+    label = colours[rng.integers(0, 7, (101, 77))]
+    resized = resize_label(label, scale)
+    before = {tuple(c) for c in label.reshape(-1, 3)}
+    after = {tuple(c) for c in resized.reshape(-1, 3)}
+    assert after <= before
+
+
+def test_real_label_keeps_its_palette_when_resized(real_crop_paths):
+    label = read_rgb(real_crop_paths[1])
+    before = {tuple(c) for c in label.reshape(-1, 3)}
+    assert {tuple(c) for c in resize_label(label, 0.25).reshape(-1, 3)} <= before
+
+
+def test_world_file_scaling_keeps_the_image_extent():
+    world = WorldFile(0.05, 0.0, 0.0, -0.05, 1000.025, 2000.975)
+    scaled = world.scaled(0.25)
+    assert scaled.pixel_x == pytest.approx(0.2) and scaled.pixel_y == pytest.approx(-0.2)
+    # the top-left corner of the top-left pixel stays where it was
+    assert scaled.origin_x - scaled.pixel_x / 2 == pytest.approx(world.origin_x - world.pixel_x / 2)
+    assert scaled.origin_y - scaled.pixel_y / 2 == pytest.approx(world.origin_y - world.pixel_y / 2)
+
+
+def test_resize_and_encode_a_scene(tmp_path):
+    src = _write_scene(tmp_path / "raw", "2_10")
+    dst = SceneFiles(tmp_path / "resized", "2_10")
+    assert resize_scene(src, dst, 0.5) == (32, 48)
+    assert read_rgb(dst.image).shape == (32, 48, 3)
+    assert read_world_file(dst.world).pixel_x == pytest.approx(0.1)
+    masks = MaskFiles(tmp_path / "masks", "2_10")
+    encode_scene(dst, masks)
+    assert read_index_mask(masks.full).max() <= 5
+    assert (read_index_mask(masks.noboundary) == 255).any()
+
+
+def test_label_size_mismatch_names_the_file(tmp_path):
+    src = _write_scene(tmp_path, "2_11", label_size=(64, 95))
+    with pytest.raises(DataError, match=r"top_potsdam_2_11_label.tif: label is 95x64 px but its image"):
+        resize_scene(src, SceneFiles(tmp_path / "out", "2_11"), 0.5)
+
+
+def test_off_palette_label_names_file_colour_and_count(tmp_path):
+    files = _write_scene(tmp_path, "3_10")
+    label = read_rgb(files.label)
+    label[:2, :3] = (250, 5, 5)
+    write_rgb(files.label, label)
+    with pytest.raises(OffPaletteError, match=r"top_potsdam_3_10_label.tif: 6 pixels .* rgb\(250, 5, 5\) x6"):
+        encode_scene(files, MaskFiles(tmp_path / "masks", "3_10"))
+    assert not (tmp_path / "masks" / "3_10_full.png").exists()
+
+
+def test_corrupt_image_is_a_clear_error(tmp_path):
+    bad = tmp_path / "top_potsdam_2_10_RGB.tif"
+    bad.write_bytes(b"II*\x00 definitely not a tiff")
+    with pytest.raises(DataError, match="not a readable image"):
+        read_rgb(bad)
