@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# stages run `python ...`: make it the virtual environment's
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: repro test bench install clean-venv
 

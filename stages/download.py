@@ -9,7 +9,6 @@ from pathlib import Path
 from tqdm import tqdm
 
 from aerialseg.datasets import potsdam, synthetic
-from aerialseg.datasets.layout import SceneFiles
 from aerialseg.io import atomic_dir
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
@@ -22,10 +21,9 @@ def main() -> str:
     scenes = list(params.data.split.all_scenes)
     with atomic_dir(OUT) as tmp:
         if params.data.source == "synthetic":
-            size = params.data.synthetic_scene_size
-            for i, scene_id in enumerate(tqdm(scenes, desc="synthetic scenes", unit="scene")):
-                scene = synthetic.generate_scene(params.seed, scene_id, size)
-                synthetic.write_scene_files(SceneFiles(tmp, scene_id), scene, i)
+            with tqdm(total=len(scenes), desc="synthetic scenes", unit="scene") as bar:
+                synthetic.write_scenes(tmp, scenes, params.seed, params.data.synthetic_scene_size,
+                                       progress=lambda _: bar.update())
         else:
             potsdam.collect_tiles(Path(params.data.potsdam_path), tmp, scenes)
     return f"{len(scenes)} {params.data.source} scenes in {OUT}"

@@ -1,4 +1,9 @@
-"""Stage predict_smooth: every checkpoint x test scene, plain tiles and smooth blending."""
+"""Stage predict_smooth: every checkpoint x test scene, plain tiles and smooth blending.
+
+Predictions of checkpoints whose weights, settings and test images did not change are
+reused (data/predictions persists between runs), so extending ``epochs`` only predicts
+the new checkpoints.
+"""
 
 from pathlib import Path
 
@@ -12,26 +17,39 @@ IMAGES, MODELS, OUT = Path("data/resized"), Path("data/models"), Path("data/pred
 
 def main() -> str:
     params = load_params()
+    from dataclasses import asdict
+
+    from aerialseg import prediction_cache as cache
     from aerialseg.datasets.layout import SceneFiles
-    from aerialseg.inference import load_model, predict_class_maps
-    from aerialseg.io import DataError, atomic_dir, read_rgb, write_index_mask
+    from aerialseg.inference import load_model, predict_class_maps, weights_fingerprint
+    from aerialseg.io import DataError, read_rgb, write_index_mask
     from aerialseg.training import list_checkpoints
 
     checkpoints = list_checkpoints(MODELS)
     if not checkpoints:
         raise DataError(f"{MODELS}: no checkpoints; run the train stage first")
     scenes = params.data.split.test
-    images = {s: read_rgb(SceneFiles(IMAGES, s).image) for s in scenes}
+    paths = {s: SceneFiles(IMAGES, s).image for s in scenes}
+    images = {s: read_rgb(p) for s, p in paths.items()}
     p = params.predict
-    with atomic_dir(OUT) as tmp:
-        for epoch, path in tqdm(checkpoints.items(), desc="checkpoints", unit="ckpt"):
-            model = load_model(path)
+    settings = asdict(p)
+    new, reused = [], []
+    for epoch, path in tqdm(checkpoints.items(), desc="checkpoints", unit="ckpt"):
+        model = load_model(path)
+        key = cache.prediction_key(weights_fingerprint(model), settings, paths)
+        if cache.is_current(OUT, epoch, key):
+            reused.append(epoch)
+            continue
+        with cache.store(OUT, epoch, key) as folder:
             for scene_id, image in images.items():
                 plain, smooth = predict_class_maps(model, image, window=p.window, subdivisions=p.subdivisions,
                                                    tta=p.tta, batch_size=p.batch_size)
-                write_index_mask(tmp / f"epoch_{epoch:03d}" / f"{scene_id}_plain.png", plain)
-                write_index_mask(tmp / f"epoch_{epoch:03d}" / f"{scene_id}_smooth.png", smooth)
-    return f"{len(checkpoints)} checkpoints x {len(scenes)} test scenes predicted plain and smooth ({p.tta})"
+                write_index_mask(folder / f"{scene_id}_plain.png", plain)
+                write_index_mask(folder / f"{scene_id}_smooth.png", smooth)
+        new.append(epoch)
+    removed = cache.prune(OUT, set(checkpoints))
+    return (f"predicted {len(new)} new checkpoint(s), reused {len(reused)}, removed {len(removed)} stale; "
+            f"{len(scenes)} test scenes, plain and smooth ({p.tta}, subdivisions {p.subdivisions})")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def main() -> str:
         epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
         seed=params.seed, depth=params.model.depth, base_filters=params.model.base_filters,
         max_filters=params.model.max_filters, batch_norm=params.model.batch_norm,
-        learning_rate=params.train.learning_rate, dice_weight=params.train.dice_weight,
+        learning_rate=params.train.learning_rate, lr_schedule=params.train.lr_schedule,
+        lr_decay=params.train.lr_decay, dice_weight=params.train.dice_weight,
         focal_weight=params.train.focal_weight, focal_gamma=params.train.focal_gamma,
     )
     with atomic_dir(MODELS) as tmp:

@@ -36,3 +36,14 @@ def predict_class_maps(model: keras.Model, image: np.ndarray, *, window: int, su
     smooth = predict_smooth(image, model, window=window, num_classes=num_classes,
                             subdivisions=subdivisions, tta=tta, batch_size=batch_size)
     return plain.argmax(-1).astype(np.uint8), smooth.argmax(-1).astype(np.uint8)
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """A digest of a model's architecture and weights (not of the file, whose bytes hold a date)."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(model.to_json(), sort_keys=True).encode())
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()

@@ -16,6 +16,7 @@ import yaml
 
 DATA_SOURCES = ("synthetic", "potsdam")
 TTA_MODES = ("d4", "flips", "none")
+LR_SCHEDULES = ("exponential", "constant")
 _TILE_ID = re.compile(r"^\d+_\d+$")
 
 
@@ -76,6 +77,8 @@ class ModelParams:
 @dataclass(frozen=True)
 class TrainParams:
     learning_rate: float
+    lr_schedule: str
+    lr_decay: float
     dice_weight: float
     focal_weight: float
     focal_gamma: float
@@ -263,10 +266,14 @@ def parse_params(raw: Any) -> Params:
     train_section = root.section("train")
     train = TrainParams(
         learning_rate=train_section.number("learning_rate", minimum=0.0, exclusive=True),
+        lr_schedule=train_section.choice("lr_schedule", LR_SCHEDULES),
+        lr_decay=train_section.number("lr_decay", minimum=0.0, exclusive=True),
         dice_weight=train_section.number("dice_weight", minimum=0.0),
         focal_weight=train_section.number("focal_weight", minimum=0.0),
         focal_gamma=train_section.number("focal_gamma", minimum=0.0),
     )
+    if train.lr_decay > 1.0:
+        raise ParamsError(f"train.lr_decay: {train.lr_decay} would grow the learning rate; use a value <= 1")
     if train.dice_weight == 0 and train.focal_weight == 0:
         raise ParamsError("train.focal_weight: dice_weight and focal_weight cannot both be 0")
     epochs = root.integer("epochs", minimum=1)

@@ -113,17 +113,31 @@ class TrainConfig:
     max_filters: int | None
     batch_norm: bool
     learning_rate: float
+    lr_schedule: str
+    lr_decay: float
     dice_weight: float
     focal_weight: float
     focal_gamma: float
 
 
-def compile_model(config: TrainConfig) -> keras.Model:
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The learning rate: constant, or multiplied by ``lr_decay`` after every epoch.
+
+    The decay does not depend on the number of epochs, so a longer run repeats a shorter
+    one's first epochs exactly (and can reuse their checkpoints' evaluations).
+    """
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, config.lr_decay,
+                                                       staircase=True)
+
+
+def compile_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
     """Build and compile the U-Net with the seed's loss and metrics."""
     model = build_unet(NUM_CLASSES, config.depth, config.base_filters,
                        max_filters=config.max_filters, batch_norm=config.batch_norm)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
         loss=DiceFocalLoss(NUM_CLASSES, config.dice_weight, config.focal_weight, config.focal_gamma),
         metrics=training_metrics(NUM_CLASSES),
     )
@@ -139,7 +153,7 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, v
     models.mkdir(parents=True, exist_ok=True)
     train_ds = tile_dataset(store, "train", config.batch_size, seed=config.seed, training=True)
     val_ds = tile_dataset(store, "val", config.batch_size, seed=config.seed, training=False)
-    model = compile_model(config)
+    model = compile_model(config, steps_per_epoch=-(-store.count("train") // config.batch_size))
     live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
     callbacks = [
         PeriodicCheckpoint(models, config.checkpoint_epochs),

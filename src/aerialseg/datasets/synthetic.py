@@ -13,8 +13,12 @@ Everything here is pure: ``(seed, scene id, size)`` in, arrays out.
 
 from __future__ import annotations
 
+import os
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -233,7 +237,7 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
                 _car(canvas, rng, pu, pv, orientation + rng.normal(0, 2), casters)
 
     # clutter: containers, pallets, tarps, bins in gardens and on lots
-    for _ in range(rng.integers(14, 26)):
+    for _ in range(rng.integers(18, 30)):
         u, v = rng.uniform(-half * 0.7, half * 0.7, 2)
         if near_road(u, v, -walk_width):
             continue
@@ -330,7 +334,7 @@ def _car(canvas: _Canvas, rng, u: float, v: float, angle: float, casters) -> Non
 
 
 def _clutter(canvas: _Canvas, rng, u: float, v: float, casters) -> None:
-    length, width = _m(rng.uniform(2.0, 8.0)), _m(rng.uniform(1.5, 4.0))
+    length, width = _m(rng.uniform(3.0, 9.0)), _m(rng.uniform(2.0, 4.5))
     poly = canvas.rect(u, v, length, width, rng.uniform(0, 180))
     region = canvas.mask(poly)
     if not region[0].size or (canvas.label[region] == BUILDING).any():
@@ -444,3 +448,30 @@ def write_scene_files(files, scene: Scene, tile_index: int) -> None:
     write_world_file(files.world, WorldFile(GSD_M, 0.0, 0.0, -GSD_M, origin_x + GSD_M / 2, origin_y - GSD_M / 2))
     write_rgb(files.label, index_to_rgb(scene.label))
     write_rgb(files.label_noboundary, index_to_rgb(erode_boundaries(scene.label)))
+
+
+def _write_one(job: tuple[str, int, str, int, int]) -> str:
+    folder, seed, scene_id, size, index = job
+    from aerialseg.datasets.layout import SceneFiles
+
+    write_scene_files(SceneFiles(Path(folder), scene_id), generate_scene(seed, scene_id, size), index)
+    return scene_id
+
+
+def write_scenes(folder: Path, scene_ids: list[str], seed: int, size: int, jobs: int = 0,
+                 progress: Callable[[str], None] | None = None) -> None:
+    """Generate and write scenes in parallel processes (``jobs`` 0: one per core).
+
+    Each scene depends only on (seed, id, size), so the result is the same for any
+    number of processes.
+    """
+    work = [(str(folder), seed, scene_id, size, i) for i, scene_id in enumerate(scene_ids)]
+    jobs = jobs or os.cpu_count() or 1
+    if jobs == 1:
+        done = map(_write_one, work)
+        for scene_id in done:
+            progress and progress(scene_id)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for scene_id in pool.map(_write_one, work):
+            progress and progress(scene_id)

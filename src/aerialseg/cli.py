@@ -1,0 +1,122 @@
+"""``aerialseg`` command line: predict your own images with a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from aerialseg.io import DataError
+
+
+def _load_image(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Read an image for prediction as (H, W, 3) uint8 RGB; notes say what was converted."""
+    import cv2
+
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix.lower() == ".npy":
+        image = np.load(path, mmap_mode="r")
+    else:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
+        if image.ndim == 3:
+            image = image[..., [2, 1, 0, 3][: image.shape[2]]] if image.shape[2] in (3, 4) else image
+    notes = []
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        raise DataError(f"{path}: the model needs 3-channel RGB, this image has {channels} channel(s)")
+    if image.shape[2] == 4:
+        image = image[..., :3]
+        notes.append("dropped the alpha channel")
+    if image.dtype != np.uint8:
+        raise DataError(f"{path}: the model was trained on 8-bit images, this one is {image.dtype}; "
+                        "convert it to 8-bit first")
+    return image, notes
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Blend a checkpoint's predictions over one image and write the class map."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tqdm import tqdm
+
+    from aerialseg.blending import blend_rows, count_windows
+    from aerialseg.inference import load_model, model_depth
+    from aerialseg.io import atomic_path, read_world_file, write_rgb, write_world_file
+    from aerialseg.palette import NUM_CLASSES, index_to_rgb
+
+    image, notes = _load_image(Path(args.image))
+    model = load_model(args.model)
+    classes = int(model.output_shape[-1])
+    if classes != NUM_CLASSES:
+        raise DataError(f"{args.model}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
+    depth = model_depth(model)
+    if args.window % 2**depth:
+        raise DataError(f"--window {args.window} is not divisible by 2**depth = {2**depth} of this model")
+    if args.window % args.subdivisions:
+        raise DataError(f"--window {args.window} is not divisible by --subdivisions {args.subdivisions}")
+    for note in notes:
+        print(f"aerialseg predict: {args.image}: {note}", file=sys.stderr)
+
+    out = Path(args.output)
+    height, width = image.shape[:2]
+    class_map = np.empty((height, width), np.uint8)
+    probabilities = None
+    total = count_windows((height, width), window=args.window, subdivisions=args.subdivisions, tta=args.tta)
+    with contextlib.ExitStack() as stack:
+        if args.probabilities:
+            probs_tmp = stack.enter_context(atomic_path(args.probabilities))
+            probabilities = np.lib.format.open_memmap(probs_tmp, mode="w+", dtype=np.float16,
+                                                      shape=(height, width, classes))
+        bar = stack.enter_context(tqdm(total=total, unit="window", desc=Path(args.image).name))
+        for top, rows in blend_rows(lambda idx: image[idx], (height, width), model, window=args.window,
+                                    num_classes=classes, subdivisions=args.subdivisions, tta=args.tta,
+                                    batch_size=args.batch_size, on_batch=bar.update):
+            class_map[top:top + len(rows)] = rows.argmax(-1)
+            if probabilities is not None:
+                probabilities[top:top + len(rows)] = rows
+        if probabilities is not None:
+            probabilities.flush()
+            del probabilities
+    write_rgb(out, index_to_rgb(class_map))
+    world = Path(args.image).with_suffix(".tfw")
+    if world.is_file():
+        write_world_file(out.with_suffix(".tfw"), read_world_file(world))
+    print(f"aerialseg predict: wrote {out} ({width}x{height} px, {total} windows)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``aerialseg`` command."""
+    parser = argparse.ArgumentParser(prog="aerialseg", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    predict = sub.add_parser("predict", help="smooth-blended prediction of an image of any size")
+    predict.add_argument("model", help="a checkpoint, e.g. data/models/epoch_050.keras")
+    predict.add_argument("image", help="an 8-bit RGB image (TIFF, PNG, JPEG) or an (H, W, 3) uint8 .npy")
+    predict.add_argument("-o", "--output", required=True, help="class map in ISPRS colours (.png or .tif)")
+    predict.add_argument("--window", type=int, default=128, help="model input size (default 128)")
+    predict.add_argument("--subdivisions", type=int, default=2, help="overlap: step = window/subdivisions")
+    predict.add_argument("--tta", choices=("d4", "flips", "none"), default="d4", help="test-time augmentation")
+    predict.add_argument("--batch-size", type=int, default=16, help="windows per model call")
+    predict.add_argument("--probabilities", help="also write float16 probabilities (H, W, 6) to this .npy")
+    predict.set_defaults(run=predict_command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aerialseg`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DataError as err:
+        print(f"aerialseg {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

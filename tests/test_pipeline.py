@@ -1,0 +1,103 @@
+"""The whole DVC pipeline, end to end, on a tiny configuration in a temporary copy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+TINY = {
+    "epochs": 2,
+    "batch_size": 4,
+    "checkpoint_every": 1,
+    "data": {"synthetic": {"scene_size": 512, "train": ["2_10", "2_11"], "val": ["5_12"], "test": ["2_13"]}},
+    "tile": {"patch_size": 64, "stride": 64},
+    "model": {"depth": 3, "base_filters": 4, "max_filters": 16},
+    "predict": {"window": 64, "batch_size": 8},
+    "evaluate": {"baseline_pixels": 5000},
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        if isinstance(value, dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _run(args, cwd, check=True):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """A git + DVC copy of the repository with tiny params, reproduced once."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("stages", "src", "dvc.yaml", "params.yaml", ".dvcignore"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            shutil.copy(source, root / name)
+    params = _merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], root)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], root)
+    _run(["dvc", "init", "-q"], root)
+    _run(["dvc", "config", "core.analytics", "false"], root)
+    _run(["dvc", "repro"], root)
+    return root
+
+
+@pytest.mark.slow
+def test_repro_leaves_every_output(project):
+    for path in ("data/raw/top_potsdam_2_10_RGB.tif", "data/raw/top_potsdam_2_10_RGB.tfw",
+                 "data/resized/top_potsdam_2_13_label_noBoundary.tif", "data/masks/2_13_noboundary.png",
+                 "data/tiles/index.csv", "data/models/epoch_001.keras", "data/models/epoch_002.keras",
+                 "data/predictions/epoch_002/2_13_smooth.png", "metrics/eval.json", "metrics/checkpoints.json",
+                 "metrics/epoch_table.md", "metrics/train/metrics.json", "reports/gallery.png",
+                 "reports/progress.gif", "reports/loss.png", "reports/iou.png", "reports/confusion.png",
+                 "reports/legend.png", "dvc.lock"):
+        assert (project / path).is_file(), path
+    checkpoints = json.loads((project / "metrics/checkpoints.json").read_text())
+    assert sorted(checkpoints) == ["001", "002"]
+    table = (project / "metrics/epoch_table.md").read_text().splitlines()
+    assert sum(line.startswith("| 1 ") or line.startswith("| 2 ") for line in table) == 2
+    evaluation = json.loads((project / "metrics/eval.json").read_text())
+    assert evaluation["epoch"] == 2
+    for key in ("smooth", "plain", "colour_baseline"):
+        assert 0.0 <= evaluation[key]["noboundary"]["miou_6"] <= 1.0
+
+
+@pytest.mark.slow
+def test_second_repro_is_up_to_date(project):
+    out = _run(["dvc", "repro"], project).stdout
+    assert "Data and pipelines are up to date." in out
+
+
+@pytest.mark.slow
+def test_bad_param_stops_the_stage_with_one_line(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tile"]["patch_size"] = 60
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = _run([sys.executable, "stages/tile.py"], project, check=False)
+    finally:
+        params["tile"]["patch_size"] = 64
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "tile: error: tile.patch_size: 60 is not divisible by 2**model.depth = 8"
