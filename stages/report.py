@@ -33,6 +33,7 @@ def main() -> str:
         rows.append((epoch, read_index_mask(folder / f"{scene}_plain.png"), read_index_mask(folder / f"{scene}_smooth.png")))
     report.gallery(image, truth, rows, REPORTS / "gallery.png")
     report.write_animation(report.progress_frames(image, [(e, s) for e, _, s in rows]), REPORTS / "progress.gif")
+    report.before_after(image, rows[-1][1], rows[-1][2], rows[-1][0], REPORTS / "plain_vs_smooth.png")
     report.legend(REPORTS / "legend.png")
     confusion = read_json(CONFUSION_JSON)
     report.confusion_figure(np.array(confusion["smooth"]["noboundary"]), REPORTS / "confusion.png",

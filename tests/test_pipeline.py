@@ -89,6 +89,36 @@ def test_second_repro_is_up_to_date(project):
     assert "Data and pipelines are up to date." in out
 
 
+def _metrics(project: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((project / "metrics").glob("*.json"))}
+
+
+@pytest.mark.slow
+def test_forced_repro_gives_identical_metrics(project):
+    before = _metrics(project)
+    _run(["dvc", "repro", "--force"], project)
+    assert _metrics(project) == before
+
+
+@pytest.mark.slow
+def test_more_epochs_predict_only_new_checkpoints_and_diff_per_key(project):
+    _run(["git", "add", "-A"], project)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "baseline"], project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["epochs"] = 3
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run(["dvc", "repro"], project).stdout
+    assert "predicted 1 new checkpoint(s), reused 2" in out
+    table = (project / "metrics/epoch_table.md").read_text()
+    assert sum(line.startswith("| ") and line[2].isdigit() for line in table.splitlines()) == 3
+    diff = _run(["dvc", "metrics", "diff", "--all"], project).stdout
+    assert "metrics/eval.json" in diff and "smooth.noboundary.iou.car" in diff
+    assert "colour_baseline.noboundary.miou_6" in diff
+    _run(["dvc", "plots", "show", "-o", "plots_html"], project)
+    html = (project / "plots_html" / "index.html").read_text()
+    assert "mean_iou" in html and "confusion.png" in html
+
+
 @pytest.mark.slow
 def test_bad_param_stops_the_stage_with_one_line(project):
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -151,3 +151,16 @@ def confusion_figure(matrix: np.ndarray, path: Path, title: str) -> None:
 def write_table(path: Path, checkpoints: dict) -> None:
     """Write the epoch table as Markdown."""
     write_text(path, epoch_table(checkpoints))
+
+
+def before_after(image: np.ndarray, plain: np.ndarray, smooth: np.ndarray, epoch: int, path: Path,
+                 thumb: int = 384) -> None:
+    """Input beside the plain tiled and the smooth-blended prediction of one checkpoint."""
+    fig, axes = plt.subplots(1, 3, figsize=(3 * thumb / 100, thumb / 100 + 0.5))
+    for ax, picture, title in zip(axes, (image, index_to_rgb(plain), index_to_rgb(smooth)),
+                                  ("input", f"plain tiles (epoch {epoch})", f"smooth blending (epoch {epoch})")):
+        ax.imshow(picture, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.subplots_adjust(wspace=0.03)
+    _save(fig, path)

@@ -162,4 +162,4 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, v
     ]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-                     verbose=verbose)
+                     verbose=verbose, shuffle=False)  # tile_dataset shuffles, seeded

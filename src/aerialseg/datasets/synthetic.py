@@ -237,14 +237,14 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
                 _car(canvas, rng, pu, pv, orientation + rng.normal(0, 2), casters)
 
     # clutter: containers, pallets, tarps, bins in gardens and on lots
-    for _ in range(rng.integers(18, 30)):
+    for _ in range(rng.integers(24, 36)):
         u, v = rng.uniform(-half * 0.7, half * 0.7, 2)
         if near_road(u, v, -walk_width):
             continue
         _clutter(canvas, rng, u, v, casters)
 
     # trees last: crowns overhang lawns, sidewalks, cars and roof edges
-    leafy = rng.random() < 0.7
+    leafy = rng.random() < 0.8
     for _ in range(rng.integers(20, 36)):
         u, v = rng.uniform(-half * 0.7, half * 0.7, 2)
         centre = canvas.to_image(np.array([[u, v]]))[0]
@@ -339,29 +339,38 @@ def _clutter(canvas: _Canvas, rng, u: float, v: float, casters) -> None:
     region = canvas.mask(poly)
     if not region[0].size or (canvas.label[region] == BUILDING).any():
         return
+    # half the time colours shared with roofs, roads, cars and lawns, else paint or tarp colours;
+    # what always tells clutter apart is its coarse pattern, dark frame, size and setting
+    shared = np.array([[150, 150, 150], [215, 215, 210], [140, 110, 80], [150, 85, 55], [60, 80, 60],
+                       [110, 105, 95]], np.float32)
+    vivid = np.array([[200, 60, 40], [40, 90, 170], [60, 140, 70], [210, 170, 40], [150, 60, 140]], np.float32)
+    pool = shared if rng.random() < 0.5 else vivid
+    colour = pool[rng.integers(len(pool))] + rng.normal(0, 8, 3)
     kind = rng.integers(3)
-    if kind == 0:  # corrugated container / skip in strong paint
-        colour = np.array([rng.choice([40, 170, 200]), rng.choice([60, 120, 40]), rng.choice([140, 40, 60])], np.float32)
+    if kind < 2:  # containers with ribs, stacks of material in blocks: patterns ~1.6 m across
+        ys, xs = region
         edge = poly[1] - poly[0]
         d = edge / (np.linalg.norm(edge) + 1e-6)
-        ys, xs = region
-        stripes = 1.0 + 0.22 * np.sign(np.sin((xs * d[0] + ys * d[1]) / 2.2))
+        along = (xs - poly[0][0]) * d[0] + (ys - poly[0][1]) * d[1]
+        across = (xs - poly[0][0]) * -d[1] + (ys - poly[0][1]) * d[0]
+        if kind == 0:
+            shade = np.where(np.mod(along, 32.0) < 16.0, 1.0, 0.68)
+        else:
+            shade = np.where((np.mod(along, 64.0) < 32.0) ^ (np.mod(across, 64.0) < 32.0), 1.0, 0.62)
         canvas.label[ys, xs] = CLUTTER
-        canvas.rgb[ys, xs] = colour * stripes[:, None]
-    elif kind == 1:  # pallets and building material: brown/grey with a coarse grid
-        colour = np.array([rng.uniform(120, 170), rng.uniform(100, 130), rng.uniform(70, 100)])
-        ys, xs = region
-        grid = 1.0 - 0.3 * (((xs // 9) + (ys // 9)) % 2)
-        canvas.label[ys, xs] = CLUTTER
-        canvas.rgb[ys, xs] = colour * grid[:, None]
-    else:  # tarp or heap: smooth blob in any colour with folds
+        canvas.rgb[ys, xs] = colour * shade[:, None].astype(np.float32)
+        local = np.zeros((ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()), np.uint8)
+        local[ys - ys.min(), xs - xs.min()] = 1
+        rim = local.astype(bool) & ~cv2.erode(local, np.ones((13, 13), np.uint8), borderValue=0).astype(bool)
+        ry, rx = np.nonzero(rim)
+        canvas.rgb[ry + ys.min(), rx + xs.min()] *= 0.5
+    else:  # tarp or heap: an irregular blob with broad folds
         centre = poly.mean(0)
         blob = canvas.mask(_blob(rng, centre, max(length, width) / 2))
-        colour = rng.uniform(40, 220, 3)
         ys, xs = blob
         if not len(ys):
             return
-        folds = _noise(rng, (ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()), 10, 30, 1)
+        folds = _noise(rng, (ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()), 24, 30, 1)
         canvas.label[ys, xs] = CLUTTER
         canvas.rgb[ys, xs] = colour[None, :] + folds[ys - ys.min(), xs - xs.min()]
         region = blob
