@@ -39,9 +39,8 @@ def main() -> str:
     train_images = [read_rgb(SceneFiles(IMAGES, s).image) for s in split.train]
     train_masks = [read_index_mask(MASKS / f"{s}_full.png") for s in split.train]
     classifier = colour_baseline(train_images, train_masks, params.seed, params.baseline_pixels)
-    baseline = {s: {"plain": predict_colours(classifier, read_rgb(SceneFiles(IMAGES, s).image))} for s in split.test}
-    baseline_scores = score_tree({"plain": confusion_matrices(
-        {s: {"plain": v["plain"], "smooth": v["plain"]} for s, v in baseline.items()}, labels)["plain"]})["plain"]
+    baseline = {s: {"colour": predict_colours(classifier, read_rgb(SceneFiles(IMAGES, s).image))} for s in split.test}
+    baseline_scores = score_tree(confusion_matrices(baseline, labels))["colour"]
 
     last = epochs[-1]
     write_json(CHECKPOINTS_JSON, per_checkpoint)

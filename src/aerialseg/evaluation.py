@@ -16,14 +16,13 @@ import pandas as pd
 from aerialseg.datasets.layout import MaskFiles
 from aerialseg.io import read_index_mask
 from aerialseg.metrics import confusion, scores
-from aerialseg.palette import IGNORE_INDEX, NUM_CLASSES
+from aerialseg.palette import IGNORE_INDEX
 
 PREDICTION_KINDS = ("plain", "smooth")
-LABEL_KINDS = ("full", "noboundary")
 
 
 def label_masks(masks: Path, scene_id: str) -> dict[str, np.ndarray]:
-    """Both label conventions of a scene, keyed by LABEL_KINDS."""
+    """Both label conventions of a scene: ``full`` and ``noboundary``."""
     files = MaskFiles(masks, scene_id)
     return {"full": read_index_mask(files.full), "noboundary": read_index_mask(files.noboundary)}
 
@@ -32,13 +31,15 @@ def confusion_matrices(predictions: dict[str, dict[str, np.ndarray]], labels: di
                        ) -> dict[str, dict[str, np.ndarray]]:
     """Sum confusion matrices over scenes: result[prediction kind][label kind].
 
-    ``predictions[scene][kind]`` and ``labels[scene][label kind]`` are class maps.
+    ``predictions[scene][kind]`` and ``labels[scene][label kind]`` are class maps; the
+    prediction kinds are whatever the caller passes (e.g. plain and smooth).
     """
-    total = {p: {lk: np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64) for lk in LABEL_KINDS} for p in PREDICTION_KINDS}
+    total: dict[str, dict[str, np.ndarray]] = {}
     for scene, preds in predictions.items():
         for kind, prediction in preds.items():
             for label_kind, label in labels[scene].items():
-                total[kind][label_kind] += confusion(label, prediction)
+                by_label = total.setdefault(kind, {})
+                by_label[label_kind] = by_label.get(label_kind, 0) + confusion(label, prediction)
     return total
 
 
@@ -56,10 +57,11 @@ def training_values(history_csv: Path, epochs: list[int]) -> dict[int, dict]:
         if row.empty:
             continue
         row = row.iloc[0]
-        pick = lambda prefix: {  # noqa: E731
-            name: round(float(row[prefix + name]), 6)
-            for name in ("loss", "accuracy", "jaccard", "mean_iou") if prefix + name in row
-        }
+
+        def pick(prefix: str) -> dict:
+            names = ("loss", "accuracy", "jaccard", "mean_iou")
+            return {name: round(float(row[prefix + name]), 6) for name in names if prefix + name in row}
+
         out[epoch] = {"train": pick(""), "val": pick("val_")}
     return out
 
