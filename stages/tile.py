@@ -3,6 +3,8 @@
 from itertools import chain
 from pathlib import Path
 
+import pandas as pd
+
 from aerialseg.datasets.layout import MaskFiles, SceneFiles
 from aerialseg.io import atomic_dir, read_index_mask, read_rgb
 from aerialseg.params import load_params
@@ -24,8 +26,6 @@ def main() -> str:
                 for scene_id in scenes
             )
             frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size))
-        import pandas as pd
-
         index = pd.concat(frames, ignore_index=True)
         write_manifest(tmp, index, patch, stride)
     counts = index.groupby("split").size().to_dict()

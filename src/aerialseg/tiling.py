@@ -14,7 +14,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from aerialseg.io import DataError, read_json, read_npy, write_json, write_npy
+from aerialseg.io import DataError, atomic_path, read_json, read_npy, write_json, write_npy
 from aerialseg.palette import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 
 INDEX_FILE = "index.csv"
@@ -133,8 +133,6 @@ class TileStore:
 
 def write_manifest(folder: Path, index: pd.DataFrame, patch: int, stride: int) -> None:
     """Write the index table and the manifest that readers check before trusting shards."""
-    from aerialseg.io import atomic_path
-
     with atomic_path(folder / INDEX_FILE) as tmp:
         index.to_csv(tmp, index=False)
     tiles = index.groupby("split").size().to_dict() if len(index) else {}
