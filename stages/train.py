@@ -21,6 +21,7 @@ def main() -> str:
         learning_rate=params.train.learning_rate, lr_schedule=params.train.lr_schedule,
         lr_decay=params.train.lr_decay, dice_weight=params.train.dice_weight,
         focal_weight=params.train.focal_weight, focal_gamma=params.train.focal_gamma,
+        mixed_precision=params.train.mixed_precision, jit_compile=params.train.jit_compile,
     )
     with atomic_dir(MODELS) as tmp:
         history = train(config, TileStore(TILES), tmp, LIVE)

@@ -30,10 +30,11 @@ def store(tmp_path_factory) -> TileStore:
     return TileStore(folder)
 
 
-def _config(seed=1, epochs=2):
+def _config(seed=1, epochs=2, mixed_precision="off"):
     return TrainConfig(epochs=epochs, batch_size=4, checkpoint_epochs=[1, 2][:epochs], seed=seed, depth=2,
                        base_filters=4, max_filters=None, batch_norm=False, learning_rate=0.003,
-                       lr_schedule="exponential", lr_decay=0.9, dice_weight=1.0, focal_weight=1.0, focal_gamma=2.0)
+                       lr_schedule="exponential", lr_decay=0.9, dice_weight=1.0, focal_weight=1.0, focal_gamma=2.0,
+                       mixed_precision=mixed_precision)
 
 
 def _run(store, tmp_path, name, **kwargs):
@@ -65,3 +66,26 @@ def test_validation_batches_follow_the_store_order(store):
     _, masks = next(iter(ds))
     stored = np.concatenate([m for _, m in store.shards("val")])
     assert np.array_equal(masks.numpy(), stored)
+
+
+def test_mixed_precision_on_trains_on_cpu_with_a_float32_head(store, tmp_path):
+    import keras
+
+    history, models = _run(store, tmp_path, "mixed", epochs=1, mixed_precision="on")
+    assert np.isfinite(history["loss"]).all()
+    model = keras.saving.load_model(models / "epoch_001.keras", compile=False)
+    assert model.get_layer("enc0_conv1").dtype_policy.name == "mixed_float16"
+    assert model.get_layer("probabilities").dtype_policy.compute_dtype == "float32"
+    out = model.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0)
+    assert out.dtype == np.float32 and np.allclose(out.sum(-1), 1, atol=1e-3)
+    # the policy does not leak into later models
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+@pytest.mark.parametrize("value, expected", [("on", True), ("off", False)])
+def test_switches(value, expected):
+    from aerialseg.training import resolve_switch
+
+    assert resolve_switch(value) is expected
+    import tensorflow as tf
+    assert resolve_switch("auto") is bool(tf.config.list_physical_devices("GPU"))

@@ -17,6 +17,7 @@ import yaml
 DATA_SOURCES = ("synthetic", "potsdam")
 TTA_MODES = ("d4", "flips", "none")
 LR_SCHEDULES = ("exponential", "constant")
+SWITCHES = ("auto", "on", "off")
 _TILE_ID = re.compile(r"^\d+_\d+$")
 
 
@@ -82,6 +83,8 @@ class TrainParams:
     dice_weight: float
     focal_weight: float
     focal_gamma: float
+    mixed_precision: str
+    jit_compile: str
 
 
 @dataclass(frozen=True)
@@ -271,6 +274,8 @@ def parse_params(raw: Any) -> Params:
         dice_weight=train_section.number("dice_weight", minimum=0.0),
         focal_weight=train_section.number("focal_weight", minimum=0.0),
         focal_gamma=train_section.number("focal_gamma", minimum=0.0),
+        mixed_precision=train_section.choice("mixed_precision", SWITCHES),
+        jit_compile=train_section.choice("jit_compile", SWITCHES),
     )
     if train.lr_decay > 1.0:
         raise ParamsError(f"train.lr_decay: {train.lr_decay} would grow the learning rate; use a value <= 1")

@@ -118,6 +118,18 @@ class TrainConfig:
     dice_weight: float
     focal_weight: float
     focal_gamma: float
+    mixed_precision: str = "off"
+    jit_compile: str = "off"
+
+
+def gpu_available() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_switch(value: str) -> bool:
+    """``auto`` means on with a GPU and off on CPU (where float16 and XLA only slow down)."""
+    return gpu_available() if value == "auto" else value == "on"
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -133,13 +145,20 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 
 
 def compile_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    """Build and compile the U-Net with the seed's loss and metrics."""
+    """Build and compile the U-Net with the seed's loss and metrics.
+
+    Under mixed precision the layers compute in float16 (the head stays float32) and
+    Keras wraps the optimizer in dynamic loss scaling.
+    """
+    policy = "mixed_float16" if resolve_switch(config.mixed_precision) else "float32"
+    keras.mixed_precision.set_global_policy(policy)
     model = build_unet(NUM_CLASSES, config.depth, config.base_filters,
                        max_filters=config.max_filters, batch_norm=config.batch_norm)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
         loss=DiceFocalLoss(NUM_CLASSES, config.dice_weight, config.focal_weight, config.focal_gamma),
         metrics=training_metrics(NUM_CLASSES),
+        jit_compile=resolve_switch(config.jit_compile),
     )
     return model
 
@@ -161,5 +180,8 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, v
         DVCLiveCallback(live=live),
     ]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-                     verbose=verbose, shuffle=False)  # tile_dataset shuffles, seeded
+    try:
+        return model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
+                         verbose=verbose, shuffle=False)  # tile_dataset shuffles, seeded
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
