@@ -55,3 +55,16 @@ def test_written_in_the_official_layout_and_colours(tmp_path, scene):
     noboundary = rgb_to_index(read_rgb(files.label_noboundary), allow_boundary=True)
     assert np.array_equal(noboundary, erode_boundaries(scene.label))
     assert read_world_file(files.world).pixel_x == pytest.approx(0.05)
+
+
+def test_parallel_writing_gives_the_same_files(tmp_path):
+    from aerialseg.datasets.synthetic import write_scenes
+
+    done = []
+    for jobs in (1, 2):
+        write_scenes(tmp_path / str(jobs), ["2_10", "2_11"], seed=3, size=256, jobs=jobs, progress=done.append)
+    assert sorted(done) == ["2_10", "2_10", "2_11", "2_11"]
+    names = sorted(p.name for p in (tmp_path / "1").iterdir())
+    assert len(names) == 8
+    for name in names:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()

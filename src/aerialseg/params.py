@@ -14,8 +14,9 @@ from typing import Any
 
 import yaml
 
+from aerialseg.blending import TTA_MODES
+
 DATA_SOURCES = ("synthetic", "potsdam")
-TTA_MODES = ("d4", "flips", "none")
 LR_SCHEDULES = ("exponential", "constant")
 SWITCHES = ("auto", "on", "off")
 _TILE_ID = re.compile(r"^\d+_\d+$")

@@ -13,6 +13,7 @@ Everything here is pure: ``(seed, scene id, size)`` in, arrays out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -476,11 +477,7 @@ def write_scenes(folder: Path, scene_ids: list[str], seed: int, size: int, jobs:
     """
     work = [(str(folder), seed, scene_id, size, i) for i, scene_id in enumerate(scene_ids)]
     jobs = jobs or os.cpu_count() or 1
-    if jobs == 1:
-        done = map(_write_one, work)
-        for scene_id in done:
-            progress and progress(scene_id)
-        return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for scene_id in pool.map(_write_one, work):
-            progress and progress(scene_id)
+    with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else contextlib.nullcontext() as pool:
+        for scene_id in (pool.map(_write_one, work) if pool else map(_write_one, work)):
+            if progress is not None:
+                progress(scene_id)
