@@ -17,10 +17,11 @@ CONFUSION_JSON = Path("metrics/confusion.json")
 
 def main() -> str:
     params = load_params()
-    from aerialseg.datasets.layout import SceneFiles
+    from aerialseg.datasets.layout import MaskFiles, SceneFiles
     from aerialseg.evaluation import (PREDICTION_KINDS, colour_baseline, confusion_matrices, label_masks,
                                       predict_colours, score_tree, training_values)
     from aerialseg.io import DataError, read_index_mask, read_rgb, write_json
+    from aerialseg.prediction_cache import epoch_folder, prediction_file
     from aerialseg.training import list_checkpoints
 
     split = params.data.split
@@ -29,15 +30,16 @@ def main() -> str:
     history = training_values(MODELS / "history.csv", epochs)
     per_checkpoint, matrices = {}, {}
     for epoch in epochs:
-        folder = PREDICTIONS / f"epoch_{epoch:03d}"
-        predictions = {s: {k: read_index_mask(folder / f"{s}_{k}.png") for k in PREDICTION_KINDS} for s in split.test}
+        folder = epoch_folder(PREDICTIONS, epoch)
+        predictions = {s: {k: read_index_mask(prediction_file(folder, s, k)) for k in PREDICTION_KINDS}
+                       for s in split.test}
         matrices[epoch] = confusion_matrices(predictions, labels)
         per_checkpoint[f"{epoch:03d}"] = {**history.get(epoch, {}), "test": score_tree(matrices[epoch])}
     if not epochs:
         raise DataError(f"{MODELS}: no checkpoints to evaluate")
 
     train_images = [read_rgb(SceneFiles(IMAGES, s).image) for s in split.train]
-    train_masks = [read_index_mask(MASKS / f"{s}_full.png") for s in split.train]
+    train_masks = [read_index_mask(MaskFiles(MASKS, s).full) for s in split.train]
     classifier = colour_baseline(train_images, train_masks, params.seed, params.baseline_pixels)
     baseline = {s: {"colour": predict_colours(classifier, read_rgb(SceneFiles(IMAGES, s).image))} for s in split.test}
     baseline_scores = score_tree(confusion_matrices(baseline, labels))["colour"]

@@ -44,8 +44,8 @@ def main() -> str:
             for scene_id, image in images.items():
                 plain, smooth = predict_class_maps(model, image, window=p.window, subdivisions=p.subdivisions,
                                                    tta=p.tta, batch_size=p.batch_size)
-                write_index_mask(folder / f"{scene_id}_plain.png", plain)
-                write_index_mask(folder / f"{scene_id}_smooth.png", smooth)
+                write_index_mask(cache.prediction_file(folder, scene_id, "plain"), plain)
+                write_index_mask(cache.prediction_file(folder, scene_id, "smooth"), smooth)
         new.append(epoch)
     removed = cache.prune(OUT, set(checkpoints))
     return (f"predicted {len(new)} new checkpoint(s), reused {len(reused)}, removed {len(removed)} stale; "

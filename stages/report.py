@@ -18,6 +18,7 @@ def main() -> str:
     from aerialseg import report
     from aerialseg.datasets.layout import MaskFiles, SceneFiles
     from aerialseg.io import read_index_mask, read_json, read_rgb
+    from aerialseg.prediction_cache import epoch_folder, prediction_file
 
     checkpoints = read_json(CHECKPOINTS_JSON)
     report.write_table(TABLE, checkpoints)
@@ -29,8 +30,9 @@ def main() -> str:
     epochs = sorted(int(k) for k in checkpoints)
     rows = []
     for epoch in epochs:
-        folder = PREDICTIONS / f"epoch_{epoch:03d}"
-        rows.append((epoch, read_index_mask(folder / f"{scene}_plain.png"), read_index_mask(folder / f"{scene}_smooth.png")))
+        folder = epoch_folder(PREDICTIONS, epoch)
+        rows.append((epoch, read_index_mask(prediction_file(folder, scene, "plain")),
+                     read_index_mask(prediction_file(folder, scene, "smooth"))))
     report.gallery(image, truth, rows, REPORTS / "gallery.png")
     report.write_animation(report.progress_frames(image, [(e, s) for e, _, s in rows]), REPORTS / "progress.gif")
     report.before_after(image, rows[-1][1], rows[-1][2], rows[-1][0], REPORTS / "plain_vs_smooth.png")

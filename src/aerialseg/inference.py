@@ -41,9 +41,8 @@ def predict_class_maps(model: keras.Model, image: np.ndarray, *, window: int, su
 def weights_fingerprint(model: keras.Model) -> str:
     """A digest of a model's architecture and weights (not of the file, whose bytes hold a date)."""
     import hashlib
-    import json
 
-    digest = hashlib.sha256(json.dumps(model.to_json(), sort_keys=True).encode())
+    digest = hashlib.sha256(model.to_json().encode())
     for weights in model.get_weights():
         digest.update(np.ascontiguousarray(weights).tobytes())
     return digest.hexdigest()

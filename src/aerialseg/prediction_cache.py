@@ -30,6 +30,11 @@ def epoch_folder(root: Path, epoch: int) -> Path:
     return Path(root) / f"epoch_{epoch:03d}"
 
 
+def prediction_file(folder: Path, scene: str, kind: str) -> Path:
+    """The class map of one test scene in a checkpoint's folder (kind: plain or smooth)."""
+    return Path(folder) / f"{scene}_{kind}.png"
+
+
 def is_current(root: Path, epoch: int, key: dict) -> bool:
     """Whether stored predictions for ``epoch`` were made with exactly ``key``."""
     path = epoch_folder(root, epoch) / KEY_FILE

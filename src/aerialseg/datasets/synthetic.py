@@ -263,7 +263,6 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
 
 
 def _roof(canvas: _Canvas, rng, footprint, region, kind: str, height: float) -> None:
-    size = canvas.size
     if kind == "tile":
         base = np.array([rng.uniform(170, 210), rng.uniform(85, 115), rng.uniform(55, 80)])
     elif kind == "dark":
