@@ -26,6 +26,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/blend.py
+	$(BIN)/python bench/input_pipeline.py
 
 clean-venv:
 	rm -rf $(VENV)

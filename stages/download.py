@@ -1,7 +1,8 @@
 """Stage download: bring every scene of the split into data/raw under its official name.
 
-data.source synthetic draws Potsdam-like scenes; potsdam takes the official tiles from
-data.potsdam.path.
+data.source synthetic draws Potsdam-like scenes; potsdam takes the official tiles from the
+archives or extracted folders in data.potsdam.path, after fetching data.potsdam.url there
+if given (resumable, checked against data.potsdam.sha256).
 """
 
 from pathlib import Path
@@ -16,6 +17,16 @@ from aerialseg.stage import run_stage
 OUT = Path("data/raw")
 
 
+def _progress_bar(url: str):
+    bar = tqdm(desc=potsdam.archive_name(url), unit="B", unit_scale=True, unit_divisor=1024)
+
+    def update(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update
+
+
 def main() -> str:
     params = load_params()
     scenes = list(params.data.split.all_scenes)
@@ -23,9 +34,11 @@ def main() -> str:
         if params.data.source == "synthetic":
             with tqdm(total=len(scenes), desc="synthetic scenes", unit="scene") as bar:
                 synthetic.write_scenes(tmp, scenes, params.seed, params.data.synthetic_scene_size,
-                                       progress=lambda _: bar.update())
+                                       progress=lambda _: bar.update(), jobs=params.jobs)
         else:
-            potsdam.collect_tiles(Path(params.data.potsdam_path), tmp, scenes)
+            source = Path(params.data.potsdam_path)
+            potsdam.fetch_archives(source, params.data.potsdam_downloads, progress=_progress_bar)
+            potsdam.collect_tiles(source, tmp, scenes)
     return f"{len(scenes)} {params.data.source} scenes in {OUT}"
 
 

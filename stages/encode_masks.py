@@ -1,26 +1,35 @@
-"""Stage encode_masks: official-colour labels -> uint8 class indices (255 = boundary)."""
+"""Stage encode_masks: official-colour labels -> uint8 class indices (255 = ignore).
 
+Near-palette colours are snapped (encode.tolerance), other colours become ignore, and a
+label with too many of them (encode.max_offpalette) stops the stage naming the tile.
+Everything counted goes to metrics/data_report.json.
+"""
+
+from functools import partial
 from pathlib import Path
 
-from tqdm import tqdm
-
-from aerialseg.datasets.layout import MaskFiles, SceneFiles
-from aerialseg.io import atomic_dir
+from aerialseg.io import atomic_dir, write_json
+from aerialseg.parallel import map_scenes
 from aerialseg.params import load_params
-from aerialseg.preprocess import encode_scene
+from aerialseg.preprocess import data_report, encode_scene_files
 from aerialseg.stage import run_stage
 
-SRC, OUT = Path("data/resized"), Path("data/masks")
+SRC, OUT, REPORT = Path("data/resized"), Path("data/masks"), Path("metrics/data_report.json")
 
 
 def main() -> str:
     params = load_params()
-    scenes = params.data.split.all_scenes
-    ignored = 0
+    scenes = list(params.data.split.all_scenes)
+    tolerance, max_offpalette = params.encode.tolerance, params.encode.max_offpalette
     with atomic_dir(OUT) as tmp:
-        for scene_id in tqdm(scenes, desc="encode", unit="scene"):
-            ignored += sum(encode_scene(SceneFiles(SRC, scene_id), MaskFiles(tmp, scene_id)).values())
-    return f"{len(scenes)} scenes encoded; {ignored} boundary pixels set to ignore"
+        reports, peak = map_scenes(partial(encode_scene_files, source=SRC, target=tmp, tolerance=tolerance,
+                                           max_offpalette=max_offpalette), scenes, params.jobs, "encode")
+        report = data_report(dict(zip(scenes, reports)), tolerance, max_offpalette)
+        write_json(REPORT, report)
+    totals = report["totals"]
+    return (f"{len(scenes)} scenes encoded; {totals['snapped']} near-palette pixels snapped, "
+            f"{totals['off_palette']} off-palette pixels set to ignore; report in {REPORT}; "
+            f"peak memory per worker {peak:.0f} MB")
 
 
 if __name__ == "__main__":

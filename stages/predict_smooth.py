@@ -22,7 +22,7 @@ def main() -> str:
     from aerialseg import prediction_cache as cache
     from aerialseg.datasets.layout import SceneFiles
     from aerialseg.inference import load_model, predict_class_maps, weights_fingerprint
-    from aerialseg.io import DataError, read_rgb, write_index_mask
+    from aerialseg.io import DataError, read_rgb, read_world_file, world_file_for, write_index_mask, write_world_file
     from aerialseg.training import list_checkpoints
 
     checkpoints = list_checkpoints(MODELS)
@@ -44,8 +44,12 @@ def main() -> str:
             for scene_id, image in images.items():
                 plain, smooth = predict_class_maps(model, image, window=p.window, subdivisions=p.subdivisions,
                                                    tta=p.tta, batch_size=p.batch_size)
-                write_index_mask(cache.prediction_file(folder, scene_id, "plain"), plain)
-                write_index_mask(cache.prediction_file(folder, scene_id, "smooth"), smooth)
+                world = SceneFiles(IMAGES, scene_id).world
+                for kind, class_map in (("plain", plain), ("smooth", smooth)):
+                    target = cache.prediction_file(folder, scene_id, kind)
+                    write_index_mask(target, class_map)
+                    if world.is_file():  # same grid as the resized image: opens in place in QGIS
+                        write_world_file(world_file_for(target), read_world_file(world))
         new.append(epoch)
     removed = cache.prune(OUT, set(checkpoints))
     return (f"predicted {len(new)} new checkpoint(s), reused {len(reused)}, removed {len(removed)} stale; "

@@ -1,13 +1,15 @@
-"""Stage resize: Lanczos-4 images, nearest-exact labels, scaled world files -> data/resized."""
+"""Stage resize: Lanczos-4 images, nearest-exact labels, scaled world files -> data/resized.
 
+Scenes are resized in parallel (params ``jobs``), one scene per worker at a time.
+"""
+
+from functools import partial
 from pathlib import Path
 
-from tqdm import tqdm
-
-from aerialseg.datasets.layout import SceneFiles
 from aerialseg.io import atomic_dir
+from aerialseg.parallel import map_scenes
 from aerialseg.params import load_params
-from aerialseg.preprocess import resize_scene
+from aerialseg.preprocess import resize_scene_files
 from aerialseg.stage import run_stage
 
 SRC, OUT = Path("data/raw"), Path("data/resized")
@@ -15,12 +17,13 @@ SRC, OUT = Path("data/raw"), Path("data/resized")
 
 def main() -> str:
     params = load_params()
-    scenes = params.data.split.all_scenes
-    shape = None
+    scenes = list(params.data.split.all_scenes)
     with atomic_dir(OUT) as tmp:
-        for scene_id in tqdm(scenes, desc="resize", unit="scene"):
-            shape = resize_scene(SceneFiles(SRC, scene_id), SceneFiles(tmp, scene_id), params.resize_scale)
-    return f"{len(scenes)} scenes resized by {params.resize_scale} (last: {shape[1]}x{shape[0]} px)"
+        shapes, peak = map_scenes(partial(resize_scene_files, source=SRC, target=tmp, scale=params.resize_scale),
+                                  scenes, params.jobs, "resize")
+    height, width = shapes[-1]
+    return (f"{len(scenes)} scenes resized by {params.resize_scale} (last: {width}x{height} px); "
+            f"peak memory per worker {peak:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""Stage train: fit the U-Net on the train tiles, checkpoint every checkpoint_every epochs."""
+"""Stage train: fit the U-Net on the train tiles, checkpoint every checkpoint_every epochs.
+
+Killed at any point, the stage continues from the last completed epoch when run again
+(data/train_state, data/models and metrics/train persist between runs).
+"""
 
 from pathlib import Path
 
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
 
-TILES, MODELS, LIVE = Path("data/tiles"), Path("data/models"), Path("metrics/train")
+TILES, MODELS, STATE, LIVE = Path("data/tiles"), Path("data/models"), Path("data/train_state"), Path("metrics/train")
 
 
 def main() -> str:
     params = load_params()
-    from aerialseg.io import atomic_dir
+    from aerialseg.input_pipeline import Jitter
     from aerialseg.tiling import TileStore
     from aerialseg.training import TrainConfig, train
 
@@ -22,11 +26,13 @@ def main() -> str:
         lr_decay=params.train.lr_decay, dice_weight=params.train.dice_weight,
         focal_weight=params.train.focal_weight, focal_gamma=params.train.focal_gamma,
         mixed_precision=params.train.mixed_precision, jit_compile=params.train.jit_compile,
+        strategy=params.train.strategy, class_weights=params.train.class_weights,
+        jitter=Jitter(**params.train.jitter),
     )
-    with atomic_dir(MODELS) as tmp:
-        history = train(config, TileStore(TILES), tmp, LIVE)
+    history, resumed = train(config, TileStore(TILES), MODELS, LIVE, STATE)
     last = {k: round(v[-1], 4) for k, v in history.history.items() if k in ("loss", "val_mean_iou")}
-    return f"{params.epochs} epochs, {len(config.checkpoint_epochs)} checkpoints in {MODELS}; last {last}"
+    start = f"resumed after epoch {resumed}, " if resumed else ""
+    return f"{start}{params.epochs} epochs, {len(config.checkpoint_epochs)} checkpoints in {MODELS}; last {last}"
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def checkpoint(tmp_path_factory):
 
 def test_predict_writes_class_map_and_world_file(checkpoint, tmp_path, real_crop_paths, capsys):
     image = read_rgb(real_crop_paths[0])[:100, :130]
-    src = tmp_path / "crop.png"
+    src = tmp_path / "crop.tif"
     write_rgb(src, image)
     write_world_file(tmp_path / "crop.tfw", WorldFile(0.05, 0, 0, -0.05, 10.0, 20.0))
     out = tmp_path / "pred.png"
@@ -35,7 +35,8 @@ def test_predict_writes_class_map_and_world_file(checkpoint, tmp_path, real_crop
     agree = (written == expected.argmax(-1)).mean()
     assert agree > 0.999  # float16 ties aside, the same blended prediction
     assert np.abs(np.load(probs).astype(np.float32) - expected).max() < 2e-3
-    assert read_world_file(tmp_path / "pred.tfw").origin_x == 10.0
+    # a PNG's world file is .pgw, the name GDAL/QGIS look for
+    assert read_world_file(tmp_path / "pred.pgw").origin_x == 10.0
     assert "wrote" in capsys.readouterr().out
 
 

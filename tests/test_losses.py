@@ -17,7 +17,7 @@ def _case(seed, ignore_share=0.2):
     return labels, probs.astype(np.float32)
 
 
-def numpy_loss(labels, probs, dice_weight=1.0, focal_weight=1.0, gamma=2.0):
+def numpy_loss(labels, probs, dice_weight=1.0, focal_weight=1.0, gamma=2.0, class_weights=None):
     valid = labels != IGNORE
     onehot = np.eye(6)[np.where(valid, labels, 0)] * valid[..., None]
     p = probs * valid[..., None]
@@ -27,7 +27,12 @@ def numpy_loss(labels, probs, dice_weight=1.0, focal_weight=1.0, gamma=2.0):
     eps = 1e-7
     pc = np.clip(probs, eps, 1 - eps)
     focal = -(onehot * 0.25 * (1 - pc) ** gamma * np.log(pc)).sum(-1)
-    return dice_weight * dice.mean() + focal_weight * focal[valid].sum() / max(valid.sum(), 1)
+    if class_weights is None:
+        return dice_weight * dice.mean() + focal_weight * focal[valid].sum() / max(valid.sum(), 1)
+    w = np.asarray(class_weights)
+    pixel_w = w[np.where(valid, labels, 0)] * valid
+    return (dice_weight * (w * dice).sum() / w.sum()
+            + focal_weight * (focal * pixel_w).sum() / pixel_w.sum())
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -36,6 +41,36 @@ def test_dice_focal_matches_numpy(seed, weights):
     labels, probs = _case(seed)
     loss = DiceFocalLoss(6, dice_weight=weights[0], focal_weight=weights[1])
     assert float(loss(labels, probs)) == pytest.approx(numpy_loss(labels, probs, *weights), rel=1e-4)
+
+
+@pytest.mark.parametrize("class_weights", [[1, 1, 1, 1, 1, 1], [0.5, 1, 2, 1, 4, 0], [3, 3, 3, 3, 3, 3]])
+def test_class_weighted_dice_focal_matches_numpy(class_weights):
+    labels, probs = _case(7)
+    loss = DiceFocalLoss(6, class_weights=class_weights)
+    expected = numpy_loss(labels, probs, class_weights=class_weights)
+    assert float(loss(labels, probs)) == pytest.approx(expected, rel=1e-4)
+    # weights are relative: equal weights give the unweighted loss
+    if len(set(class_weights)) == 1:
+        assert float(loss(labels, probs)) == pytest.approx(float(DiceFocalLoss(6)(labels, probs)), rel=1e-5)
+
+
+def test_class_weights_survive_saving():
+    loss = DiceFocalLoss(6, class_weights=[1, 2, 3, 4, 5, 6])
+    assert DiceFocalLoss.from_config(loss.get_config()).class_weights == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ValueError, match="expected 6 values"):
+        DiceFocalLoss(6, class_weights=[1, 2])
+
+
+def test_median_frequency_weights_by_hand():
+    from aerialseg.losses import median_frequency_weights
+
+    # frequencies 0.4, 0.3, 0.2, 0.1, 0 (absent): median of the present ones is 0.25
+    weights = median_frequency_weights([400, 300, 200, 100, 0])
+    assert weights == pytest.approx([0.625, 0.25 / 0.3, 1.25, 2.5, 0.0])
+    # odd number of present classes: the middle one gets weight 1
+    assert median_frequency_weights([10, 20, 70]) == pytest.approx([2.0, 1.0, 20 / 70])
+    with pytest.raises(ValueError, match="no labelled pixels"):
+        median_frequency_weights([0, 0])
 
 
 def test_ignored_pixels_do_not_change_the_loss():

@@ -26,6 +26,20 @@ def test_repository_params_are_valid():
     (lambda p: p["data"]["synthetic"].__setitem__("val", ["x"]), "data.synthetic.val"),
     (lambda p: p["report"].__setitem__("gallery_scene", "2_10"), "report.gallery_scene"),
     (lambda p: p["model"].__setitem__("batch_norm", "yes"), "model.batch_norm"),
+    (lambda p: p["train"].__setitem__("strategy", "horovod"), "train.strategy"),
+    (lambda p: p["train"].__setitem__("class_weights", "inverse"), "train.class_weights"),
+    (lambda p: p["train"].__setitem__("class_weights", {"car": 2.0}), "train.class_weights"),
+    (lambda p: p["train"].__setitem__("class_weights", [1, 1, 1, 1, 1, 1]), "train.class_weights"),
+    (lambda p: p["train"]["jitter"].__setitem__("contrast", 1.5), "train.jitter.contrast"),
+    (lambda p: p["train"]["jitter"].__setitem__("hue", 0.7), "train.jitter.hue"),
+    (lambda p: p["train"]["jitter"].__setitem__("gamma", 0.1), "train.jitter.gamma"),
+    (lambda p: p["train"]["jitter"].__setitem__("brightness", -0.1), "train.jitter.brightness"),
+    (lambda p: p["data"]["potsdam"].__setitem__("url", "ftp://x/2_Ortho_RGB.zip"), "data.potsdam.url"),
+    (lambda p: p["data"]["potsdam"].__setitem__("url", "https://x/2_Ortho_RGB.zip"), "data.potsdam.sha256"),
+    (lambda p: p["data"]["potsdam"].update(url="https://x/a.zip", sha256="abc"), "data.potsdam.sha256"),
+    (lambda p: p["encode"].__setitem__("tolerance", 200), "encode.tolerance"),
+    (lambda p: p["encode"].__setitem__("max_offpalette", 5), "encode.max_offpalette"),
+    (lambda p: p.__setitem__("jobs", 0), "jobs"),
 ])
 def test_bad_params_name_the_key(raw_params, edit, key):
     edit(raw_params)
@@ -58,3 +72,20 @@ def test_unquoted_tile_id_is_explained(raw_params):
     raw_params["data"]["synthetic"]["test"] = [213]
     with pytest.raises(ParamsError, match=r'data.synthetic.test: 213 is not a quoted tile id; write "2_10"'):
         parse_params(raw_params)
+
+
+def test_class_weights_by_name_come_in_palette_order(raw_params):
+    from aerialseg.palette import CLASS_NAMES
+
+    raw_params["train"]["class_weights"] = {name: float(i + 1) for i, name in enumerate(reversed(CLASS_NAMES))}
+    assert parse_params(raw_params).train.class_weights == (6.0, 5.0, 4.0, 3.0, 2.0, 1.0)
+    raw_params["train"]["class_weights"] = {name: 0.0 for name in CLASS_NAMES}
+    with pytest.raises(ParamsError, match="train.class_weights: at least one weight must be > 0"):
+        parse_params(raw_params)
+
+
+def test_download_urls_pair_with_checksums(raw_params):
+    raw_params["data"]["potsdam"].update(url=["https://x/2_Ortho_RGB.zip", "https://x/5_Labels_all.zip"],
+                                         sha256=["A" * 64, "b" * 64])
+    assert parse_params(raw_params).data.potsdam_downloads == (
+        ("https://x/2_Ortho_RGB.zip", "a" * 64), ("https://x/5_Labels_all.zip", "b" * 64))

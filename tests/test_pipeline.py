@@ -68,7 +68,8 @@ def test_repro_leaves_every_output(project):
     for path in ("data/raw/top_potsdam_2_10_RGB.tif", "data/raw/top_potsdam_2_10_RGB.tfw",
                  "data/resized/top_potsdam_2_13_label_noBoundary.tif", "data/masks/2_13_noboundary.png",
                  "data/tiles/index.csv", "data/models/epoch_001.keras", "data/models/epoch_002.keras",
-                 "data/predictions/epoch_002/2_13_smooth.png", "metrics/eval.json", "metrics/checkpoints.json",
+                 "data/predictions/epoch_002/2_13_smooth.png", "data/predictions/epoch_002/2_13_smooth.pgw",
+                 "metrics/data_report.json", "metrics/eval.json", "metrics/checkpoints.json",
                  "metrics/epoch_table.md", "metrics/train/metrics.json", "reports/gallery.png",
                  "reports/progress.gif", "reports/loss.png", "reports/iou.png", "reports/confusion.png",
                  "reports/legend.png", "dvc.lock"):
@@ -108,6 +109,7 @@ def test_more_epochs_predict_only_new_checkpoints_and_diff_per_key(project):
     params["epochs"] = 3
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], project).stdout
+    assert "train: resumed after epoch 2, 3 epochs" in out
     assert "predicted 1 new checkpoint(s), reused 2" in out
     table = (project / "metrics/epoch_table.md").read_text()
     assert sum(line.startswith("| ") and line[2].isdigit() for line in table.splitlines()) == 3
@@ -117,6 +119,46 @@ def test_more_epochs_predict_only_new_checkpoints_and_diff_per_key(project):
     _run(["dvc", "plots", "show", "-o", "plots_html"], project)
     html = (project / "plots_html" / "index.html").read_text()
     assert "mean_iou" in html and "confusion.png" in html
+
+
+@pytest.mark.slow
+def test_sigkilled_repro_resumes_and_matches_a_fresh_run(project):
+    import signal
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from tiny_training import final_weights
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["epochs"] = 8
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    process = subprocess.Popen(["dvc", "repro", "train"], cwd=project, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = project / "data/train_state/state_0005.weights.h5"
+    deadline = time.time() + 300
+    while not state.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+    out = _run(["dvc", "repro", "train"], project).stdout
+    assert "train: resumed after epoch 5, 8 epochs" in out or "train: resumed after epoch 6, 8 epochs" in out
+    resumed_history = pd.read_csv(project / "data/models/history.csv")
+    resumed_weights = final_weights(project / "data/models")
+    resumed_live = pd.read_csv(project / "metrics/train/plots/metrics/train/loss.tsv", sep="\t")
+
+    out = _run(["dvc", "repro", "--force", "train"], project).stdout
+    assert "resumed" not in out
+    pd.testing.assert_frame_equal(pd.read_csv(project / "data/models/history.csv"), resumed_history)
+    for ours, theirs in zip(resumed_weights, final_weights(project / "data/models")):
+        np.testing.assert_array_equal(ours, theirs)
+    assert list(resumed_live["step"]) == list(range(8))
+    pd.testing.assert_frame_equal(pd.read_csv(project / "metrics/train/plots/metrics/train/loss.tsv", sep="\t"),
+                                  resumed_live)
 
 
 @pytest.mark.slow

@@ -69,9 +69,39 @@ def test_off_palette_label_names_file_colour_and_count(tmp_path):
     label = read_rgb(files.label)
     label[:2, :3] = (250, 5, 5)
     write_rgb(files.label, label)
-    with pytest.raises(OffPaletteError, match=r"top_potsdam_3_10_label.tif: 6 pixels .* rgb\(250, 5, 5\) x6"):
+    with pytest.raises(OffPaletteError, match=r"top_potsdam_3_10_label.tif: tile 3_10: 0.10% of pixels are off "
+                                              r".*commonest rgb\(250, 5, 5\) x6"):
         encode_scene(files, MaskFiles(tmp_path / "masks", "3_10"))
     assert not (tmp_path / "masks" / "3_10_full.png").exists()
+
+
+def test_near_palette_colours_are_snapped_and_far_ones_ignored_and_counted(tmp_path):
+    files = _write_scene(tmp_path, "3_11")
+    label = read_rgb(files.label)
+    label[:2, :3] = (250, 5, 5)        # 5 from clutter (255, 0, 0): snapped with tolerance 16
+    label[10, :4] = (128, 128, 128)    # far from every class: ignore
+    write_rgb(files.label, label)
+    masks = MaskFiles(tmp_path / "masks", "3_11")
+    report = encode_scene(files, masks, tolerance=16, max_offpalette=0.01)
+    encoded = read_index_mask(masks.full)
+    assert (encoded[:2, :3] == 5).all() and (encoded[10, :4] == 255).all()
+    assert report["full"]["snapped"] == 6 and report["full"]["off_palette"] == 4
+    assert report["noboundary"]["snapped"] == 0
+    # the same label with a stricter limit stops, naming the tile and the share
+    with pytest.raises(OffPaletteError, match=r"tile 3_11: 0.07% of pixels"):
+        encode_scene(files, MaskFiles(tmp_path / "strict", "3_11"), tolerance=16, max_offpalette=0.0001)
+
+
+def test_encode_label_by_hand():
+    from aerialseg.palette import encode_label
+
+    rgb = np.array([[[255, 255, 255], [0, 0, 250], [10, 10, 10], [90, 90, 90]]], np.uint8)
+    strict = encode_label(rgb, allow_boundary=False, tolerance=0)
+    assert strict.mask.tolist() == [[0, 255, 255, 255]] and strict.off_palette == 3 and strict.snapped == 0
+    loose = encode_label(rgb, allow_boundary=True, tolerance=10)
+    # (0, 0, 250) -> building; (10, 10, 10) -> boundary black -> ignore; (90, 90, 90) stays off-palette
+    assert loose.mask.tolist() == [[0, 1, 255, 255]] and loose.snapped == 2 and loose.off_palette == 1
+    assert loose.off_colours[0].rgb == (90, 90, 90) and loose.off_palette_share == pytest.approx(0.25)
 
 
 def test_corrupt_image_is_a_clear_error(tmp_path):

@@ -47,7 +47,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
     from aerialseg.blending import blend_rows, count_windows
     from aerialseg.inference import load_model, model_depth
-    from aerialseg.io import atomic_path, read_world_file, write_rgb, write_world_file
+    from aerialseg.io import atomic_path, read_world_file, world_file_for, write_rgb, write_world_file
     from aerialseg.palette import NUM_CLASSES, index_to_rgb
 
     image, notes = _load_image(Path(args.image))
@@ -84,9 +84,9 @@ def predict_command(args: argparse.Namespace) -> int:
             probabilities.flush()
             del probabilities
     write_rgb(out, index_to_rgb(class_map))
-    world = Path(args.image).with_suffix(".tfw")
+    world = world_file_for(args.image)
     if world.is_file():
-        write_world_file(out.with_suffix(".tfw"), read_world_file(world))
+        write_world_file(world_file_for(out), read_world_file(world))
     print(f"aerialseg predict: wrote {out} ({width}x{height} px, {total} windows)")
     return 0
 

@@ -146,6 +146,15 @@ def read_world_file(path: str | Path) -> WorldFile:
     return WorldFile(*values)
 
 
+_WORLD_SUFFIXES = {".tif": ".tfw", ".tiff": ".tfw", ".png": ".pgw", ".jpg": ".jgw", ".jpeg": ".jgw"}
+
+
+def world_file_for(image: str | Path) -> Path:
+    """The world file GDAL/QGIS look for beside an image (.tfw, .pgw, .jgw, else .wld)."""
+    image = Path(image)
+    return image.with_suffix(_WORLD_SUFFIXES.get(image.suffix.lower(), ".wld"))
+
+
 def write_world_file(path: str | Path, world: WorldFile) -> None:
     """Write a world file atomically."""
     write_text(path, world.to_text())

@@ -31,15 +31,24 @@ class DiceFocalLoss(keras.losses.Loss):
     The seed's loss (segmentation_models' DiceLoss + CategoricalFocalLoss) rebuilt from
     ``keras.losses.Dice`` and ``keras.losses.CategoricalFocalCrossentropy``. Ignored pixels
     get an all-zero target and prediction, so they add nothing to either term.
+
+    ``class_weights`` (one per class, relative) make the Dice term a weighted mean of the
+    per-class scores and the focal term a weighted mean over pixels, each pixel weighted by
+    its true class. Keras' ``class_weight`` argument to ``fit`` cannot do this for
+    per-pixel targets (keras-team/keras#14126), so the weighting lives in the loss.
     """
 
     def __init__(self, num_classes: int = NUM_CLASSES, dice_weight: float = 1.0,
-                 focal_weight: float = 1.0, gamma: float = 2.0, name: str = "dice_focal", **kwargs):
+                 focal_weight: float = 1.0, gamma: float = 2.0, class_weights: list[float] | None = None,
+                 name: str = "dice_focal", **kwargs):
         super().__init__(name=name, **kwargs)
         self.num_classes = num_classes
         self.dice_weight = dice_weight
         self.focal_weight = focal_weight
         self.gamma = gamma
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        if self.class_weights is not None and len(self.class_weights) != num_classes:
+            raise ValueError(f"class_weights: expected {num_classes} values, got {len(self.class_weights)}")
         # one Dice score per class over the whole batch, then their mean: small classes
         # (cars, clutter) weigh as much as large ones
         self._dice = keras.losses.Dice(reduction=None, axis=(0, 1, 2))
@@ -47,13 +56,42 @@ class DiceFocalLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         one_hot, valid = _one_hot_valid(y_true, y_pred, self.num_classes)
-        dice = ops.mean(self._dice(one_hot, y_pred * valid))
-        focal = ops.sum(self._focal(one_hot, y_pred)) / ops.maximum(ops.sum(valid), 1.0)
-        return self.dice_weight * dice + self.focal_weight * focal
+        per_class_dice = self._dice(one_hot, y_pred * valid)
+        focal = self._focal(one_hot, y_pred)
+        if self.class_weights is None:
+            dice = ops.mean(per_class_dice)
+            focal = ops.sum(focal) / ops.maximum(ops.sum(valid), 1.0)
+        else:
+            weights = ops.convert_to_tensor(self.class_weights, dtype=y_pred.dtype)
+            dice = ops.sum(per_class_dice * weights) / ops.sum(weights)
+            pixel_weights = ops.sum(one_hot * weights, axis=-1)  # 0 on ignored pixels
+            focal = ops.sum(focal * pixel_weights) / ops.maximum(ops.sum(pixel_weights), 1e-6)
+        total = self.dice_weight * dice + self.focal_weight * focal
+        # a batch-level value, handed back once per sample: Keras then averages it as usual
+        # and, under tf.distribute, scales it for summing gradients over replicas (a bare
+        # scalar would skip that scaling and double the gradients on two replicas)
+        return ops.broadcast_to(total, ops.shape(y_pred)[:1])
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_classes": self.num_classes, "dice_weight": self.dice_weight,
-                "focal_weight": self.focal_weight, "gamma": self.gamma}
+                "focal_weight": self.focal_weight, "gamma": self.gamma, "class_weights": self.class_weights}
+
+
+def median_frequency_weights(pixel_counts: list[int]) -> list[float]:
+    """Median-frequency balancing (Eigen & Fergus 2015): ``median(freq) / freq`` per class.
+
+    Rare classes (cars, clutter) get weights above 1, dominant ones (impervious surfaces,
+    buildings) below 1. A class absent from the counts gets weight 0: it has no pixels
+    to weigh and its Dice score is meaningless.
+    """
+    counts = [float(c) for c in pixel_counts]
+    total = sum(counts)
+    if total <= 0:
+        raise ValueError("median_frequency_weights: no labelled pixels to count")
+    present = sorted(c / total for c in counts if c > 0)
+    middle = len(present) // 2
+    median = present[middle] if len(present) % 2 else (present[middle - 1] + present[middle]) / 2
+    return [median / (c / total) if c > 0 else 0.0 for c in counts]
 
 
 @keras.saving.register_keras_serializable(package="aerialseg")

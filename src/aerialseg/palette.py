@@ -100,6 +100,55 @@ def rgb_to_index(rgb: np.ndarray, *, allow_boundary: bool = False) -> np.ndarray
     return codes[pos_clipped]
 
 
+@dataclass(frozen=True)
+class LabelEncoding:
+    """A label encoded to class indices, with what had to be repaired to get there."""
+
+    mask: np.ndarray
+    snapped: int  # pixels whose near-palette colour was snapped to the nearest class colour
+    off_palette: int  # pixels too far from every class colour, set to IGNORE_INDEX
+    off_colours: list[OffPaletteColour]  # those colours, most frequent first
+
+    @property
+    def off_palette_share(self) -> float:
+        """Fraction of the label's pixels that are off-palette."""
+        return self.off_palette / max(self.mask.size, 1)
+
+
+def encode_label(rgb: np.ndarray, *, allow_boundary: bool, tolerance: int) -> LabelEncoding:
+    """Encode a colour label to class indices, repairing what can be repaired and counting it.
+
+    A colour within ``tolerance`` (largest per-channel difference) of a class colour, or of
+    black where boundaries are allowed, is snapped to it: compression and resampling
+    leave such near-palette colours in some releases. Colours farther from every class
+    become IGNORE_INDEX, so they never count as any class (unlike converters that map
+    unknown colours silently to class 0); the caller decides whether their share is
+    acceptable.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"mask must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    packed = _pack(rgb)
+    lookup = colour_lookup(allow_boundary)
+    keys = np.array(sorted(lookup), dtype=np.int32)
+    codes = np.array([lookup[k] for k in keys], dtype=np.uint8)
+    pos = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
+    known = keys[pos] == packed
+    mask = codes[pos]
+    if known.all():
+        return LabelEncoding(mask, 0, 0, [])
+    values, inverse, counts = np.unique(packed[~known], return_inverse=True, return_counts=True)
+    references = np.array(list(CLASS_COLOURS) + ([BOUNDARY_RGB] if allow_boundary else []), np.int32)
+    reference_codes = np.array(list(range(NUM_CLASSES)) + ([IGNORE_INDEX] if allow_boundary else []), np.uint8)
+    colours = np.stack([(values >> 16) & 255, (values >> 8) & 255, values & 255], axis=1)
+    distance = np.abs(colours[:, None, :] - references[None, :, :]).max(axis=2)
+    nearest = distance.argmin(axis=1)
+    close = distance[np.arange(len(values)), nearest] <= tolerance
+    mask[~known] = np.where(close, reference_codes[nearest], IGNORE_INDEX)[inverse]
+    far = [OffPaletteColour(tuple(int(c) for c in colours[i]), int(counts[i])) for i in np.flatnonzero(~close)]
+    far.sort(key=lambda colour: -colour.count)
+    return LabelEncoding(mask, int(counts[close].sum()), int(counts[~close].sum()), far)
+
+
 def index_to_rgb(index: np.ndarray) -> np.ndarray:
     """Decode class indices (H, W) to official colours (H, W, 3) uint8; ignore -> black."""
     table = np.zeros((256, 3), dtype=np.uint8)

@@ -15,10 +15,14 @@ from typing import Any
 import yaml
 
 from aerialseg.blending import TTA_MODES
+from aerialseg.palette import CLASS_NAMES
 
 DATA_SOURCES = ("synthetic", "potsdam")
 LR_SCHEDULES = ("exponential", "constant")
 SWITCHES = ("auto", "on", "off")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+CLASS_WEIGHTING = ("none", "median_frequency")
+JITTER_KEYS = ("brightness", "contrast", "saturation", "hue")
 _TILE_ID = re.compile(r"^\d+_\d+$")
 
 
@@ -52,6 +56,8 @@ class DataParams:
     synthetic_split: Split
     potsdam_path: str
     potsdam_split: Split
+    # (url, sha256) of archives to fetch into potsdam_path before extracting
+    potsdam_downloads: tuple[tuple[str, str], ...] = ()
 
     @property
     def split(self) -> Split:
@@ -86,6 +92,16 @@ class TrainParams:
     focal_gamma: float
     mixed_precision: str
     jit_compile: str
+    strategy: str
+    # "none", "median_frequency", or one relative weight per class in palette order
+    class_weights: str | tuple[float, ...]
+    jitter: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EncodeParams:
+    tolerance: int
+    max_offpalette: float
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,8 @@ class Params:
     checkpoint_every: int
     data: DataParams
     resize_scale: float
+    encode: EncodeParams
+    jobs: int | None
     tile: TileParams
     model: ModelParams
     train: TrainParams
@@ -230,6 +248,7 @@ def parse_params(raw: Any) -> Params:
         synthetic_split=_split(synthetic),
         potsdam_path=potsdam.string("path"),
         potsdam_split=_split(potsdam),
+        potsdam_downloads=_downloads(potsdam),
     )
     model_section = root.section("model")
     model = ModelParams(
@@ -277,6 +296,9 @@ def parse_params(raw: Any) -> Params:
         focal_gamma=train_section.number("focal_gamma", minimum=0.0),
         mixed_precision=train_section.choice("mixed_precision", SWITCHES),
         jit_compile=train_section.choice("jit_compile", SWITCHES),
+        strategy=train_section.choice("strategy", STRATEGIES),
+        class_weights=_class_weights(train_section),
+        jitter=_jitter(train_section.section("jitter")),
     )
     if train.lr_decay > 1.0:
         raise ParamsError(f"train.lr_decay: {train.lr_decay} would grow the learning rate; use a value <= 1")
@@ -296,6 +318,8 @@ def parse_params(raw: Any) -> Params:
         checkpoint_every=checkpoint_every,
         data=data_params,
         resize_scale=scale,
+        encode=_encode(root.section("encode")),
+        jobs=root.optional_integer("jobs", minimum=1),
         tile=tile,
         model=model,
         train=train,
@@ -313,6 +337,73 @@ def parse_params(raw: Any) -> Params:
             f"data.{params.data.source}.test"
         )
     return params
+
+
+def _encode(section: _Reader) -> EncodeParams:
+    encode = EncodeParams(tolerance=section.integer("tolerance", minimum=0),
+                          max_offpalette=section.number("max_offpalette", minimum=0.0))
+    if encode.tolerance > 127:
+        raise ParamsError(f"{section.key('tolerance')}: {encode.tolerance} could snap a colour to either of two "
+                          "class colours; use a value <= 127")
+    if encode.max_offpalette > 1:
+        raise ParamsError(f"{section.key('max_offpalette')}: {encode.max_offpalette} is a share; use 0..1")
+    return encode
+
+
+def _string_list(section: _Reader, name: str) -> list[str]:
+    value = section.get(name)
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise ParamsError(f"{section.key(name)}: expected a string, a list of strings or null, got {value!r}")
+    return values
+
+
+def _downloads(section: _Reader) -> tuple[tuple[str, str], ...]:
+    urls, sums = _string_list(section, "url"), _string_list(section, "sha256")
+    for url in urls:
+        if not url.lower().startswith(("http://", "https://")):
+            raise ParamsError(f"{section.key('url')}: {url!r} is not an http(s) URL")
+    if len(sums) != len(urls):
+        raise ParamsError(f"{section.key('sha256')}: give one checksum per url ({len(urls)} url(s), "
+                          f"{len(sums)} checksum(s)); downloads are always verified")
+    for digest in sums:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            raise ParamsError(f"{section.key('sha256')}: {digest!r} is not a 64-digit hex SHA-256")
+    return tuple(zip(urls, (d.lower() for d in sums)))
+
+
+def _class_weights(section: _Reader) -> str | tuple[float, ...]:
+    value = section.get("class_weights")
+    if isinstance(value, str):
+        return section.choice("class_weights", CLASS_WEIGHTING)
+    if not isinstance(value, dict):
+        raise ParamsError(f"{section.key('class_weights')}: expected one of {', '.join(CLASS_WEIGHTING)} "
+                          f"or a mapping from class name to weight, got {value!r}")
+    unknown = sorted(set(value) - set(CLASS_NAMES))
+    missing = [name for name in CLASS_NAMES if name not in value]
+    if unknown or missing:
+        problem = f"unknown class {unknown[0]!r}" if unknown else f"no weight for {missing[0]!r}"
+        raise ParamsError(f"{section.key('class_weights')}: {problem}; give all of {', '.join(CLASS_NAMES)}")
+    weights = section.section("class_weights")
+    result = tuple(weights.number(name, minimum=0.0) for name in CLASS_NAMES)
+    if not any(result):
+        raise ParamsError(f"{section.key('class_weights')}: at least one weight must be > 0")
+    return result
+
+
+def _jitter(section: _Reader) -> dict[str, float]:
+    unknown = sorted(set(section.raw) - set(JITTER_KEYS))
+    if unknown:
+        raise ParamsError(f"{section.key(unknown[0])}: unknown key; expected {', '.join(JITTER_KEYS)}")
+    jitter = {name: section.number(name, minimum=0.0) for name in JITTER_KEYS}
+    for name in ("contrast", "saturation"):
+        if jitter[name] >= 1.0:
+            raise ParamsError(f"{section.key(name)}: {jitter[name]} would allow a factor <= 0; use a value < 1")
+    if jitter["hue"] > 0.5:
+        raise ParamsError(f"{section.key('hue')}: {jitter['hue']} exceeds half the colour wheel (0.5)")
+    return jitter
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

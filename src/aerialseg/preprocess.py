@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
 from aerialseg.datasets.layout import MaskFiles, SceneFiles
 from aerialseg.io import DataError, read_rgb, read_world_file, write_index_mask, write_rgb, write_world_file
-from aerialseg.palette import OffPaletteError, rgb_to_index
+from aerialseg.palette import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, LabelEncoding, OffPaletteError, encode_label
 
 
 def resized_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -32,35 +34,77 @@ def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
 
 
 def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, int]:
-    """Resize one scene's image, labels and world file; returns the new (height, width)."""
+    """Resize one scene's image, labels and world file; returns the new (height, width).
+
+    One file is in memory at a time (a 6000 x 6000 RGB tile is 108 MB), so a worker's
+    peak stays near one full-size tile plus its resized copy.
+    """
     image = read_rgb(src.image)
-    labels = {}
-    for path in (src.label, src.label_noboundary):
-        label = read_rgb(path)
-        if label.shape != image.shape:
-            raise DataError(f"{path}: label is {label.shape[1]}x{label.shape[0]} px but its image "
-                            f"{src.image.name} is {image.shape[1]}x{image.shape[0]} px")
-        labels[path] = label
+    size = image.shape[:2]
     write_rgb(dst.image, resize_image(image, scale))
-    write_rgb(dst.label, resize_label(labels[src.label], scale))
-    write_rgb(dst.label_noboundary, resize_label(labels[src.label_noboundary], scale))
+    del image
+    for path, out in ((src.label, dst.label), (src.label_noboundary, dst.label_noboundary)):
+        label = read_rgb(path)
+        if label.shape[:2] != size:
+            raise DataError(f"{path}: label is {label.shape[1]}x{label.shape[0]} px but its image "
+                            f"{src.image.name} is {size[1]}x{size[0]} px")
+        write_rgb(out, resize_label(label, scale))
+        del label
     if src.world.is_file():
         write_world_file(dst.world, read_world_file(src.world).scaled(scale))
-    return resized_shape(image.shape[:2], scale)
+    return resized_shape(size, scale)
 
 
-def encode_scene(src: SceneFiles, dst: MaskFiles) -> dict[str, int]:
-    """Encode both labels of a scene to class-index masks; returns ignored-pixel counts.
+def label_report(encoding: LabelEncoding) -> dict:
+    """What a data report says about one encoded label: repairs and class shares."""
+    mask = encoding.mask
+    counts = np.bincount(mask.ravel(), minlength=256)
+    labelled = max(int(counts[:NUM_CLASSES].sum()), 1)
+    return {
+        "pixels": int(mask.size),
+        "snapped": encoding.snapped,
+        "off_palette": encoding.off_palette,
+        "ignored": int(counts[IGNORE_INDEX]),
+        "class_share": {name: round(int(counts[i]) / labelled, 6) for i, name in enumerate(CLASS_NAMES)},
+    }
 
-    Black in the no-boundary label is the eroded boundary (ignore); any colour outside
-    the palette is an error naming the file, the colours and their pixel counts.
+
+def encode_scene(src: SceneFiles, dst: MaskFiles, tolerance: int = 0, max_offpalette: float = 0.0) -> dict:
+    """Encode both labels of a scene to class-index masks; return their data reports.
+
+    Black in the no-boundary label is the eroded boundary (ignore). Near-palette colours
+    (within ``tolerance``) are snapped; other colours become ignore, and a label where
+    they exceed ``max_offpalette`` of the pixels stops with an error naming the tile, the
+    share and the commonest colours.
     """
-    ignored = {}
-    for path, out, allow_boundary in ((src.label, dst.full, False), (src.label_noboundary, dst.noboundary, True)):
-        try:
-            mask = rgb_to_index(read_rgb(path), allow_boundary=allow_boundary)
-        except OffPaletteError as err:
-            raise OffPaletteError(f"{path}: {err}") from None
-        write_index_mask(out, mask)
-        ignored[out.name] = int((mask == 255).sum())
-    return ignored
+    reports = {}
+    for path, out, allow_boundary, kind in ((src.label, dst.full, False, "full"),
+                                            (src.label_noboundary, dst.noboundary, True, "noboundary")):
+        encoding = encode_label(read_rgb(path), allow_boundary=allow_boundary, tolerance=tolerance)
+        if encoding.off_palette_share > max_offpalette:
+            listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours[:3])
+            raise OffPaletteError(
+                f"{path}: tile {src.tile_id}: {encoding.off_palette_share:.2%} of pixels are off the ISPRS "
+                f"palette (encode.max_offpalette {max_offpalette:.2%}; commonest {listed}); fix the label or "
+                f"add \"{src.tile_id}\" to data.exclude")
+        write_index_mask(out, encoding.mask)
+        reports[kind] = label_report(encoding)
+    return reports
+
+
+def resize_scene_files(scene_id: str, source: Path, target: Path, scale: float) -> tuple[int, int]:
+    """``resize_scene`` by scene id and folders (picklable, for worker processes)."""
+    return resize_scene(SceneFiles(source, scene_id), SceneFiles(target, scene_id), scale)
+
+
+def encode_scene_files(scene_id: str, source: Path, target: Path, tolerance: int, max_offpalette: float) -> dict:
+    """``encode_scene`` by scene id and folders (picklable, for worker processes)."""
+    return encode_scene(SceneFiles(source, scene_id), MaskFiles(target, scene_id), tolerance, max_offpalette)
+
+
+def data_report(reports: dict[str, dict], tolerance: int, max_offpalette: float) -> dict:
+    """The data report of a set of scenes: per-tile label reports and their totals."""
+    totals = {key: sum(r[kind][key] for r in reports.values() for kind in r)
+              for key in ("pixels", "snapped", "off_palette")}
+    return {"settings": {"tolerance": tolerance, "max_offpalette": max_offpalette}, "totals": totals,
+            "tiles": reports}

@@ -1,19 +1,31 @@
-"""Train the U-Net from the sharded tile store: tf.data input, checkpoints, dvclive logging."""
+"""Train the U-Net from the sharded tile store: resumable, deterministic, distributable.
+
+A run keeps its full state (weights, optimizer, epoch) in a state folder after every
+epoch. Started again with the same settings it continues from the last completed epoch,
+whether the previous process was killed or finished a shorter run, and it produces the
+same checkpoints, history and dvclive logs as one uninterrupted run.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
+from aerialseg import resume
+from aerialseg.distribute import build_before_fit, is_chief, make_strategy, replica_batch
+from aerialseg.input_pipeline import Jitter, steps_per_epoch, tile_dataset
 from aerialseg.io import atomic_path
-from aerialseg.losses import DiceFocalLoss, training_metrics
+from aerialseg.losses import DiceFocalLoss, median_frequency_weights, training_metrics
 from aerialseg.model import build_unet
-from aerialseg.palette import NUM_CLASSES
+from aerialseg.palette import CLASS_NAMES, NUM_CLASSES
 from aerialseg.tiling import TileStore
 
 CHECKPOINT_PATTERN = "epoch_{epoch:03d}.keras"
@@ -39,51 +51,6 @@ def list_checkpoints(folder: Path) -> dict[int, Path]:
         except (IndexError, ValueError):
             continue
     return dict(sorted(found.items()))
-
-
-def _d4_augment(image, mask, seeds):
-    """The same random rotation by k*90 degrees and mirror for an image and its mask."""
-    k = tf.random.stateless_uniform([], seed=seeds[0], minval=0, maxval=4, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([], seed=seeds[1]) < 0.5
-    mask = mask[..., None]
-    image, mask = tf.image.rot90(image, k), tf.image.rot90(mask, k)
-    image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
-    mask = tf.cond(flip, lambda: tf.image.flip_left_right(mask), lambda: mask)
-    return image, mask[..., 0]
-
-
-def tile_dataset(store: TileStore, split: str, batch_size: int, *, seed: int,
-                 training: bool) -> tf.data.Dataset:
-    """Batches of (float32 image, uint8 mask) streamed from a split's memory-mapped shards.
-
-    Training batches are shuffled with a seeded, per-epoch reshuffle and D4-augmented
-    with seeded stateless randomness, so the same seed gives the same batches.
-    """
-    shards = store.shards(split)
-    patch = store.manifest["patch_size"]
-    locations = np.array([(s, r) for s, (_, masks) in enumerate(shards) for r in range(len(masks))], np.int64)
-
-    def load(location):
-        shard, row = int(location[0]), int(location[1])
-        images, masks = shards[shard]
-        return np.asarray(images[row], np.float32), np.asarray(masks[row])
-
-    def fetch(location):
-        image, mask = tf.numpy_function(load, [location], (tf.float32, tf.uint8), stateful=False)
-        image.set_shape((patch, patch, 3))
-        mask.set_shape((patch, patch))
-        return image, mask
-
-    ds = tf.data.Dataset.from_tensor_slices(locations)
-    if training:
-        ds = ds.shuffle(len(locations), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if training:
-        noise = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(2).batch(2)
-        ds = tf.data.Dataset.zip((ds, noise)).map(
-            lambda pair, seeds: _d4_augment(pair[0], pair[1], seeds),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
@@ -120,6 +87,20 @@ class TrainConfig:
     focal_gamma: float
     mixed_precision: str = "off"
     jit_compile: str = "off"
+    strategy: str = "one_device"
+    class_weights: str | tuple[float, ...] = "none"
+    jitter: Jitter = field(default_factory=Jitter)
+
+    def resume_key(self) -> dict:
+        """The settings a saved state depends on: all but the run length and checkpoint list.
+
+        The strategy is left out on purpose, so that a run killed on one machine can be
+        finished on another.
+        """
+        settings = asdict(self)
+        for name in ("epochs", "checkpoint_epochs", "strategy"):
+            settings.pop(name)
+        return settings
 
 
 def gpu_available() -> bool:
@@ -144,11 +125,22 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
                                                        staircase=True)
 
 
-def compile_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+def loss_class_weights(config: TrainConfig, store: TileStore) -> list[float] | None:
+    """Per-class loss weights from the config; ``median_frequency`` counts the train tiles."""
+    if config.class_weights == "none":
+        return None
+    if config.class_weights == "median_frequency":
+        counts = store.manifest["class_pixels"].get("train", {})
+        return median_frequency_weights([counts.get(name, 0) for name in CLASS_NAMES])
+    return list(config.class_weights)
+
+
+def compile_model(config: TrainConfig, steps_per_epoch: int, class_weights: list[float] | None = None) -> keras.Model:
     """Build and compile the U-Net with the seed's loss and metrics.
 
     Under mixed precision the layers compute in float16 (the head stays float32) and
-    Keras wraps the optimizer in dynamic loss scaling.
+    Keras wraps the optimizer in dynamic loss scaling. Call inside a strategy's scope to
+    distribute it.
     """
     policy = "mixed_float16" if resolve_switch(config.mixed_precision) else "float32"
     keras.mixed_precision.set_global_policy(policy)
@@ -156,32 +148,120 @@ def compile_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
                        max_filters=config.max_filters, batch_norm=config.batch_norm)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-        loss=DiceFocalLoss(NUM_CLASSES, config.dice_weight, config.focal_weight, config.focal_gamma),
+        loss=DiceFocalLoss(NUM_CLASSES, config.dice_weight, config.focal_weight, config.focal_gamma,
+                           class_weights=class_weights),
         metrics=training_metrics(NUM_CLASSES),
         jit_compile=resolve_switch(config.jit_compile),
     )
     return model
 
 
-def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, verbose: int = 2) -> keras.callbacks.History:
-    """Train from scratch and leave checkpoints, ``history.csv`` and dvclive logs behind."""
+def store_digest(store: TileStore) -> str:
+    """A digest of the tile index: a saved state only resumes on the same tiles."""
+    return hashlib.sha256((store.folder / "index.csv").read_bytes()).hexdigest()[:16]
+
+
+def _clear(*folders: Path) -> None:
+    for folder in folders:
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+
+
+def _prune_checkpoints(models: Path, keep: list[int], epochs_done: int) -> None:
+    """Drop checkpoints this run will not keep or will write again."""
+    for epoch, path in list_checkpoints(models).items():
+        if epoch > epochs_done or epoch not in keep:
+            path.unlink()
+
+
+def _outputs_complete(config: TrainConfig, models: Path, epochs_done: int) -> bool:
+    """Whether the checkpoints and history of the first ``epochs_done`` epochs are all there."""
+    expected = [e for e in config.checkpoint_epochs if e <= epochs_done]
+    return all(checkpoint_path(models, e).is_file() for e in expected) and (models / "history.csv").is_file()
+
+
+def code_digest() -> str:
+    """A digest of the modules that define training: states from other code are not resumed."""
+    from aerialseg import input_pipeline, losses, model
+
+    digest = hashlib.sha256()
+    for module in (input_pipeline, losses, model, __import__(__name__, fromlist=["_"])):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _resume_or_start(model: keras.Model, config: TrainConfig, run: dict, models: Path, live_dir: Path,
+                     state_dir: Path) -> int:
+    """Restore the newest usable state of this run into ``model`` and cut the logs back to it.
+
+    Returns the number of completed epochs to continue from; 0 means start afresh, in which
+    case the output folders are emptied and the state folder is claimed for this run.
+    A run that already reached ``epochs`` (or more) is retrained, not reused.
+    """
+    states = resume.saved_states(state_dir)
+    start = 0
+    same_run = resume.read_run(state_dir) == json.loads(json.dumps(run))
+    if same_run and states and max(states) < config.epochs:
+        start = resume.restore_latest(model, state_dir, below=config.epochs)
+    if start and _outputs_complete(config, models, start):
+        _prune_checkpoints(models, config.checkpoint_epochs, start)
+        resume.trim_history(models / "history.csv", start)
+        resume.trim_live(live_dir, start)
+        return start
+    _clear(models, live_dir)
+    resume.start_run(state_dir, run)
+    return 0
+
+
+def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, state_dir: Path,
+          verbose: int = 2) -> tuple[keras.callbacks.History, int]:
+    """Train, resuming from ``state_dir`` when it holds a state of this run; return (history, resumed epoch).
+
+    Leaves checkpoints and ``history.csv`` in ``models``, dvclive logs in ``live_dir``, and
+    the latest training state in ``state_dir``. Only the chief process of a multi-worker
+    run writes them; the other workers write to a throw-away folder.
+    """
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    make_deterministic(config.seed)
-    models.mkdir(parents=True, exist_ok=True)
-    train_ds = tile_dataset(store, "train", config.batch_size, seed=config.seed, training=True)
-    val_ds = tile_dataset(store, "val", config.batch_size, seed=config.seed, training=False)
-    model = compile_model(config, steps_per_epoch=-(-store.count("train") // config.batch_size))
-    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
-    callbacks = [
-        PeriodicCheckpoint(models, config.checkpoint_epochs),
-        keras.callbacks.CSVLogger(str(models / "history.csv")),
-        DVCLiveCallback(live=live),
-    ]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    strategy = make_strategy(config.strategy)
+    replica_batch(strategy, config.batch_size)
+    scratch = None
+    if not is_chief(strategy):
+        scratch = Path(tempfile.mkdtemp(prefix="aerialseg-worker-"))
+        models, live_dir, state_dir = scratch / "models", scratch / "live", scratch / "state"
+    run = {"config": config.resume_key(), "tiles": store_digest(store), "code": code_digest()}
+    steps = steps_per_epoch(store, "train", config.batch_size)
+    class_weights = loss_class_weights(config, store)
     try:
-        return model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks,
-                         verbose=verbose, shuffle=False)  # tile_dataset shuffles, seeded
+        make_deterministic(config.seed)
+        with strategy.scope():
+            model = compile_model(config, steps, class_weights)
+            start = _resume_or_start(model, config, run, models, live_dir, state_dir)
+        if start == 0:  # a state may have been loaded and then rejected: start from clean weights
+            make_deterministic(config.seed)
+            with strategy.scope():
+                model = compile_model(config, steps, class_weights)
+
+        train_ds = tile_dataset(store, "train", config.batch_size, seed=config.seed, training=True,
+                                first_epoch=start, epochs=config.epochs, jitter=config.jitter)
+        val_ds = tile_dataset(store, "val", config.batch_size, seed=config.seed, training=False)
+        build_before_fit(model, strategy, next(iter(val_ds)))
+        live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=start > 0)
+        live.step = start
+        callbacks = [
+            PeriodicCheckpoint(models, config.checkpoint_epochs),
+            keras.callbacks.CSVLogger(str(models / "history.csv"), append=start > 0),
+            DVCLiveCallback(live=live),
+            resume.EpochState(state_dir),  # last: logs may run one epoch ahead of the state, never behind
+        ]
+        history = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=config.epochs,
+                            initial_epoch=start, callbacks=callbacks, verbose=verbose,
+                            shuffle=False)  # tile_dataset orders each epoch, seeded
+        return history, start
     finally:
         keras.mixed_precision.set_global_policy("float32")
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)

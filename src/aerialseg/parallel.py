@@ -1,0 +1,54 @@
+"""Run one function per scene in worker processes, in order, with a progress bar.
+
+Each worker handles one scene at a time, so peak memory is bounded by what one scene
+needs, times ``jobs``. Workers report their own peak resident memory, which the stages
+log and the preprocessing benchmark reports.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Sequence
+
+from tqdm import tqdm
+
+
+def resolve_jobs(jobs: int | None, tasks: int) -> int:
+    """Worker processes to use: ``jobs`` (None or 0: every core), never more than tasks."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(jobs or cores, tasks))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _call(function: Callable, item: Any) -> tuple[Any, float]:
+    return function(item), peak_rss_mb()
+
+
+def map_scenes(function: Callable[[Any], Any], items: Sequence[Any], jobs: int | None,
+               desc: str) -> tuple[list[Any], float]:
+    """``[function(item) for item in items]`` over worker processes; also the largest worker peak RSS (MB).
+
+    ``function`` must be picklable (a module-level function or a ``functools.partial`` of
+    one). The first exception raised by any item is raised here, after the pool stops.
+    """
+    workers = resolve_jobs(jobs, len(items))
+    results: list[Any] = []
+    peak = 0.0
+    with tqdm(total=len(items), desc=desc, unit="scene") as bar:
+        if workers == 1:
+            for item in items:
+                results.append(function(item))
+                bar.update()
+            return results, peak_rss_mb()
+        with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=None) as pool:
+            for result, rss in pool.map(_call, [function] * len(items), items):
+                results.append(result)
+                peak = max(peak, rss)
+                bar.update()
+    return results, peak

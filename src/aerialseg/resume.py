@@ -1,0 +1,126 @@
+"""Training state that survives SIGKILL: one atomic file per completed epoch.
+
+Keras' ``BackupAndRestore`` writes the weights and its epoch counter as two files, one after
+the other; a kill between the two pairs epoch N+1's weights with counter N and the resumed
+run silently diverges. Here the epoch number is part of the state file's name and the file
+appears by rename, so the state on disk is always one whole, completed epoch. The file
+holds the model and optimizer variables (``save_weights`` includes the optimizer, so Adam's
+moments and the step counter that drives the learning-rate schedule come back too).
+
+The logs (``history.csv``, dvclive's TSV files) are written before the state file. After a
+kill they may hold one epoch more than the state; ``trim_logs`` cuts them back so the
+resumed run appends exactly where the state left off.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import keras
+
+from aerialseg.io import atomic_path, read_json, write_json
+
+RUN_FILE = "run.json"
+STATE_GLOB = "state_*.weights.h5"
+
+
+def state_path(folder: Path, epoch: int) -> Path:
+    """The state file after ``epoch`` completed epochs."""
+    return Path(folder) / f"state_{epoch:04d}.weights.h5"
+
+
+def saved_states(folder: Path) -> dict[int, Path]:
+    """State files by number of completed epochs, oldest first."""
+    states = {}
+    for path in Path(folder).glob(STATE_GLOB):
+        try:
+            states[int(path.name.split("_")[1].split(".")[0])] = path
+        except ValueError:
+            continue
+    return dict(sorted(states.items()))
+
+
+def read_run(folder: Path) -> dict | None:
+    """The run description saved with the state, or None when there is none."""
+    path = Path(folder) / RUN_FILE
+    return read_json(path) if path.is_file() else None
+
+
+def start_run(folder: Path, run: dict) -> None:
+    """Empty the state folder and record which run its states will belong to."""
+    folder = Path(folder)
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    write_json(folder / RUN_FILE, run)
+
+
+class EpochState(keras.callbacks.Callback):
+    """After every epoch, save the full training state atomically; keep the last two.
+
+    The previous state stays as a fallback in case a power loss leaves the newest file
+    unreadable (rename is atomic, but not every file system orders data before names).
+    """
+
+    def __init__(self, folder: Path, keep: int = 2) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        final = state_path(self.folder, epoch + 1)
+        partial = final.with_name(f".partial.{final.name}")  # Keras wants the .weights.h5 suffix
+        self.model.save_weights(str(partial))
+        os.replace(partial, final)
+        for path in list(saved_states(self.folder).values())[:-self.keep]:
+            path.unlink(missing_ok=True)
+
+
+def restore_latest(model: keras.Model, folder: Path, below: int) -> int:
+    """Load the newest readable state with fewer than ``below`` epochs; return its epoch (0: none).
+
+    ``model`` must be compiled: the optimizer is built first so that its variables load too.
+    """
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    for epoch, path in reversed(saved_states(folder).items()):
+        if epoch >= below:
+            continue
+        try:
+            model.load_weights(str(path))
+        except (OSError, ValueError):
+            continue
+        return epoch
+    return 0
+
+
+def trim_history(path: Path, epochs_done: int) -> None:
+    """Keep only the rows of Keras' ``history.csv`` for the first ``epochs_done`` epochs."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epochs_done]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
+        csv.writer(handle).writerows(kept)
+
+
+def trim_live(folder: Path, epochs_done: int) -> None:
+    """Drop dvclive's metric rows logged at steps >= ``epochs_done`` (one step per epoch)."""
+    for tsv in Path(folder).glob("plots/metrics/**/*.tsv"):
+        with tsv.open(newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+            fields = list(rows[0]) if rows else None
+        if fields is None:
+            continue
+        kept = [row for row in rows if int(row["step"]) < epochs_done]
+        with atomic_path(tsv) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fields, delimiter="\t")
+            writer.writeheader()
+            writer.writerows(kept)

@@ -1,0 +1,86 @@
+"""A tiny tile store and training config shared by the training tests and their subprocesses.
+
+Run as a script it trains once, for tests that need a separate process (SIGKILL, logical
+devices configured before TensorFlow starts, multi-worker clusters):
+
+    python tests/tiny_training.py STORE OUT --epochs N [--strategy S] [--logical-cpus K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TRAIN_IDS, VAL_IDS = ["2_10", "2_11"], ["5_12"]
+
+
+def make_store(folder: Path):
+    """Two small scenes whose classes follow simple shapes, tiled into train and val."""
+    from aerialseg.tiling import TileStore, cut_tiles, write_manifest, write_split
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for split, ids in (("train", TRAIN_IDS), ("val", VAL_IDS)):
+        tiles = []
+        for scene in ids:
+            mask = np.zeros((64, 64), np.uint8)
+            mask[8:30, 10:40] = 1
+            mask[40:60, 20:28] = 4
+            image = (np.array([[90, 90, 90], [200, 80, 60], [0, 0, 0], [0, 0, 0], [30, 30, 200]])[mask]
+                     + rng.integers(0, 30, (64, 64, 3))).astype(np.uint8)
+            tiles += list(cut_tiles(scene, image, mask, 32, 16))
+        frames.append(write_split(folder, split, iter(tiles), 32, shard_size=10))
+    write_manifest(folder, pd.concat(frames, ignore_index=True), 32, 16)
+    return TileStore(folder)
+
+
+def config(seed=1, epochs=2, **overrides):
+    """A U-Net small enough to train an epoch on the tiny store in about a second."""
+    from aerialseg.training import TrainConfig
+
+    settings = dict(epochs=epochs, batch_size=4, checkpoint_epochs=list(range(1, epochs + 1)), seed=seed,
+                    depth=2, base_filters=4, max_filters=None, batch_norm=False, learning_rate=0.003,
+                    lr_schedule="exponential", lr_decay=0.9, dice_weight=1.0, focal_weight=1.0, focal_gamma=2.0)
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def final_weights(models: Path) -> list[np.ndarray]:
+    """The weights of the newest checkpoint in a models folder."""
+    import keras
+
+    from aerialseg.training import list_checkpoints
+
+    return keras.saving.load_model(list(list_checkpoints(models).values())[-1], compile=False).get_weights()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("store", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--strategy", default="one_device")
+    parser.add_argument("--logical-cpus", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if args.logical_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
+    from aerialseg.tiling import TileStore
+    from aerialseg.training import train
+
+    history, resumed = train(config(epochs=args.epochs, strategy=args.strategy), TileStore(args.store),
+                             args.out / "models", args.out / "live", args.out / "state", verbose=0)
+    print(f"resumed={resumed} epochs_run={len(history.history['loss'])}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    main()
