@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from aerialseg.datasets.layout import MaskFiles, SceneFiles
-from aerialseg.io import atomic_dir, read_index_mask, read_rgb
+from aerialseg.io import atomic_dir, open_rgb, read_index_mask
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
 from aerialseg.tiling import cut_tiles, write_manifest, write_split
@@ -21,7 +21,7 @@ def main() -> str:
     with atomic_dir(OUT) as tmp:
         for split, scenes in params.data.split.items():
             tiles = chain.from_iterable(
-                cut_tiles(scene_id, read_rgb(SceneFiles(IMAGES, scene_id).image),
+                cut_tiles(scene_id, open_rgb(SceneFiles(IMAGES, scene_id).image),
                           read_index_mask(MaskFiles(MASKS, scene_id).full), patch, stride)
                 for scene_id in scenes
             )

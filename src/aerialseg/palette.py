@@ -45,8 +45,10 @@ class OffPaletteColour:
 
 def _pack(rgb: np.ndarray) -> np.ndarray:
     """Pack the last axis (R, G, B) of a uint8 array into one int32 per pixel."""
-    rgb = rgb.astype(np.int32, copy=False)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    packed = rgb[..., 0].astype(np.int32) << 16
+    packed |= rgb[..., 1].astype(np.int32) << 8
+    packed |= rgb[..., 2]
+    return packed
 
 
 _PACKED_CLASSES = _pack(np.array(CLASS_COLOURS, dtype=np.uint8))
@@ -115,6 +117,20 @@ class LabelEncoding:
         return self.off_palette / max(self.mask.size, 1)
 
 
+_UNKNOWN = 254  # marks colours outside the palette in the lookup table (never a class index)
+_TABLES: dict[bool, np.ndarray] = {}
+
+
+def _colour_table(allow_boundary: bool) -> np.ndarray:
+    """A 2**24-entry table from packed colour to class index (16 MB, built once per process)."""
+    if allow_boundary not in _TABLES:
+        table = np.full(1 << 24, _UNKNOWN, np.uint8)
+        for packed, code in colour_lookup(allow_boundary).items():
+            table[packed] = code
+        _TABLES[allow_boundary] = table
+    return _TABLES[allow_boundary]
+
+
 def encode_label(rgb: np.ndarray, *, allow_boundary: bool, tolerance: int) -> LabelEncoding:
     """Encode a colour label to class indices, repairing what can be repaired and counting it.
 
@@ -128,12 +144,8 @@ def encode_label(rgb: np.ndarray, *, allow_boundary: bool, tolerance: int) -> La
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"mask must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
     packed = _pack(rgb)
-    lookup = colour_lookup(allow_boundary)
-    keys = np.array(sorted(lookup), dtype=np.int32)
-    codes = np.array([lookup[k] for k in keys], dtype=np.uint8)
-    pos = np.minimum(np.searchsorted(keys, packed), len(keys) - 1)
-    known = keys[pos] == packed
-    mask = codes[pos]
+    mask = _colour_table(allow_boundary)[packed]
+    known = mask != _UNKNOWN
     if known.all():
         return LabelEncoding(mask, 0, 0, [])
     values, inverse, counts = np.unique(packed[~known], return_inverse=True, return_counts=True)

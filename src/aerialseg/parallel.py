@@ -30,6 +30,13 @@ def _call(function: Callable, item: Any) -> tuple[Any, float]:
     return function(item), peak_rss_mb()
 
 
+def _single_threaded_opencv() -> None:
+    """Workers are the parallelism: OpenCV's own threads would only oversubscribe the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def map_scenes(function: Callable[[Any], Any], items: Sequence[Any], jobs: int | None,
                desc: str) -> tuple[list[Any], float]:
     """``[function(item) for item in items]`` over worker processes; also the largest worker peak RSS (MB).
@@ -46,7 +53,7 @@ def map_scenes(function: Callable[[Any], Any], items: Sequence[Any], jobs: int |
                 results.append(function(item))
                 bar.update()
             return results, peak_rss_mb()
-        with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=None) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_opencv) as pool:
             for result, rss in pool.map(_call, [function] * len(items), items):
                 results.append(result)
                 peak = max(peak, rss)

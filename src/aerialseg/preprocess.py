@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from aerialseg.datasets.layout import MaskFiles, SceneFiles
-from aerialseg.io import DataError, read_rgb, read_world_file, write_index_mask, write_rgb, write_world_file
+from aerialseg.io import DataError, open_rgb, read_world_file, write_index_mask, write_rgb, write_world_file
 from aerialseg.palette import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, LabelEncoding, OffPaletteError, encode_label
 
 
@@ -36,19 +36,20 @@ def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
 def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, int]:
     """Resize one scene's image, labels and world file; returns the new (height, width).
 
-    One file is in memory at a time (a 6000 x 6000 RGB tile is 108 MB), so a worker's
-    peak stays near one full-size tile plus its resized copy.
+    One file is in memory at a time (a 6000 x 6000 RGB tile is 108 MB), and uncompressed
+    TIFFs are memory-mapped rather than decoded, so a worker's peak stays near one
+    full-size tile plus its resized copy.
     """
-    image = read_rgb(src.image)
+    image = open_rgb(src.image)
     size = image.shape[:2]
-    write_rgb(dst.image, resize_image(image, scale))
+    write_rgb(dst.image, resize_image(image, scale), compress=False)
     del image
     for path, out in ((src.label, dst.label), (src.label_noboundary, dst.label_noboundary)):
-        label = read_rgb(path)
+        label = open_rgb(path)
         if label.shape[:2] != size:
             raise DataError(f"{path}: label is {label.shape[1]}x{label.shape[0]} px but its image "
                             f"{src.image.name} is {size[1]}x{size[0]} px")
-        write_rgb(out, resize_label(label, scale))
+        write_rgb(out, resize_label(label, scale), compress=False)
         del label
     if src.world.is_file():
         write_world_file(dst.world, read_world_file(src.world).scaled(scale))
@@ -58,7 +59,7 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
 def label_report(encoding: LabelEncoding) -> dict:
     """What a data report says about one encoded label: repairs and class shares."""
     mask = encoding.mask
-    counts = np.bincount(mask.ravel(), minlength=256)
+    counts = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)  # fast uint8 histogram
     labelled = max(int(counts[:NUM_CLASSES].sum()), 1)
     return {
         "pixels": int(mask.size),
@@ -80,7 +81,7 @@ def encode_scene(src: SceneFiles, dst: MaskFiles, tolerance: int = 0, max_offpal
     reports = {}
     for path, out, allow_boundary, kind in ((src.label, dst.full, False, "full"),
                                             (src.label_noboundary, dst.noboundary, True, "noboundary")):
-        encoding = encode_label(read_rgb(path), allow_boundary=allow_boundary, tolerance=tolerance)
+        encoding = encode_label(open_rgb(path), allow_boundary=allow_boundary, tolerance=tolerance)
         if encoding.off_palette_share > max_offpalette:
             listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours[:3])
             raise OffPaletteError(
