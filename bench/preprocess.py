@@ -164,6 +164,7 @@ def main() -> None:
         raw = Path(tmp) / "raw"
         raw.mkdir()
         write_official_scenes(raw, args.scenes, args.size)
+        os.sync()  # no write-back of the fresh scenes may compete with the timed runs
         ours = _in_subprocess("aerialseg", args, raw, Path(tmp) / "work")
         naive = _in_subprocess("naive", args, raw, Path(tmp) / "work")
     megapixels = args.scenes * args.size * args.size / 1e6

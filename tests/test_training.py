@@ -64,7 +64,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(store, tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(store, tmp_path):
-    epochs = "4"
+    epochs = "6"
     _finish(_script(store, tmp_path / "whole", "--epochs", epochs))
 
     process = _script(store, tmp_path / "killed", "--epochs", epochs)
@@ -75,20 +75,20 @@ def test_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(store, tm
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (tmp_path / "killed" / "models" / "epoch_004.keras").exists()
+    assert not (tmp_path / "killed" / "models" / "epoch_006.keras").exists()
 
     output = _finish(_script(store, tmp_path / "killed", "--epochs", epochs))
     resumed = int(output.split("resumed=")[1].split()[0])
-    assert 2 <= resumed < 4
+    assert 2 <= resumed < 6
 
     for ours, theirs in zip(final_weights(tmp_path / "killed" / "models"), final_weights(tmp_path / "whole" / "models")):
         np.testing.assert_array_equal(ours, theirs)
     whole_history = pd.read_csv(tmp_path / "whole" / "models" / "history.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "models" / "history.csv"), whole_history)
     assert _live_rows(tmp_path / "killed" / "live") == _live_rows(tmp_path / "whole" / "live")
-    assert [r[0] for r in _live_rows(tmp_path / "whole" / "live")["train/loss.tsv"]] == [0, 1, 2, 3]
+    assert [r[0] for r in _live_rows(tmp_path / "whole" / "live")["train/loss.tsv"]] == [0, 1, 2, 3, 4, 5]
     summary = json.loads((tmp_path / "killed" / "live" / "metrics.json").read_text())
-    assert summary["step"] == 3
+    assert summary["step"] == 5
 
 
 def test_a_longer_run_continues_a_finished_shorter_one(store, tmp_path):
