@@ -27,6 +27,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/blend.py
 	$(BIN)/python bench/input_pipeline.py
+	$(BIN)/python bench/preprocess.py
 
 clean-venv:
 	rm -rf $(VENV)
