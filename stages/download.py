@@ -32,9 +32,7 @@ def main() -> str:
     scenes = list(params.data.split.all_scenes)
     with atomic_dir(OUT) as tmp:
         if params.data.source == "synthetic":
-            with tqdm(total=len(scenes), desc="synthetic scenes", unit="scene") as bar:
-                synthetic.write_scenes(tmp, scenes, params.seed, params.data.synthetic_scene_size,
-                                       progress=lambda _: bar.update(), jobs=params.jobs)
+            synthetic.write_scenes(tmp, scenes, params.seed, params.data.synthetic_scene_size, jobs=params.jobs)
         else:
             source = Path(params.data.potsdam_path)
             potsdam.fetch_archives(source, params.data.potsdam_downloads, progress=_progress_bar)

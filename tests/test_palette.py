@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from aerialseg.io import read_rgb
-from aerialseg.palette import (CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX, OffPaletteError, find_off_palette,
+from aerialseg.palette import (CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX, OffPaletteError, encode_label,
                                index_to_rgb, rgb_to_index)
 
 
@@ -30,7 +30,7 @@ def test_off_palette_colours_are_listed_with_counts_most_frequent_first():
     rgb = np.full((4, 4, 3), 255, np.uint8)
     rgb[0, :3] = (250, 250, 250)
     rgb[1, 0] = (1, 2, 3)
-    found = find_off_palette(rgb, allow_boundary=True)
+    found = encode_label(rgb, allow_boundary=True, tolerance=0).off_colours
     assert [(c.rgb, c.count) for c in found] == [((250, 250, 250), 3), ((1, 2, 3), 1)]
     with pytest.raises(OffPaletteError, match=r"4 pixels.*rgb\(250, 250, 250\) x3, rgb\(1, 2, 3\) x1"):
         rgb_to_index(rgb)

@@ -63,43 +63,20 @@ def colour_lookup(allow_boundary: bool) -> dict[int, int]:
     return table
 
 
-def find_off_palette(rgb: np.ndarray, allow_boundary: bool) -> list[OffPaletteColour]:
-    """List the colours of ``rgb`` that are not class colours, most frequent first.
-
-    Used to report exactly what is wrong with a mask instead of silently mapping unknown
-    colours to some class (the bug of several public converters).
-    """
-    packed = _pack(rgb)
-    values, counts = np.unique(packed, return_counts=True)
-    known = set(colour_lookup(allow_boundary))
-    bad = [(int(v), int(c)) for v, c in zip(values, counts) if int(v) not in known]
-    bad.sort(key=lambda vc: -vc[1])
-    return [OffPaletteColour(((v >> 16) & 255, (v >> 8) & 255, v & 255), c) for v, c in bad]
-
-
 def rgb_to_index(rgb: np.ndarray, *, allow_boundary: bool = False) -> np.ndarray:
     """Encode an official-colour mask (H, W, 3) uint8 RGB as class indices (H, W) uint8.
 
     Black becomes IGNORE_INDEX when ``allow_boundary`` (the eroded-boundary labels);
     any other unknown colour raises OffPaletteError naming the colours and pixel counts.
+    The strict form of ``encode_label``, for masks that must already be clean.
     """
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(f"mask must be uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
-    packed = _pack(rgb)
-    lookup = colour_lookup(allow_boundary)
-    keys = np.array(sorted(lookup), dtype=np.int32)
-    codes = np.array([lookup[k] for k in keys], dtype=np.uint8)
-    pos = np.searchsorted(keys, packed)
-    pos_clipped = np.minimum(pos, len(keys) - 1)
-    known = keys[pos_clipped] == packed
-    if not known.all():
-        bad = find_off_palette(rgb, allow_boundary)
+    encoding = encode_label(rgb, allow_boundary=allow_boundary, tolerance=0)
+    if encoding.off_palette:
+        bad = encoding.off_colours
         listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise OffPaletteError(
-            f"{int((~known).sum())} pixels have colours outside the ISPRS palette: {listed}{more}"
-        )
-    return codes[pos_clipped]
+        raise OffPaletteError(f"{encoding.off_palette} pixels have colours outside the ISPRS palette: {listed}{more}")
+    return encoding.mask
 
 
 @dataclass(frozen=True)

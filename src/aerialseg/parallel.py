@@ -7,6 +7,7 @@ log and the preprocessing benchmark reports.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import resource
 from concurrent.futures import ProcessPoolExecutor
@@ -53,7 +54,11 @@ def map_scenes(function: Callable[[Any], Any], items: Sequence[Any], jobs: int |
                 results.append(function(item))
                 bar.update()
             return results, peak_rss_mb()
-        with ProcessPoolExecutor(max_workers=workers, initializer=_single_threaded_opencv) as pool:
+        # forkserver: workers start clean, not as forks of a process whose OpenCV (or
+        # TensorFlow) thread pools would deadlock them
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                 initializer=_single_threaded_opencv) as pool:
             for result, rss in pool.map(_call, [function] * len(items), items):
                 results.append(result)
                 peak = max(peak, rss)

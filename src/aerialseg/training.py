@@ -237,10 +237,11 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, s
     class_weights = loss_class_weights(config, store)
     try:
         make_deterministic(config.seed)
+        had_states = bool(resume.saved_states(state_dir))
         with strategy.scope():
             model = compile_model(config, steps, class_weights)
             start = _resume_or_start(model, config, run, models, live_dir, state_dir)
-        if start == 0:  # a state may have been loaded and then rejected: start from clean weights
+        if start == 0 and had_states:  # a state may have been loaded, then rejected: start from clean weights
             make_deterministic(config.seed)
             with strategy.scope():
                 model = compile_model(config, steps, class_weights)

@@ -13,13 +13,9 @@ Everything here is pure: ``(seed, scene id, size)`` in, arrays out.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -467,16 +463,14 @@ def _write_one(job: tuple[str, int, str, int, int]) -> str:
     return scene_id
 
 
-def write_scenes(folder: Path, scene_ids: list[str], seed: int, size: int, jobs: int = 0,
-                 progress: Callable[[str], None] | None = None) -> None:
-    """Generate and write scenes in parallel processes (``jobs`` 0: one per core).
+def write_scenes(folder: Path, scene_ids: list[str], seed: int, size: int, jobs: int | None = None) -> list[str]:
+    """Generate and write scenes in worker processes (``jobs`` None: one per core); return their ids.
 
     Each scene depends only on (seed, id, size), so the result is the same for any
     number of processes.
     """
+    from aerialseg.parallel import map_scenes
+
     work = [(str(folder), seed, scene_id, size, i) for i, scene_id in enumerate(scene_ids)]
-    jobs = jobs or os.cpu_count() or 1
-    with ProcessPoolExecutor(max_workers=jobs) if jobs > 1 else contextlib.nullcontext() as pool:
-        for scene_id in (pool.map(_write_one, work) if pool else map(_write_one, work)):
-            if progress is not None:
-                progress(scene_id)
+    written, _ = map_scenes(_write_one, work, jobs, "synthetic scenes")
+    return written
