@@ -76,14 +76,7 @@ def main() -> None:
         pipeline_rate = delivered / (time.perf_counter() - started)
 
         make_deterministic(params.seed)
-        config = TrainConfig(
-            epochs=1, batch_size=batch, checkpoint_epochs=[1], seed=params.seed, depth=params.model.depth,
-            base_filters=params.model.base_filters, max_filters=params.model.max_filters,
-            batch_norm=params.model.batch_norm, learning_rate=params.train.learning_rate,
-            lr_schedule=params.train.lr_schedule, lr_decay=params.train.lr_decay,
-            dice_weight=params.train.dice_weight, focal_weight=params.train.focal_weight,
-            focal_gamma=params.train.focal_gamma, mixed_precision=params.train.mixed_precision,
-            jit_compile=params.train.jit_compile)
+        config = TrainConfig.from_params(params)
         model = compile_model(config, steps_per_epoch(store, "train", batch))
         images, masks = next(iter(dataset))
         images, masks = images.numpy(), masks.numpy()

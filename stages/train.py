@@ -14,21 +14,10 @@ TILES, MODELS, STATE, LIVE = Path("data/tiles"), Path("data/models"), Path("data
 
 def main() -> str:
     params = load_params()
-    from aerialseg.input_pipeline import Jitter
     from aerialseg.tiling import TileStore
     from aerialseg.training import TrainConfig, train
 
-    config = TrainConfig(
-        epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
-        seed=params.seed, depth=params.model.depth, base_filters=params.model.base_filters,
-        max_filters=params.model.max_filters, batch_norm=params.model.batch_norm,
-        learning_rate=params.train.learning_rate, lr_schedule=params.train.lr_schedule,
-        lr_decay=params.train.lr_decay, dice_weight=params.train.dice_weight,
-        focal_weight=params.train.focal_weight, focal_gamma=params.train.focal_gamma,
-        mixed_precision=params.train.mixed_precision, jit_compile=params.train.jit_compile,
-        strategy=params.train.strategy, class_weights=params.train.class_weights,
-        jitter=Jitter(**params.train.jitter),
-    )
+    config = TrainConfig.from_params(params)
     history, resumed = train(config, TileStore(TILES), MODELS, LIVE, STATE)
     last = {k: round(v[-1], 4) for k, v in history.history.items() if k in ("loss", "val_mean_iou")}
     start = f"resumed after epoch {resumed}, " if resumed else ""

@@ -91,6 +91,21 @@ class TrainConfig:
     class_weights: str | tuple[float, ...] = "none"
     jitter: Jitter = field(default_factory=Jitter)
 
+    @classmethod
+    def from_params(cls, params) -> "TrainConfig":
+        """The training settings of a validated ``params.yaml`` (``aerialseg.params.Params``)."""
+        return cls(
+            epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
+            seed=params.seed, depth=params.model.depth, base_filters=params.model.base_filters,
+            max_filters=params.model.max_filters, batch_norm=params.model.batch_norm,
+            learning_rate=params.train.learning_rate, lr_schedule=params.train.lr_schedule,
+            lr_decay=params.train.lr_decay, dice_weight=params.train.dice_weight,
+            focal_weight=params.train.focal_weight, focal_gamma=params.train.focal_gamma,
+            mixed_precision=params.train.mixed_precision, jit_compile=params.train.jit_compile,
+            strategy=params.train.strategy, class_weights=params.train.class_weights,
+            jitter=Jitter(**params.train.jitter),
+        )
+
     def resume_key(self) -> dict:
         """The settings a saved state depends on: all but the run length and checkpoint list.
 

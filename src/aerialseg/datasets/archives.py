@@ -60,7 +60,7 @@ def list_members(archive: Path) -> list[Member]:
     if not archive.is_file():
         raise DataError(f"{archive}: archive not found")
     try:
-        if archive.name.lower().endswith(".zip"):
+        if _is_zip(archive):
             return _zip_members(archive)
         return _tar_members(archive)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
@@ -122,21 +122,22 @@ def extract_members(members: Iterable[Member], destination: Path) -> list[Path]:
     for member in members:
         by_archive.setdefault(member.archive, []).append(member)
     for archive, wanted in by_archive.items():
-        opener = _open_zip_member if archive.name.lower().endswith(".zip") else _open_tar_member
-        with (zipfile.ZipFile(archive) if opener is _open_zip_member else tarfile.open(archive)) as handle:
+        is_zip = _is_zip(archive)
+        with (zipfile.ZipFile(archive) if is_zip else tarfile.open(archive)) as handle:
             for member in wanted:
                 target = destination / member.base_name
-                with atomic_path(target) as tmp, opener(handle, member) as source, open(tmp, "wb") as out:
+                source = handle.open(member.name) if is_zip else _tar_member(handle, member)
+                with atomic_path(target) as tmp, source, open(tmp, "wb") as out:
                     shutil.copyfileobj(source, out, _CHUNK)
                 written.append(target)
     return written
 
 
-def _open_zip_member(handle: zipfile.ZipFile, member: Member):
-    return handle.open(member.name)
+def _is_zip(archive: Path) -> bool:
+    return archive.name.lower().endswith(".zip")
 
 
-def _open_tar_member(handle: tarfile.TarFile, member: Member):
+def _tar_member(handle: tarfile.TarFile, member: Member):
     source = handle.extractfile(member.name)
     if source is None:
         raise DataError(f"{member.archive}: member {member.name!r} cannot be read")

@@ -77,16 +77,14 @@ def download(url: str, destination: Path, sha256: str, *, attempts: int = 3, tim
     for _ in range(attempts):
         try:
             _transfer(url, part, timeout, progress)
-            error = None
             break
         except urllib.error.HTTPError as err:
             if err.code == 416 and part.exists():  # range past the end: the part is complete
-                error = None
                 break
             raise DataError(f"{url}: HTTP {err.code} {err.reason}") from None
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError) as err:
             error = err
-    if error is not None:
+    else:
         size = part.stat().st_size if part.exists() else 0
         raise DataError(f"{url}: download interrupted after {size} bytes ({error}); run the stage again "
                         "to resume") from None
