@@ -5,16 +5,20 @@ and no-boundary colour labels, world file), then times, each in its own process 
 peak memory means something:
 
 - ``aerialseg``: ``resize_scene`` and ``encode_scene`` over worker processes (``--jobs``),
-  one scene per worker at a time, then ``cut_tiles`` + ``write_split`` into uint8 shards;
+  one scene per worker at a time, then ``scene_tiles`` + ``write_split`` into uint8 shards;
 - ``naive``: the seed's way: load every image and label into lists, resize, cut patches in
   Python loops, min-max scale each patch with scikit-learn, convert each mask patch's
   colours class by class, append everything to lists, then ``np.array`` them.
 
-Both produce the same tiles (the naive ones as float and one-hot-free class indices).
-Prints one JSON line with input megapixels per second, the ratio, and peak RSS per
-worker / process. Targets: ratio >= 5, aerialseg worker peak <= 1.5 GB.
+Both cut the same patches; aerialseg also moves a last row and column of windows back to
+cover the border (more tiles), which the naive way drops, and keeps images as uint8
+(the naive way: float64, class indices).
+The two alternate ``--repeats`` times (this machine's speed drifts); prints one JSON
+line with the median input megapixels per second of each, the ratio of the medians and
+the range of per-repeat ratios, and peak RSS per worker / process. Targets: ratio >= 5,
+aerialseg worker peak <= 1.5 GB.
 
-    python bench/preprocess.py [--scenes 4] [--size 6000] [--scale 0.5] [--patch 512]
+    python bench/preprocess.py [--scenes 4] [--size 6000] [--scale 0.5] [--patch 512] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -68,13 +72,10 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
 def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: int, jobs: int | None) -> dict:
     """Our stages' library calls, as the stages make them."""
     from functools import partial
-    from itertools import chain
 
-    from aerialseg.datasets.layout import MaskFiles, SceneFiles
-    from aerialseg.io import open_rgb, read_index_mask
     from aerialseg.parallel import map_scenes, peak_rss_mb
     from aerialseg.preprocess import encode_scene_files, resize_scene_files
-    from aerialseg.tiling import cut_tiles, write_split
+    from aerialseg.tiling import scene_tiles, write_split
 
     resized, masks, tiles = work / "resized", work / "masks", work / "tiles"
     started = time.perf_counter()
@@ -84,9 +85,7 @@ def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: in
     _, encode_peak = map_scenes(partial(encode_scene_files, source=resized, target=masks, tolerance=16,
                                         max_offpalette=0.01), ids, jobs, "encode")
     encoded_at = time.perf_counter()
-    stream = chain.from_iterable(
-        cut_tiles(s, open_rgb(SceneFiles(resized, s).image), read_index_mask(MaskFiles(masks, s).full), patch, patch)
-        for s in ids)
+    stream = scene_tiles(ids, resized, masks, patch, patch)
     index = write_split(tiles, "train", stream, patch, shard_size=64)
     finished = time.perf_counter()
     return {"seconds": finished - started, "tiles": len(index),
@@ -126,13 +125,16 @@ def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
                     classes[np.all(single_label == colour, axis=-1)] = k
                 mask_patches.append(classes)
     image_dataset, mask_dataset = np.array(image_patches), np.array(mask_patches)
+    assert len(image_dataset) == len(mask_dataset)
     return {"seconds": time.perf_counter() - started, "tiles": len(image_dataset),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 def _in_subprocess(kind: str, args: argparse.Namespace, raw: Path, work: Path) -> dict:
+    """Run one part in a fresh process: its peak memory is its own, not inherited from ours."""
     command = [sys.executable, __file__, "--run", kind, "--raw", str(raw), "--work", str(work),
-               "--scenes", str(args.scenes), "--scale", str(args.scale), "--patch", str(args.patch)]
+               "--scenes", str(args.scenes), "--size", str(args.size), "--scale", str(args.scale),
+               "--patch", str(args.patch)]
     if args.jobs:
         command += ["--jobs", str(args.jobs)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -146,11 +148,15 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.5, help="resize factor (the seed's setting: 0.5)")
     parser.add_argument("--patch", type=int, default=512)
     parser.add_argument("--jobs", type=int, default=None, help="aerialseg workers (default: all cores)")
-    parser.add_argument("--run", choices=["aerialseg", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; medians are reported")
+    parser.add_argument("--run", choices=["generate", "aerialseg", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     ids = SCENE_IDS[:args.scenes]
+    if args.run == "generate":
+        print(json.dumps({"scenes": write_official_scenes(args.raw, args.scenes, args.size)}))
+        return
     if args.run == "aerialseg":
         print(json.dumps(run_aerialseg(args.raw, args.work, ids, args.scale, args.patch, args.jobs)))
         return
@@ -158,27 +164,38 @@ def main() -> None:
         print(json.dumps(run_naive(args.raw, ids, args.scale, args.patch)))
         return
 
+    import shutil
+    from statistics import median
+
     from aerialseg.parallel import resolve_jobs
 
+    ours, naive = [], []
     with tempfile.TemporaryDirectory(prefix="aerialseg-bench-") as tmp:
-        raw = Path(tmp) / "raw"
+        raw, work = Path(tmp) / "raw", Path(tmp) / "work"
         raw.mkdir()
-        write_official_scenes(raw, args.scenes, args.size)
+        _in_subprocess("generate", args, raw, work)
         os.sync()  # no write-back of the fresh scenes may compete with the timed runs
-        ours = _in_subprocess("aerialseg", args, raw, Path(tmp) / "work")
-        naive = _in_subprocess("naive", args, raw, Path(tmp) / "work")
+        for _ in range(args.repeats):
+            shutil.rmtree(work, ignore_errors=True)
+            os.sync()
+            ours.append(_in_subprocess("aerialseg", args, raw, work))
+            naive.append(_in_subprocess("naive", args, raw, work))
     megapixels = args.scenes * args.size * args.size / 1e6
+    ours_s, naive_s = median(r["seconds"] for r in ours), median(r["seconds"] for r in naive)
+    ratios = [n["seconds"] / o["seconds"] for o, n in zip(ours, naive)]
     print(json.dumps({
         "bench": "preprocess", "scenes": args.scenes, "size": args.size, "scale": args.scale, "patch": args.patch,
-        "jobs": resolve_jobs(args.jobs, args.scenes),
-        "aerialseg_mpx_per_s": round(megapixels / ours["seconds"], 1),
-        "naive_mpx_per_s": round(megapixels / naive["seconds"], 1),
-        "speedup": round(naive["seconds"] / ours["seconds"], 2),
-        "aerialseg_worker_peak_rss_mb": ours["worker_peak_rss_mb"],
-        "aerialseg_main_peak_rss_mb": ours["main_peak_rss_mb"],
-        "naive_peak_rss_mb": naive["peak_rss_mb"],
-        "aerialseg_phases_s": ours["phases_s"],
-        "tiles": {"aerialseg": ours["tiles"], "naive": naive["tiles"]},
+        "jobs": resolve_jobs(args.jobs, args.scenes), "repeats": args.repeats,
+        "aerialseg_mpx_per_s": round(megapixels / ours_s, 1),
+        "naive_mpx_per_s": round(megapixels / naive_s, 1),
+        "speedup": round(naive_s / ours_s, 2),
+        "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
+        "aerialseg_worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in ours),
+        "aerialseg_main_peak_rss_mb": max(r["main_peak_rss_mb"] for r in ours),
+        "naive_peak_rss_mb": max(r["peak_rss_mb"] for r in naive),
+        "aerialseg_phases_s": {phase: round(median(r["phases_s"][phase] for r in ours), 2)
+                               for phase in ours[0]["phases_s"]},
+        "tiles": {"aerialseg": ours[0]["tiles"], "naive": naive[0]["tiles"]},
     }))
 
 

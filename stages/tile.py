@@ -1,15 +1,13 @@
 """Stage tile: cut each split's scenes (never mixed) into sharded tile arrays -> data/tiles."""
 
-from itertools import chain
 from pathlib import Path
 
 import pandas as pd
 
-from aerialseg.datasets.layout import MaskFiles, SceneFiles
-from aerialseg.io import atomic_dir, open_rgb, read_index_mask
+from aerialseg.io import atomic_dir
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
-from aerialseg.tiling import cut_tiles, write_manifest, write_split
+from aerialseg.tiling import scene_tiles, write_manifest, write_split
 
 IMAGES, MASKS, OUT = Path("data/resized"), Path("data/masks"), Path("data/tiles")
 
@@ -20,11 +18,7 @@ def main() -> str:
     frames = []
     with atomic_dir(OUT) as tmp:
         for split, scenes in params.data.split.items():
-            tiles = chain.from_iterable(
-                cut_tiles(scene_id, open_rgb(SceneFiles(IMAGES, scene_id).image),
-                          read_index_mask(MaskFiles(MASKS, scene_id).full), patch, stride)
-                for scene_id in scenes
-            )
+            tiles = scene_tiles(scenes, IMAGES, MASKS, patch, stride)
             frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size))
         index = pd.concat(frames, ignore_index=True)
         write_manifest(tmp, index, patch, stride)

@@ -19,10 +19,11 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def test_predict_writes_class_map_and_world_file(checkpoint, tmp_path, real_crop_paths, capsys):
+@pytest.mark.parametrize("compress", [True, False])  # uncompressed TIFFs are memory-mapped
+def test_predict_writes_class_map_and_world_file(checkpoint, tmp_path, real_crop_paths, capsys, compress):
     image = read_rgb(real_crop_paths[0])[:100, :130]
     src = tmp_path / "crop.tif"
-    write_rgb(src, image)
+    write_rgb(src, image, compress=compress)
     write_world_file(tmp_path / "crop.tfw", WorldFile(0.05, 0, 0, -0.05, 10.0, 20.0))
     out = tmp_path / "pred.png"
     probs = tmp_path / "probs.npy"

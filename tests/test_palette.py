@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from aerialseg.io import read_rgb
-from aerialseg.palette import (CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX, OffPaletteError, encode_label,
-                               index_to_rgb, rgb_to_index)
+from aerialseg.palette import (CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, OffPaletteError, encode_label,
+                               class_counts, index_to_rgb, rgb_to_index)
 
 
 def test_every_class_colour_encodes_to_its_index():
@@ -47,3 +47,46 @@ def test_real_potsdam_label_counts_match_the_published_counts(real_crop_paths):
 def test_rejects_non_rgb_input():
     with pytest.raises(ValueError, match="uint8"):
         rgb_to_index(np.zeros((2, 2, 3), np.float32))
+
+
+def _encode_pixel_by_pixel(rgb, allow_boundary, tolerance):
+    """Reference: each pixel on its own, nearest reference colour by largest channel difference."""
+    references = list(CLASS_COLOURS) + ([(0, 0, 0)] if allow_boundary else [])
+    codes = list(range(len(CLASS_COLOURS))) + ([255] if allow_boundary else [])
+    mask = np.empty(rgb.shape[:2], np.uint8)
+    snapped = off = 0
+    for y in range(rgb.shape[0]):
+        for x in range(rgb.shape[1]):
+            pixel = [int(v) for v in rgb[y, x]]
+            distances = [max(abs(p - r) for p, r in zip(pixel, ref)) for ref in references]
+            best = min(range(len(references)), key=distances.__getitem__)
+            if distances[best] == 0:
+                mask[y, x] = codes[best]
+            elif distances[best] <= tolerance:
+                mask[y, x], snapped = codes[best], snapped + 1
+            else:
+                mask[y, x], off = 255, off + 1
+    return mask, snapped, off
+
+
+@pytest.mark.parametrize("allow_boundary", [False, True])
+def test_encode_label_matches_a_pixel_by_pixel_reference(allow_boundary):
+    rng = np.random.default_rng(3)
+    palette = np.array(list(CLASS_COLOURS) + [(0, 0, 0)], np.int32)
+    base = palette[rng.integers(0, len(palette), (40, 50))]
+    noise = rng.integers(-30, 31, base.shape) * (rng.random(base.shape[:2]) < 0.3)[..., None]
+    rgb = np.clip(base + noise, 0, 255).astype(np.uint8)
+    rgb[::7, ::3] = rng.integers(0, 256, rgb[::7, ::3].shape)  # arbitrary colours too
+    encoding = encode_label(rgb, allow_boundary=allow_boundary, tolerance=12)
+    mask, snapped, off = _encode_pixel_by_pixel(rgb, allow_boundary, 12)
+    assert np.array_equal(encoding.mask, mask)
+    assert (encoding.snapped, encoding.off_palette) == (snapped, off) and snapped > 100 and off > 100
+
+
+def test_class_counts_match_a_full_histogram():
+    rng = np.random.default_rng(5)
+    mask = np.repeat(rng.choice([0, 1, 2, 3, 4, 5, IGNORE_INDEX], (300, 40)), 9, axis=1).astype(np.uint8)
+    for view in (mask, mask[7:250:3, 11:]):
+        histogram = np.bincount(view.ravel(), minlength=256)
+        assert class_counts(view).tolist() == [*histogram[:NUM_CLASSES], histogram[IGNORE_INDEX]]
+    assert class_counts(np.full((4097, 4097), 4, np.uint8))[4] == 4097 ** 2

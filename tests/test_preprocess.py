@@ -109,3 +109,19 @@ def test_corrupt_image_is_a_clear_error(tmp_path):
     bad.write_bytes(b"II*\x00 definitely not a tiff")
     with pytest.raises(DataError, match="not a readable image"):
         read_rgb(bad)
+
+
+def test_open_rgb_maps_uncompressed_tiffs_and_decodes_the_rest(tmp_path):
+    from aerialseg.io import open_rgb
+
+    image = np.random.default_rng(4).integers(0, 256, (40, 70, 3), dtype=np.uint8)
+    for name, compress in (("plain.tif", False), ("packed.tif", True), ("image.png", True)):
+        write_rgb(tmp_path / name, image, compress=compress)
+        opened = open_rgb(tmp_path / name)
+        assert np.array_equal(opened, image) and opened.dtype == np.uint8
+        assert isinstance(opened.base, np.memmap) == (name == "plain.tif")
+    grey = tmp_path / "grey.tif"
+    import tifffile
+    tifffile.imwrite(grey, image[..., 0])  # uncompressed but one channel: decoded, then refused
+    with pytest.raises(DataError, match="grey.tif"):
+        open_rgb(grey)

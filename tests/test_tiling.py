@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from aerialseg.io import DataError
-from aerialseg.tiling import TileStore, class_counts, cut_tiles, window_origins, write_manifest, write_split
+from aerialseg.datasets.layout import MaskFiles, SceneFiles
+from aerialseg.io import DataError, write_index_mask, write_rgb
+from aerialseg.tiling import TileStore, cut_tiles, scene_tiles, window_origins, write_manifest, write_split
 
 
 @pytest.mark.parametrize("length, window, stride", [(512, 128, 64), (500, 128, 128), (130, 128, 64), (128, 128, 32)])
@@ -58,8 +59,30 @@ def test_shards_round_trip_with_index(tmp_path):
         images, masks = shards[row.shard]
         assert np.array_equal(images[row.row], image[row.y:row.y + 32, row.x:row.x + 32])
         assert np.array_equal(masks[row.row], mask[row.y:row.y + 32, row.x:row.x + 32])
-        counts = class_counts(masks[row.row])
+        counts = np.bincount(masks[row.row].ravel(), minlength=6)
         assert row.impervious == counts[0] and row.clutter == counts[5]
     # scenes never cross splits
     assert set(index[index.split == "val"].scene) == {"5_12"}
     assert not set(index[index.split == "train"].scene) & {"5_12"}
+
+
+def test_scene_tiles_read_ahead_gives_the_tiles_of_each_scene_in_order(tmp_path):
+    rng = np.random.default_rng(2)
+    scenes = {}
+    for scene_id in ("2_10", "2_11", "3_10"):
+        image = rng.integers(0, 256, (80, 112, 3), dtype=np.uint8)
+        mask = rng.choice([0, 1, 2, 3, 4, 5, 255], (80, 112)).astype(np.uint8)
+        write_rgb(SceneFiles(tmp_path / "resized", scene_id).image, image, compress=False)  # memory-mapped read
+        write_index_mask(MaskFiles(tmp_path / "masks", scene_id).full, mask)
+        scenes[scene_id] = image, mask
+    expected = [t for s in scenes for t in cut_tiles(s, *scenes[s], 32, 24)]
+    got = list(scene_tiles(list(scenes), tmp_path / "resized", tmp_path / "masks", 32, 24))
+    assert [(t.scene, t.y, t.x) for t in got] == [(t.scene, t.y, t.x) for t in expected]
+    assert all(np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask) for a, b in zip(got, expected))
+    # a missing mask stops at that scene, naming the file
+    MaskFiles(tmp_path / "masks", "2_11").full.unlink()
+    stream = scene_tiles(list(scenes), tmp_path / "resized", tmp_path / "masks", 32, 24)
+    first = [t for _, t in zip(range(len(list(cut_tiles("2_10", *scenes["2_10"], 32, 24)))), stream)]
+    assert {t.scene for t in first} == {"2_10"}
+    with pytest.raises(DataError, match="2_11_full.png: file not found"):
+        next(stream)

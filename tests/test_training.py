@@ -86,6 +86,8 @@ def test_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(store, tm
     whole_history = pd.read_csv(tmp_path / "whole" / "models" / "history.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "models" / "history.csv"), whole_history)
     assert _live_rows(tmp_path / "killed" / "live") == _live_rows(tmp_path / "whole" / "live")
+    for log in ["models/history.csv", *(str(t.relative_to(tmp_path / "whole")) for t in (tmp_path / "whole").rglob("*.tsv"))]:
+        assert (tmp_path / "killed" / log).read_bytes() == (tmp_path / "whole" / log).read_bytes(), log
     assert [r[0] for r in _live_rows(tmp_path / "whole" / "live")["train/loss.tsv"]] == [0, 1, 2, 3, 4, 5]
     summary = json.loads((tmp_path / "killed" / "live" / "metrics.json").read_text())
     assert summary["step"] == 5
@@ -113,6 +115,20 @@ def test_resume_skips_an_unreadable_newest_state(store, tmp_path):
     history, resumed = _run(store, tmp_path / "r", epochs=3)
     assert resumed == 1 and len(history["loss"]) == 2
     assert list(resume.saved_states(tmp_path / "r" / "state")) == [2, 3]
+
+
+def test_trimmed_logs_are_byte_prefixes_whatever_their_line_endings(tmp_path):
+    from aerialseg import resume
+
+    history = tmp_path / "history.csv"
+    history.write_bytes(b"epoch,loss\r\n0,1.5\r\n1,1.25\r\n2,1.0\r\n")
+    live = tmp_path / "live" / "plots" / "metrics" / "train"
+    live.mkdir(parents=True)
+    (live / "loss.tsv").write_bytes(b"step\tloss\n0\t1.5\n1\t1.25\n2\t1.0\n")
+    resume.trim_history(history, 2)
+    resume.trim_live(tmp_path / "live", 1)
+    assert history.read_bytes() == b"epoch,loss\r\n0,1.5\r\n1,1.25\r\n"
+    assert (live / "loss.tsv").read_bytes() == b"step\tloss\n0\t1.5\n"
 
 
 def test_mirrored_over_two_logical_cpus_matches_one_device(store, tmp_path):

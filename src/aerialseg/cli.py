@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aerialseg.io import DataError
+from aerialseg.io import DataError, map_rgb_tiff
 
 
 def _load_image(path: Path) -> tuple[np.ndarray, list[str]]:
@@ -21,6 +21,8 @@ def _load_image(path: Path) -> tuple[np.ndarray, list[str]]:
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() == ".npy":
         image = np.load(path, mmap_mode="r")
+    elif (mapped := map_rgb_tiff(path)) is not None:  # pages are read as windows reach them
+        image = mapped
     else:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
+import tifffile
 
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2**34))
 _UMASK = os.umask(0)
@@ -59,25 +60,32 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
+def map_rgb_tiff(path: str | Path) -> np.ndarray | None:
+    """An uncompressed 8-bit RGB TIFF memory-mapped as (H, W, 3) uint8; None for any other file.
+
+    The official Potsdam tiles are uncompressed 6000 x 6000 TIFFs (108 MB): mapping them
+    costs nothing up front, and readers then take the pages they need straight from the
+    page cache, several times faster than decoding.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+        return None
+    try:
+        image = tifffile.memmap(path, mode="r")
+    except (ValueError, TypeError, OSError, tifffile.TiffFileError):
+        return None
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        return np.asarray(image)
+    return None
+
+
 def open_rgb(path: str | Path) -> np.ndarray:
     """An RGB (H, W, 3) uint8 image, memory-mapped when it is an uncompressed TIFF.
 
-    The official Potsdam tiles are uncompressed 6000 x 6000 TIFFs (108 MB): mapping them
-    costs nothing up front, and a resize then reads the pages it needs straight from the
-    page cache, several times faster than decoding. Anything else is read as by
-    ``read_rgb``, with the same errors.
+    Anything else is read as by ``read_rgb``, with the same errors.
     """
-    path = Path(path)
-    if path.suffix.lower() in (".tif", ".tiff") and path.is_file():
-        import tifffile
-
-        try:
-            image = tifffile.memmap(path, mode="r")
-        except (ValueError, TypeError, OSError, tifffile.TiffFileError):
-            image = None
-        if image is not None and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
-            return np.asarray(image)
-    return read_rgb(path)
+    mapped = map_rgb_tiff(path)
+    return read_rgb(path) if mapped is None else mapped
 
 
 def write_rgb(path: str | Path, rgb: np.ndarray, compress: bool = True) -> None:
@@ -86,9 +94,10 @@ def write_rgb(path: str | Path, rgb: np.ndarray, compress: bool = True) -> None:
     ``compress=False`` writes TIFFs uncompressed: ten times faster to write and three
     times faster to read, for intermediate files that are read once more and discarded.
     """
-    flags = [] if compress or Path(path).suffix.lower() not in (".tif", ".tiff") else [cv2.IMWRITE_TIFF_COMPRESSION, 1]
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), flags):
+        if not compress and Path(path).suffix.lower() in (".tif", ".tiff"):
+                tifffile.imwrite(tmp, rgb, photometric="rgb")  # contiguous strips, so ``open_rgb`` can map it
+        elif not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise DataError(f"{path}: OpenCV could not write this format")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 IGNORE_INDEX = 255
@@ -44,15 +45,26 @@ class OffPaletteColour:
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:
-    """Pack the last axis (R, G, B) of a uint8 array into one int32 per pixel."""
-    packed = rgb[..., 0].astype(np.int32) << 16
-    packed |= rgb[..., 1].astype(np.int32) << 8
-    packed |= rgb[..., 2]
+    """One uint32 per pixel holding its (R, G, B): R + G * 2**8 + B * 2**16.
+
+    Padding to RGBA and reading each pixel's four bytes as one little-endian integer is a
+    single vectorised copy, several times faster than shifting three strided channels.
+    """
+    if rgb.size == 0:
+        return np.zeros(rgb.shape[:-1], np.uint32)
+    rgba = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA)
+    packed = rgba.view("<u4")[..., 0]
+    packed &= 0xFFFFFF
     return packed
 
 
-_PACKED_CLASSES = _pack(np.array(CLASS_COLOURS, dtype=np.uint8))
-_PACKED_BOUNDARY = int(_pack(np.array(BOUNDARY_RGB, dtype=np.uint8)))
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    """(N,) packed colours back to (N, 3) R, G, B."""
+    return np.stack([packed & 255, (packed >> 8) & 255, (packed >> 16) & 255], axis=1)
+
+
+_PACKED_CLASSES = _pack(np.array([CLASS_COLOURS], dtype=np.uint8))[0]
+_PACKED_BOUNDARY = int(_pack(np.array([[BOUNDARY_RGB]], dtype=np.uint8))[0, 0])
 
 
 def colour_lookup(allow_boundary: bool) -> dict[int, int]:
@@ -128,7 +140,7 @@ def encode_label(rgb: np.ndarray, *, allow_boundary: bool, tolerance: int) -> La
     values, inverse, counts = np.unique(packed[~known], return_inverse=True, return_counts=True)
     references = np.array(list(CLASS_COLOURS) + ([BOUNDARY_RGB] if allow_boundary else []), np.int32)
     reference_codes = np.array(list(range(NUM_CLASSES)) + ([IGNORE_INDEX] if allow_boundary else []), np.uint8)
-    colours = np.stack([(values >> 16) & 255, (values >> 8) & 255, values & 255], axis=1)
+    colours = _unpack(values).astype(np.int32)
     distance = np.abs(colours[:, None, :] - references[None, :, :]).max(axis=2)
     nearest = distance.argmin(axis=1)
     close = distance[np.arange(len(values)), nearest] <= tolerance
@@ -136,6 +148,16 @@ def encode_label(rgb: np.ndarray, *, allow_boundary: bool, tolerance: int) -> La
     far = [OffPaletteColour(tuple(int(c) for c in colours[i]), int(counts[i])) for i in np.flatnonzero(~close)]
     far.sort(key=lambda colour: -colour.count)
     return LabelEncoding(mask, int(counts[close].sum()), int(counts[~close].sum()), far)
+
+
+def class_counts(mask: np.ndarray) -> np.ndarray:
+    """Pixels of each class (NUM_CLASSES,) followed by ignored pixels, int64.
+
+    Encoded masks hold nothing else. One vectorised comparison per value: several times
+    faster than a 256-bin histogram on label maps, whose long runs of one class make each
+    bin increment wait for the previous one.
+    """
+    return np.array([np.count_nonzero(mask == value) for value in (*range(NUM_CLASSES), IGNORE_INDEX)], np.int64)
 
 
 def index_to_rgb(index: np.ndarray) -> np.ndarray:

@@ -55,8 +55,10 @@ def map_scenes(function: Callable[[Any], Any], items: Sequence[Any], jobs: int |
                 bar.update()
             return results, peak_rss_mb()
         # forkserver: workers start clean, not as forks of a process whose OpenCV (or
-        # TensorFlow) thread pools would deadlock them
+        # TensorFlow) thread pools would deadlock them. The server imports the function's
+        # module once, so later pools of this process fork ready workers at once.
         context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__, getattr(function, "func", function).__module__])
         with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                  initializer=_single_threaded_opencv) as pool:
             for result, rss in pool.map(_call, [function] * len(items), items):

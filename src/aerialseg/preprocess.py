@@ -9,7 +9,7 @@ import numpy as np
 
 from aerialseg.datasets.layout import MaskFiles, SceneFiles
 from aerialseg.io import DataError, open_rgb, read_world_file, write_index_mask, write_rgb, write_world_file
-from aerialseg.palette import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, LabelEncoding, OffPaletteError, encode_label
+from aerialseg.palette import CLASS_NAMES, NUM_CLASSES, LabelEncoding, OffPaletteError, class_counts, encode_label
 
 
 def resized_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -59,13 +59,13 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
 def label_report(encoding: LabelEncoding) -> dict:
     """What a data report says about one encoded label: repairs and class shares."""
     mask = encoding.mask
-    counts = cv2.calcHist([mask], [0], None, [256], [0, 256]).ravel().astype(np.int64)  # fast uint8 histogram
+    counts = class_counts(mask)
     labelled = max(int(counts[:NUM_CLASSES].sum()), 1)
     return {
         "pixels": int(mask.size),
         "snapped": encoding.snapped,
         "off_palette": encoding.off_palette,
-        "ignored": int(counts[IGNORE_INDEX]),
+        "ignored": int(counts[NUM_CLASSES]),
         "class_share": {name: round(int(counts[i]) / labelled, 6) for i, name in enumerate(CLASS_NAMES)},
     }
 

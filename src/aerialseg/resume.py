@@ -8,13 +8,12 @@ holds the model and optimizer variables (``save_weights`` includes the optimizer
 moments and the step counter that drives the learning-rate schedule come back too).
 
 The logs (``history.csv``, dvclive's TSV files) are written before the state file. After a
-kill they may hold one epoch more than the state; ``trim_logs`` cuts them back so the
-resumed run appends exactly where the state left off.
+kill they may hold one epoch more than the state; ``trim_history`` and ``trim_live`` cut them
+back, byte for byte, so the resumed run appends exactly where the state left off.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 from pathlib import Path
@@ -97,30 +96,31 @@ def restore_latest(model: keras.Model, folder: Path, below: int) -> int:
     return 0
 
 
-def trim_history(path: Path, epochs_done: int) -> None:
-    """Keep only the rows of Keras' ``history.csv`` for the first ``epochs_done`` epochs."""
+def _keep_first_rows(path: Path, delimiter: str, epochs_done: int) -> None:
+    """Keep the header and the rows whose first field (epoch or step) is below ``epochs_done``.
+
+    Lines are kept byte for byte, line endings included, so a trimmed log is a prefix of the
+    log an uninterrupted run writes and the writer appending to it need not match our dialect.
+    """
     path = Path(path)
     if not path.is_file():
         return
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
+    lines = path.read_bytes().splitlines(keepends=True)
+    if not lines:
         return
-    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epochs_done]
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
-        csv.writer(handle).writerows(kept)
+    kept = [lines[0]] + [line for line in lines[1:]
+                         if line.strip() and int(line.split(delimiter.encode(), 1)[0]) < epochs_done]
+    if kept != lines:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(b"".join(kept))
+
+
+def trim_history(path: Path, epochs_done: int) -> None:
+    """Keep only the rows of Keras' ``history.csv`` for the first ``epochs_done`` epochs."""
+    _keep_first_rows(path, ",", epochs_done)
 
 
 def trim_live(folder: Path, epochs_done: int) -> None:
     """Drop dvclive's metric rows logged at steps >= ``epochs_done`` (one step per epoch)."""
     for tsv in Path(folder).glob("plots/metrics/**/*.tsv"):
-        with tsv.open(newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-            fields = list(rows[0]) if rows else None
-        if fields is None:
-            continue
-        kept = [row for row in rows if int(row["step"]) < epochs_done]
-        with atomic_path(tsv) as tmp, open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fields, delimiter="\t")
-            writer.writeheader()
-            writer.writerows(kept)
+        _keep_first_rows(tsv, "\t", epochs_done)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from aerialseg.io import DataError, atomic_path, read_json, read_npy, write_json, write_npy
-from aerialseg.palette import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from aerialseg.datasets.layout import MaskFiles, SceneFiles
+from aerialseg.io import (DataError, atomic_path, open_rgb, read_index_mask, read_json, read_npy, write_json,
+                          write_npy)
+from aerialseg.palette import CLASS_NAMES, class_counts
 
 INDEX_FILE = "index.csv"
 MANIFEST_FILE = "manifest.json"
@@ -58,10 +61,26 @@ def cut_tiles(scene: str, image: np.ndarray, mask: np.ndarray, patch: int, strid
             yield Tile(scene, y, x, image[y:y + patch, x:x + patch], mask[y:y + patch, x:x + patch])
 
 
-def class_counts(mask: np.ndarray) -> np.ndarray:
-    """Pixels of each class (NUM_CLASSES,) followed by ignored pixels, int64."""
-    counts = np.bincount(mask.ravel(), minlength=256)
-    return np.append(counts[:NUM_CLASSES], counts[IGNORE_INDEX]).astype(np.int64)
+def load_scene(images: Path, masks: Path, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """A resized scene's RGB image and full-label class mask, read into memory."""
+    image = np.array(open_rgb(SceneFiles(images, scene_id).image))
+    return image, read_index_mask(MaskFiles(masks, scene_id).full)
+
+
+def scene_tiles(scene_ids: Sequence[str], images: Path, masks: Path, patch: int, stride: int) -> Iterator[Tile]:
+    """The tiles of several scenes in order, reading each next scene while this one is cut.
+
+    Decoding a mask and paging in an image take as long as cutting and storing a scene's
+    tiles; a reader thread overlaps the two (both release the GIL). At most two scenes
+    are in memory.
+    """
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = [reader.submit(load_scene, images, masks, scene_id) for scene_id in scene_ids[:1]]
+        for position, scene_id in enumerate(scene_ids):
+            image, mask = upcoming.pop().result()
+            if position + 1 < len(scene_ids):
+                upcoming.append(reader.submit(load_scene, images, masks, scene_ids[position + 1]))
+            yield from cut_tiles(scene_id, image, mask, patch, stride)
 
 
 def write_split(folder: Path, split: str, tiles: Iterable[Tile], patch: int, shard_size: int) -> pd.DataFrame:
