@@ -174,10 +174,9 @@ def main() -> None:
         raw, work = Path(tmp) / "raw", Path(tmp) / "work"
         raw.mkdir()
         _in_subprocess("generate", args, raw, work)
-        os.sync()  # no write-back of the fresh scenes may compete with the timed runs
         for _ in range(args.repeats):
             shutil.rmtree(work, ignore_errors=True)
-            os.sync()
+            os.sync()  # no write-back of earlier files may compete with the timed runs
             ours.append(_in_subprocess("aerialseg", args, raw, work))
             naive.append(_in_subprocess("naive", args, raw, work))
     megapixels = args.scenes * args.size * args.size / 1e6

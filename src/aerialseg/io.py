@@ -68,7 +68,7 @@ def map_rgb_tiff(path: str | Path) -> np.ndarray | None:
     page cache, several times faster than decoding.
     """
     path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
+    if path.suffix.lower() not in (".tif", ".tiff"):
         return None
     try:
         image = tifffile.memmap(path, mode="r")
@@ -96,7 +96,7 @@ def write_rgb(path: str | Path, rgb: np.ndarray, compress: bool = True) -> None:
     """
     with atomic_path(path) as tmp:
         if not compress and Path(path).suffix.lower() in (".tif", ".tiff"):
-                tifffile.imwrite(tmp, rgb, photometric="rgb")  # contiguous strips, so ``open_rgb`` can map it
+            tifffile.imwrite(tmp, rgb, photometric="rgb")  # contiguous strips, so ``open_rgb`` can map it
         elif not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
             raise DataError(f"{path}: OpenCV could not write this format")
 

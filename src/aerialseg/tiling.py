@@ -74,12 +74,14 @@ def scene_tiles(scene_ids: Sequence[str], images: Path, masks: Path, patch: int,
     tiles; a reader thread overlaps the two (both release the GIL). At most two scenes
     are in memory.
     """
+    if not scene_ids:
+        return
     with ThreadPoolExecutor(max_workers=1) as reader:
-        upcoming = [reader.submit(load_scene, images, masks, scene_id) for scene_id in scene_ids[:1]]
-        for position, scene_id in enumerate(scene_ids):
-            image, mask = upcoming.pop().result()
-            if position + 1 < len(scene_ids):
-                upcoming.append(reader.submit(load_scene, images, masks, scene_ids[position + 1]))
+        loading = reader.submit(load_scene, images, masks, scene_ids[0])
+        for scene_id, following in zip(scene_ids, [*scene_ids[1:], None]):
+            image, mask = loading.result()
+            if following is not None:
+                loading = reader.submit(load_scene, images, masks, following)
             yield from cut_tiles(scene_id, image, mask, patch, stride)
 
 
