@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # stages run `python ...`: make it the virtual environment's
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test bench install clean-venv
+.PHONY: repro test lint bench install clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ install: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-test: $(STAMP)
+test: lint
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src stages tests bench
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/blend.py

@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AERIALSEG_SHARED", ROOT.parent / "shared"))
 

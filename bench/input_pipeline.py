@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -32,7 +30,9 @@ sys.path.insert(0, str(ROOT / "src"))
 def _write_store(folder: Path, count: int, patch: int, shard_size: int):
     import numpy as np
 
-    from aerialseg.tiling import Tile, TileStore, write_manifest, write_split
+    from aerialseg.tile_reader import TileStore
+    from aerialseg.tile_writer import write_manifest, write_split
+    from aerialseg.tiling import Tile
 
     rng = np.random.default_rng(0)
     scenes = max(1, count // 64)
@@ -57,13 +57,13 @@ def main() -> None:
     parser.add_argument("--jitter", action="store_true", help="add photometric jitter to the pipeline")
     args = parser.parse_args()
 
-    from aerialseg.input_pipeline import Jitter, steps_per_epoch, tile_dataset
-    from aerialseg.params import load_params
+    from aerialseg.input_pipeline import steps_per_epoch, tile_dataset
+    from aerialseg.params import JitterParams, load_params
     from aerialseg.training import TrainConfig, compile_model, make_deterministic
 
     params = load_params(ROOT / "params.yaml")
     batch, patch = params.batch_size, params.tile.patch_size
-    jitter = Jitter(0.1, 0.2, 0.2, 0.02) if args.jitter else Jitter(**params.train.jitter)
+    jitter = JitterParams(0.1, 0.2, 0.2, 0.02) if args.jitter else params.train.jitter
     with tempfile.TemporaryDirectory() as tmp:
         store = _write_store(Path(tmp), args.tiles, patch, params.tile.shard_size)
         dataset = tile_dataset(store, "train", batch, seed=params.seed, training=True, epochs=2, jitter=jitter)

@@ -33,7 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 SCENE_IDS = ["2_10", "2_11", "2_12", "3_10", "3_11", "3_12", "4_10", "4_11"]
@@ -44,8 +43,8 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
     import cv2
     import numpy as np
 
-    from aerialseg.datasets.layout import SceneFiles
     from aerialseg.io import WorldFile, write_world_file
+    from aerialseg.names import SceneFiles
     from aerialseg.palette import index_to_rgb
 
     ids = SCENE_IDS[:count]
@@ -75,7 +74,7 @@ def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: in
 
     from aerialseg.parallel import map_scenes, peak_rss_mb
     from aerialseg.preprocess import encode_scene_files, resize_scene_files
-    from aerialseg.tiling import scene_tiles, write_split
+    from aerialseg.tile_writer import scene_tiles, write_split
 
     resized, masks, tiles = work / "resized", work / "masks", work / "tiles"
     started = time.perf_counter()
@@ -100,7 +99,7 @@ def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
     import numpy as np
     from sklearn.preprocessing import MinMaxScaler
 
-    from aerialseg.datasets.layout import SceneFiles
+    from aerialseg.names import SceneFiles
     from aerialseg.palette import CLASS_COLOURS
 
     started = time.perf_counter()

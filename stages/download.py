@@ -11,10 +11,9 @@ from tqdm import tqdm
 
 from aerialseg.datasets import potsdam, synthetic
 from aerialseg.io import atomic_dir
+from aerialseg.names import RAW
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
-
-OUT = Path("data/raw")
 
 
 def _progress_bar(url: str):
@@ -29,15 +28,16 @@ def _progress_bar(url: str):
 
 def main() -> str:
     params = load_params()
-    scenes = list(params.data.split.all_scenes)
-    with atomic_dir(OUT) as tmp:
-        if params.data.source == "synthetic":
-            synthetic.write_scenes(tmp, scenes, params.seed, params.data.synthetic_scene_size, jobs=params.jobs)
+    data = params.data
+    scenes = list(data.split.all_scenes)
+    with atomic_dir(RAW) as tmp:
+        if data.source == "synthetic":
+            synthetic.write_scenes(tmp, scenes, params.seed, data.synthetic.scene_size, jobs=params.jobs)
         else:
-            source = Path(params.data.potsdam_path)
-            potsdam.fetch_archives(source, params.data.potsdam_downloads, progress=_progress_bar)
+            source = Path(data.potsdam.path)
+            potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)
             potsdam.collect_tiles(source, tmp, scenes)
-    return f"{len(scenes)} {params.data.source} scenes in {OUT}"
+    return f"{len(scenes)} {data.source} scenes in {RAW}"
 
 
 if __name__ == "__main__":

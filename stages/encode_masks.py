@@ -6,29 +6,27 @@ Everything counted goes to metrics/data_report.json.
 """
 
 from functools import partial
-from pathlib import Path
 
 from aerialseg.io import atomic_dir, write_json
+from aerialseg.names import DATA_REPORT, MASKS, RESIZED
 from aerialseg.parallel import map_scenes
 from aerialseg.params import load_params
 from aerialseg.preprocess import data_report, encode_scene_files
 from aerialseg.stage import run_stage
-
-SRC, OUT, REPORT = Path("data/resized"), Path("data/masks"), Path("metrics/data_report.json")
 
 
 def main() -> str:
     params = load_params()
     scenes = list(params.data.split.all_scenes)
     tolerance, max_offpalette = params.encode.tolerance, params.encode.max_offpalette
-    with atomic_dir(OUT) as tmp:
-        reports, peak = map_scenes(partial(encode_scene_files, source=SRC, target=tmp, tolerance=tolerance,
+    with atomic_dir(MASKS) as tmp:
+        reports, peak = map_scenes(partial(encode_scene_files, source=RESIZED, target=tmp, tolerance=tolerance,
                                            max_offpalette=max_offpalette), scenes, params.jobs, "encode")
         report = data_report(dict(zip(scenes, reports)), tolerance, max_offpalette)
-        write_json(REPORT, report)
+        write_json(DATA_REPORT, report)
     totals = report["totals"]
     return (f"{len(scenes)} scenes encoded; {totals['snapped']} near-palette pixels snapped, "
-            f"{totals['off_palette']} off-palette pixels set to ignore; report in {REPORT}; "
+            f"{totals['off_palette']} off-palette pixels set to ignore; report in {DATA_REPORT}; "
             f"peak memory per worker {peak:.0f} MB")
 
 

@@ -2,46 +2,59 @@
 
 Writes metrics/checkpoints.json (per checkpoint: training values and test scores, plain
 and smooth, full and eroded-boundary labels) and metrics/eval.json (the last checkpoint,
-and the colour baseline).
+and the colour baseline). Reads class maps and logs only: no TensorFlow.
 """
 
-from pathlib import Path
-
+from aerialseg.errors import DataError
+from aerialseg.evaluation import (
+    colour_baseline,
+    confusion_matrices,
+    label_masks,
+    predict_colours,
+    score_tree,
+    training_values,
+)
+from aerialseg.io import read_index_mask, read_rgb, write_json
+from aerialseg.names import (
+    CHECKPOINTS_JSON,
+    CONFUSION_JSON,
+    EVAL_JSON,
+    HISTORY_FILE,
+    MASKS,
+    MODELS,
+    PREDICTION_KINDS,
+    PREDICTIONS,
+    RESIZED,
+    MaskFiles,
+    SceneFiles,
+    list_checkpoints,
+    prediction_file,
+    prediction_folder,
+)
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
-
-IMAGES, MASKS, MODELS, PREDICTIONS = Path("data/resized"), Path("data/masks"), Path("data/models"), Path("data/predictions")
-CHECKPOINTS_JSON, EVAL_JSON = Path("metrics/checkpoints.json"), Path("metrics/eval.json")
-CONFUSION_JSON = Path("metrics/confusion.json")
 
 
 def main() -> str:
     params = load_params()
-    from aerialseg.datasets.layout import MaskFiles, SceneFiles
-    from aerialseg.evaluation import (PREDICTION_KINDS, colour_baseline, confusion_matrices, label_masks,
-                                      predict_colours, score_tree, training_values)
-    from aerialseg.io import DataError, read_index_mask, read_rgb, write_json
-    from aerialseg.prediction_cache import epoch_folder, prediction_file
-    from aerialseg.training import list_checkpoints
-
     split = params.data.split
     labels = {s: label_masks(MASKS, s) for s in split.test}
     epochs = list(list_checkpoints(MODELS))
-    history = training_values(MODELS / "history.csv", epochs)
+    if not epochs:
+        raise DataError(f"{MODELS}: no checkpoints to evaluate")
+    history = training_values(MODELS / HISTORY_FILE, epochs)
     per_checkpoint, matrices = {}, {}
     for epoch in epochs:
-        folder = epoch_folder(PREDICTIONS, epoch)
+        folder = prediction_folder(PREDICTIONS, epoch)
         predictions = {s: {k: read_index_mask(prediction_file(folder, s, k)) for k in PREDICTION_KINDS}
                        for s in split.test}
         matrices[epoch] = confusion_matrices(predictions, labels)
         per_checkpoint[f"{epoch:03d}"] = {**history.get(epoch, {}), "test": score_tree(matrices[epoch])}
-    if not epochs:
-        raise DataError(f"{MODELS}: no checkpoints to evaluate")
 
-    train_images = [read_rgb(SceneFiles(IMAGES, s).image) for s in split.train]
+    train_images = [read_rgb(SceneFiles(RESIZED, s).image) for s in split.train]
     train_masks = [read_index_mask(MaskFiles(MASKS, s).full) for s in split.train]
-    classifier = colour_baseline(train_images, train_masks, params.seed, params.baseline_pixels)
-    baseline = {s: {"colour": predict_colours(classifier, read_rgb(SceneFiles(IMAGES, s).image))} for s in split.test}
+    classifier = colour_baseline(train_images, train_masks, params.seed, params.evaluate.baseline_pixels)
+    baseline = {s: {"colour": predict_colours(classifier, read_rgb(SceneFiles(RESIZED, s).image))} for s in split.test}
     baseline_scores = score_tree(confusion_matrices(baseline, labels))["colour"]
 
     last = epochs[-1]

@@ -1,57 +1,52 @@
 """Stage predict_smooth: every checkpoint x test scene, plain tiles and smooth blending.
 
-Predictions of checkpoints whose weights, settings and test images did not change are
-reused (data/predictions persists between runs), so extending ``epochs`` only predicts
-the new checkpoints.
+Predictions of checkpoints whose weights, settings, test images and predicting code did
+not change are reused (data/predictions persists between runs), so extending ``epochs``
+only predicts the new checkpoints.
 """
 
-from pathlib import Path
+from dataclasses import asdict
 
 from tqdm import tqdm
 
+from aerialseg import prediction_cache as cache
+from aerialseg.errors import DataError
+from aerialseg.inference import load_model, predict_class_maps, prediction_code_digest, weights_fingerprint
+from aerialseg.io import read_rgb, read_world_file, world_file_for, write_index_mask, write_world_file
+from aerialseg.names import MODELS, PREDICTIONS, RESIZED, SceneFiles, list_checkpoints, prediction_file
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
-
-IMAGES, MODELS, OUT = Path("data/resized"), Path("data/models"), Path("data/predictions")
 
 
 def main() -> str:
     params = load_params()
-    from dataclasses import asdict
-
-    from aerialseg import prediction_cache as cache
-    from aerialseg.datasets.layout import SceneFiles
-    from aerialseg.inference import load_model, predict_class_maps, weights_fingerprint
-    from aerialseg.io import DataError, read_rgb, read_world_file, world_file_for, write_index_mask, write_world_file
-    from aerialseg.training import list_checkpoints
-
     checkpoints = list_checkpoints(MODELS)
     if not checkpoints:
         raise DataError(f"{MODELS}: no checkpoints; run the train stage first")
     scenes = params.data.split.test
-    paths = {s: SceneFiles(IMAGES, s).image for s in scenes}
+    paths = {s: SceneFiles(RESIZED, s).image for s in scenes}
     images = {s: read_rgb(p) for s, p in paths.items()}
     p = params.predict
-    settings = asdict(p)
+    code = prediction_code_digest()
     new, reused = [], []
     for epoch, path in tqdm(checkpoints.items(), desc="checkpoints", unit="ckpt"):
         model = load_model(path)
-        key = cache.prediction_key(weights_fingerprint(model), settings, paths)
-        if cache.is_current(OUT, epoch, key):
+        key = cache.prediction_key(weights_fingerprint(model), asdict(p), paths, code)
+        if cache.is_current(PREDICTIONS, epoch, key):
             reused.append(epoch)
             continue
-        with cache.store(OUT, epoch, key) as folder:
+        with cache.store(PREDICTIONS, epoch, key) as folder:
             for scene_id, image in images.items():
                 plain, smooth = predict_class_maps(model, image, window=p.window, subdivisions=p.subdivisions,
                                                    tta=p.tta, batch_size=p.batch_size)
-                world = SceneFiles(IMAGES, scene_id).world
+                world = SceneFiles(RESIZED, scene_id).world
                 for kind, class_map in (("plain", plain), ("smooth", smooth)):
-                    target = cache.prediction_file(folder, scene_id, kind)
+                    target = prediction_file(folder, scene_id, kind)
                     write_index_mask(target, class_map)
                     if world.is_file():  # same grid as the resized image: opens in place in QGIS
                         write_world_file(world_file_for(target), read_world_file(world))
         new.append(epoch)
-    removed = cache.prune(OUT, set(checkpoints))
+    removed = cache.prune(PREDICTIONS, set(checkpoints))
     return (f"predicted {len(new)} new checkpoint(s), reused {len(reused)}, removed {len(removed)} stale; "
             f"{len(scenes)} test scenes, plain and smooth ({p.tta}, subdivisions {p.subdivisions})")
 

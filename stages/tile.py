@@ -1,24 +1,21 @@
 """Stage tile: cut each split's scenes (never mixed) into sharded tile arrays -> data/tiles."""
 
-from pathlib import Path
-
 import pandas as pd
 
 from aerialseg.io import atomic_dir
+from aerialseg.names import MASKS, RESIZED, TILES
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
-from aerialseg.tiling import scene_tiles, write_manifest, write_split
-
-IMAGES, MASKS, OUT = Path("data/resized"), Path("data/masks"), Path("data/tiles")
+from aerialseg.tile_writer import scene_tiles, write_manifest, write_split
 
 
 def main() -> str:
     params = load_params()
     patch, stride = params.tile.patch_size, params.tile.stride
     frames = []
-    with atomic_dir(OUT) as tmp:
+    with atomic_dir(TILES) as tmp:
         for split, scenes in params.data.split.items():
-            tiles = scene_tiles(scenes, IMAGES, MASKS, patch, stride)
+            tiles = scene_tiles(scenes, RESIZED, MASKS, patch, stride)
             frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size))
         index = pd.concat(frames, ignore_index=True)
         write_manifest(tmp, index, patch, stride)

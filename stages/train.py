@@ -1,27 +1,27 @@
 """Stage train: fit the U-Net on the train tiles, checkpoint every checkpoint_every epochs.
 
 Killed at any point, the stage continues from the last completed epoch when run again
-(data/train_state, data/models and metrics/train persist between runs).
+(data/train_state, data/models and metrics/train persist between runs). A saved state of
+the same run that already covers ``epochs`` is reused without training.
 """
 
-from pathlib import Path
+import pandas as pd
 
+from aerialseg.names import HISTORY_FILE, MODELS, TILES, TRAIN_LIVE, TRAIN_STATE
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
-
-TILES, MODELS, STATE, LIVE = Path("data/tiles"), Path("data/models"), Path("data/train_state"), Path("metrics/train")
+from aerialseg.tile_reader import TileStore
+from aerialseg.training import TrainConfig, train
 
 
 def main() -> str:
     params = load_params()
-    from aerialseg.tiling import TileStore
-    from aerialseg.training import TrainConfig, train
-
     config = TrainConfig.from_params(params)
-    history, resumed = train(config, TileStore(TILES), MODELS, LIVE, STATE)
-    last = {k: round(v[-1], 4) for k, v in history.history.items() if k in ("loss", "val_mean_iou")}
-    start = f"resumed after epoch {resumed}, " if resumed else ""
-    return f"{start}{params.epochs} epochs, {len(config.checkpoint_epochs)} checkpoints in {MODELS}; last {last}"
+    outcome = train(config, TileStore(TILES), MODELS, TRAIN_LIVE, TRAIN_STATE)
+    last = pd.read_csv(MODELS / HISTORY_FILE).iloc[-1]
+    values = ", ".join(f"{name} {last[name]:.4f}" for name in ("loss", "val_mean_iou") if name in last)
+    return (f"reused {outcome.reused} epochs, trained {outcome.trained}; {params.epochs} epochs, "
+            f"{len(config.checkpoint_epochs)} checkpoints in {MODELS}; last {values}")
 
 
 if __name__ == "__main__":

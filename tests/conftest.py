@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from aerialseg.errors import OffPaletteError
+from aerialseg.palette import encode_label
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -25,3 +26,12 @@ def raw_params() -> dict:
 def real_crop_paths() -> tuple[Path, Path]:
     """(RGB, eroded-boundary label) of the real 512-px Potsdam crop."""
     return FIXTURES / "top_potsdam_2_10_crop512_RGB.png", FIXTURES / "top_potsdam_2_10_crop512_label_noBoundary.png"
+
+
+def strict_index(rgb: np.ndarray, allow_boundary: bool = False) -> np.ndarray:
+    """Class indices of a label that must hold palette colours only (black too, if allowed)."""
+    encoding = encode_label(rgb, allow_boundary=allow_boundary, tolerance=0)
+    if encoding.off_palette:
+        listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours)
+        raise OffPaletteError(f"{encoding.off_palette} pixels have colours outside the ISPRS palette: {listed}")
+    return encoding.mask

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from aerialseg.blending import blend_rows, count_windows, predict_plain, predict_smooth, spline_window_1d, transforms
-from reference.ref_blend import predict_smooth_reference, spline_window_1d as ref_spline
+from reference.ref_blend import predict_smooth_reference
+from reference.ref_blend import spline_window_1d as ref_spline
 
 NUM_CLASSES = 6
 
@@ -21,7 +22,8 @@ def position_dependent_model(seed=0):
         n, h, w, _ = batch.shape
         z = batch @ weights
         z = z + np.linspace(0, 2, h, dtype=np.float32)[None, :, None, None] * np.arange(NUM_CLASSES, dtype=np.float32)
-        z = z + np.linspace(0, 1, w, dtype=np.float32)[None, None, :, None] * np.arange(NUM_CLASSES, dtype=np.float32)[::-1]
+        classes = np.arange(NUM_CLASSES, dtype=np.float32)
+        z = z + np.linspace(0, 1, w, dtype=np.float32)[None, None, :, None] * classes[::-1]
         z = z - z.max(-1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(-1, keepdims=True)

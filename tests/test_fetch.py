@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from aerialseg.datasets.fetch import download, partial_path
-from aerialseg.io import DataError
+from aerialseg.errors import DataError
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

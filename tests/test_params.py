@@ -1,6 +1,7 @@
 import pytest
 
 from aerialseg.params import ParamsError, load_params, parse_params
+
 from conftest import ROOT
 
 
@@ -40,6 +41,9 @@ def test_repository_params_are_valid():
     (lambda p: p["encode"].__setitem__("tolerance", 200), "encode.tolerance"),
     (lambda p: p["encode"].__setitem__("max_offpalette", 5), "encode.max_offpalette"),
     (lambda p: p.__setitem__("jobs", 0), "jobs"),
+    (lambda p: p.__setitem__("seed", 2**32), "seed"),
+    (lambda p: p["tile"].__setitem__("shard_size", 10**9), "tile.shard_size"),
+    (lambda p: p["predict"].__setitem__("batch_size", 0), "predict.batch_size"),
 ])
 def test_bad_params_name_the_key(raw_params, edit, key):
     edit(raw_params)
@@ -87,5 +91,44 @@ def test_class_weights_by_name_come_in_palette_order(raw_params):
 def test_download_urls_pair_with_checksums(raw_params):
     raw_params["data"]["potsdam"].update(url=["https://x/2_Ortho_RGB.zip", "https://x/5_Labels_all.zip"],
                                          sha256=["A" * 64, "b" * 64])
-    assert parse_params(raw_params).data.potsdam_downloads == (
+    assert parse_params(raw_params).data.potsdam.downloads == (
         ("https://x/2_Ortho_RGB.zip", "a" * 64), ("https://x/5_Labels_all.zip", "b" * 64))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.__setitem__("epoch", 3), "epoch: unknown key; did you mean epochs?"),
+    (lambda p: p["train"].__setitem__("learning_rat", 0.1),
+     "train.learning_rat: unknown key; did you mean learning_rate?"),
+    (lambda p: p["data"]["potsdam"].__setitem__("paths", "x"), "data.potsdam.paths: unknown key; did you mean path?"),
+    (lambda p: p["model"].__setitem__("dropout", 0.1), "model.dropout: unknown key; expected one of"),
+    (lambda p: p["train"]["jitter"].__setitem__("gamma", 0.1), "train.jitter.gamma: unknown key; expected one of"),
+])
+def test_unknown_keys_are_refused_with_the_closest_name(raw_params, edit, message):
+    edit(raw_params)
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw_params)
+    assert str(err.value).startswith(message)
+
+
+def test_an_unquoted_gallery_scene_gets_the_quoting_hint(raw_params):
+    raw_params["report"]["gallery_scene"] = 213  # what YAML makes of -S report.gallery_scene=2_13
+    with pytest.raises(ParamsError, match=r'report.gallery_scene: 213 is not a quoted tile id; write "2_10"'):
+        parse_params(raw_params)
+
+
+def test_sections_mirror_the_yaml(raw_params):
+    params = parse_params(raw_params)
+    assert params.resize.scale == raw_params["resize"]["scale"]
+    assert params.data.synthetic.scene_size == raw_params["data"]["synthetic"]["scene_size"]
+    assert params.evaluate.baseline_pixels == raw_params["evaluate"]["baseline_pixels"]
+    assert params.report.gallery_scene == raw_params["report"]["gallery_scene"]
+    assert params.train.jitter.hue == raw_params["train"]["jitter"]["hue"]
+
+
+def test_tta_choices_are_the_blending_ones():
+    from aerialseg.blending import transforms
+    from aerialseg.params import TTA_MODES
+
+    assert [len(transforms(mode)) for mode in TTA_MODES] == [8, 4, 1]
+    with pytest.raises(ValueError):
+        transforms("rot")

@@ -35,8 +35,14 @@ def _merge(base: dict, override: dict) -> dict:
     return base
 
 
+def _env(project: Path) -> dict:
+    """Stages run the copy's own sources, so that edits to them take effect."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                PYTHONPATH=str(Path(project) / "src"))
+
+
 def _run(args, cwd, check=True):
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = _env(cwd)
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -90,15 +96,69 @@ def test_second_repro_is_up_to_date(project):
     assert "Data and pipelines are up to date." in out
 
 
+def _stale(project: Path) -> set[str]:
+    """Stages ``dvc status`` reports as changed."""
+    return set(json.loads(_run(["dvc", "status", "--json"], project).stdout or "{}"))
+
+
+def _edit(path: Path, old: str, new: str) -> str:
+    text = path.read_text()
+    assert old in text, f"{path.name}: {old!r} not found"
+    path.write_text(text.replace(old, new, 1))
+    return text
+
+
+@pytest.mark.slow
+def test_an_edit_reruns_only_what_it_touches_and_reuses_what_it_can(project):
+    src = project / "src" / "aerialseg"
+    states = {p: p.stat().st_mtime_ns for p in (project / "data/train_state").iterdir()}
+    models = {p.name: p.read_bytes() for p in (project / "data/models").iterdir()}
+    originals = {}
+    try:
+        # a docstring of the blending: only prediction is stale, and it predicts nothing again
+        originals["blending.py"] = _edit(src / "blending.py", '"""Map a window (..., H, W, C) of the image',
+                                         '"""Map a window (..., H, W, C) (reworded) of the image')
+        assert _stale(project) == {"predict_smooth"}
+        out = _run(["dvc", "repro"], project).stdout
+        assert "predicted 0 new checkpoint(s), reused 2" in out
+        assert "Running stage 'evaluate'" not in out and "Running stage 'train'" not in out
+
+        # a docstring of the model and a comment in training: train reruns but trains nothing
+        originals["model.py"] = _edit(src / "model.py", '"""Return an uncompiled U-Net', '"""Build an uncompiled U-Net')
+        originals["training.py"] = _edit(src / "training.py", "# a state may have been loaded, then rejected",
+                                         "# a state may have been restored and then refused")
+        assert _stale(project) == {"train"}
+        out = _run(["dvc", "repro"], project).stdout
+        assert "train: reused 2 epochs, trained 0" in out
+        assert "Running stage 'predict_smooth'" not in out
+        assert {p: p.stat().st_mtime_ns for p in (project / "data/train_state").iterdir()} == states
+        assert {p.name: p.read_bytes() for p in (project / "data/models").iterdir()} == models
+
+        # a change of behaviour in the blending: every checkpoint is predicted again
+        _edit(src / "blending.py", "np.maximum(weight, np.float32(1e-12))", "np.maximum(weight, np.float32(1e-11))")
+        out = _run(["dvc", "repro"], project).stdout
+        assert "predicted 2 new checkpoint(s), reused 0" in out
+    finally:
+        for name, text in originals.items():
+            (src / name).write_text(text)
+    _run(["dvc", "repro"], project)
+    assert not _stale(project)
+
+
 def _metrics(project: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((project / "metrics").glob("*.json"))}
 
 
 @pytest.mark.slow
-def test_forced_repro_gives_identical_metrics(project):
+def test_forced_repro_gives_identical_metrics_and_checkpoints(project):
     before = _metrics(project)
-    _run(["dvc", "repro", "--force"], project)
+    checkpoints = {p.name: p.read_bytes() for p in (project / "data/models").glob("*.keras")}
+    shutil.rmtree(project / "data/train_state")  # otherwise the forced train stage reuses the state
+    out = _run(["dvc", "repro", "--force"], project).stdout
+    assert "train: reused 0 epochs, trained 2" in out
     assert _metrics(project) == before
+    # retrained in another process, byte for byte: no save time or memory address inside
+    assert {p.name: p.read_bytes() for p in (project / "data/models").glob("*.keras")} == checkpoints
 
 
 @pytest.mark.slow
@@ -109,7 +169,7 @@ def test_more_epochs_predict_only_new_checkpoints_and_diff_per_key(project):
     params["epochs"] = 3
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], project).stdout
-    assert "train: resumed after epoch 2, 3 epochs" in out
+    assert "train: reused 2 epochs, trained 1; 3 epochs" in out
     assert "predicted 1 new checkpoint(s), reused 2" in out
     table = (project / "metrics/epoch_table.md").read_text()
     assert sum(line.startswith("| ") and line[2].isdigit() for line in table.splitlines()) == 3
@@ -134,7 +194,7 @@ def test_sigkilled_repro_resumes_and_matches_a_fresh_run(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["epochs"] = 8
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env = _env(project)
     process = subprocess.Popen(["dvc", "repro", "train"], cwd=project, env=env, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = project / "data/train_state/state_0005.weights.h5"
@@ -146,13 +206,14 @@ def test_sigkilled_repro_resumes_and_matches_a_fresh_run(project):
     process.wait()
 
     out = _run(["dvc", "repro", "train"], project).stdout
-    assert "train: resumed after epoch 5, 8 epochs" in out or "train: resumed after epoch 6, 8 epochs" in out
+    assert "train: reused 5 epochs, trained 3; 8 epochs" in out or "train: reused 6 epochs, trained 2; 8 epochs" in out
     resumed_history = pd.read_csv(project / "data/models/history.csv")
     resumed_weights = final_weights(project / "data/models")
     resumed_live = pd.read_csv(project / "metrics/train/plots/metrics/train/loss.tsv", sep="\t")
 
+    shutil.rmtree(project / "data/train_state")
     out = _run(["dvc", "repro", "--force", "train"], project).stdout
-    assert "resumed" not in out
+    assert "train: reused 0 epochs, trained 8" in out
     pd.testing.assert_frame_equal(pd.read_csv(project / "data/models/history.csv"), resumed_history)
     for ours, theirs in zip(resumed_weights, final_weights(project / "data/models")):
         np.testing.assert_array_equal(ours, theirs)
@@ -164,7 +225,7 @@ def test_sigkilled_repro_resumes_and_matches_a_fresh_run(project):
 @pytest.mark.slow
 def test_bad_param_stops_the_stage_with_one_line(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["tile"]["patch_size"] = 60
+    params["tile"]["patch_size"] = 68
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         result = _run([sys.executable, "stages/tile.py"], project, check=False)
@@ -172,4 +233,4 @@ def test_bad_param_stops_the_stage_with_one_line(project):
         params["tile"]["patch_size"] = 64
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert result.returncode == 1
-    assert result.stderr.strip() == "tile: error: tile.patch_size: 60 is not divisible by 2**model.depth = 8"
+    assert result.stderr.strip() == "tile: error: tile.patch_size: 68 is not divisible by 2**model.depth = 8"

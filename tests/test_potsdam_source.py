@@ -17,10 +17,12 @@ import pytest
 import yaml
 
 from aerialseg.datasets.archives import check_free_space, extract_members, list_members
-from aerialseg.datasets.layout import SceneFiles
 from aerialseg.datasets.potsdam import collect_tiles
-from aerialseg.io import DataError, read_rgb, write_rgb
+from aerialseg.errors import DataError
+from aerialseg.io import read_rgb, write_rgb
+from aerialseg.names import SceneFiles
 from aerialseg.palette import index_to_rgb
+
 from conftest import ROOT
 
 SIZE = 48

@@ -1,14 +1,14 @@
+import numpy as np
+
 from aerialseg import prediction_cache as cache
 from aerialseg.io import write_index_mask
 
-import numpy as np
 
-
-def _key(tmp_path, weights="w1", window=128):
+def _key(tmp_path, weights="w1", window=128, code="c1"):
     image = tmp_path / "img.tif"
     if not image.exists():
         image.write_bytes(b"pixels")
-    return cache.prediction_key(weights, {"window": window}, {"2_13": image})
+    return cache.prediction_key(weights, {"window": window}, {"2_13": image}, code)
 
 
 def test_stored_predictions_are_reused_only_for_the_same_key(tmp_path):
@@ -20,6 +20,7 @@ def test_stored_predictions_are_reused_only_for_the_same_key(tmp_path):
     assert cache.is_current(root, 25, key)
     assert not cache.is_current(root, 25, _key(tmp_path, weights="w2"))
     assert not cache.is_current(root, 25, _key(tmp_path, window=256))
+    assert not cache.is_current(root, 25, _key(tmp_path, code="c2"))
     (tmp_path / "img.tif").write_bytes(b"other pixels")
     assert not cache.is_current(root, 25, _key(tmp_path))
 

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from aerialseg.datasets.layout import MaskFiles, SceneFiles
-from aerialseg.io import DataError, WorldFile, read_index_mask, read_rgb, read_world_file, write_rgb, write_world_file
-from aerialseg.palette import CLASS_COLOURS, OffPaletteError, index_to_rgb
+from aerialseg.errors import DataError, OffPaletteError
+from aerialseg.io import WorldFile, read_index_mask, read_rgb, read_world_file, write_rgb, write_world_file
+from aerialseg.names import MaskFiles, SceneFiles
+from aerialseg.palette import CLASS_COLOURS, index_to_rgb
 from aerialseg.preprocess import encode_scene, resize_label, resize_scene
 
 

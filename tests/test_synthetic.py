@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
 
-from aerialseg.datasets.layout import SceneFiles
 from aerialseg.datasets.synthetic import erode_boundaries, generate_scene, write_scene_files
 from aerialseg.io import read_rgb, read_world_file
-from aerialseg.palette import IGNORE_INDEX, rgb_to_index
+from aerialseg.names import SceneFiles
+from aerialseg.palette import IGNORE_INDEX
+
+from conftest import strict_index
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +53,8 @@ def test_written_in_the_official_layout_and_colours(tmp_path, scene):
         "top_potsdam_2_10_RGB.tfw", "top_potsdam_2_10_RGB.tif",
         "top_potsdam_2_10_label.tif", "top_potsdam_2_10_label_noBoundary.tif"]
     assert np.array_equal(read_rgb(files.image), scene.image)
-    assert np.array_equal(rgb_to_index(read_rgb(files.label)), scene.label)
-    noboundary = rgb_to_index(read_rgb(files.label_noboundary), allow_boundary=True)
+    assert np.array_equal(strict_index(read_rgb(files.label)), scene.label)
+    noboundary = strict_index(read_rgb(files.label_noboundary), allow_boundary=True)
     assert np.array_equal(noboundary, erode_boundaries(scene.label))
     assert read_world_file(files.world).pixel_x == pytest.approx(0.05)
 

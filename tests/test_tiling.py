@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 
-from aerialseg.datasets.layout import MaskFiles, SceneFiles
-from aerialseg.io import DataError, write_index_mask, write_rgb
-from aerialseg.tiling import TileStore, cut_tiles, scene_tiles, window_origins, write_manifest, write_split
+from aerialseg.errors import DataError
+from aerialseg.io import write_index_mask, write_rgb
+from aerialseg.names import MaskFiles, SceneFiles
+from aerialseg.tile_reader import TileStore
+from aerialseg.tile_writer import scene_tiles, write_manifest, write_split
+from aerialseg.tiling import cut_tiles, window_origins
 
 
 @pytest.mark.parametrize("length, window, stride", [(512, 128, 64), (500, 128, 128), (130, 128, 64), (128, 128, 32)])

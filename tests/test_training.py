@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aerialseg.input_pipeline import Jitter, tile_dataset
-from aerialseg.training import list_checkpoints, train
+from aerialseg.input_pipeline import tile_dataset
+from aerialseg.names import list_checkpoints
+from aerialseg.params import JitterParams
+from aerialseg.training import train
+
 from tiny_training import config, final_weights, make_store
 
 SCRIPT = Path(__file__).resolve().parent / "tiny_training.py"
@@ -28,8 +31,8 @@ def store(tmp_path_factory):
 
 
 def _run(store, folder: Path, **kwargs):
-    history, resumed = train(config(**kwargs), store, folder / "models", folder / "live", folder / "state", verbose=0)
-    return history.history, resumed
+    outcome = train(config(**kwargs), store, folder / "models", folder / "live", folder / "state", verbose=0)
+    return outcome.history, outcome.reused
 
 
 def _script(store, out: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
@@ -59,6 +62,10 @@ def test_same_seed_same_metrics_other_seed_other_metrics(store, tmp_path):
     other, _ = _run(store, tmp_path / "c", seed=2)
     assert first == second
     assert first["loss"] != other["loss"]
+    # identical weights give identical checkpoint bytes (no save time inside), so DVC's hash agrees too
+    for epoch in ("001", "002"):
+        name = f"models/epoch_{epoch}.keras"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert list(list_checkpoints(tmp_path / "a" / "models")) == [1, 2]
     assert (tmp_path / "a" / "models" / "history.csv").is_file()
 
@@ -81,12 +88,14 @@ def test_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(store, tm
     resumed = int(output.split("resumed=")[1].split()[0])
     assert 2 <= resumed < 6
 
-    for ours, theirs in zip(final_weights(tmp_path / "killed" / "models"), final_weights(tmp_path / "whole" / "models")):
+    whole_weights = final_weights(tmp_path / "whole" / "models")
+    for ours, theirs in zip(final_weights(tmp_path / "killed" / "models"), whole_weights):
         np.testing.assert_array_equal(ours, theirs)
     whole_history = pd.read_csv(tmp_path / "whole" / "models" / "history.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "models" / "history.csv"), whole_history)
     assert _live_rows(tmp_path / "killed" / "live") == _live_rows(tmp_path / "whole" / "live")
-    for log in ["models/history.csv", *(str(t.relative_to(tmp_path / "whole")) for t in (tmp_path / "whole").rglob("*.tsv"))]:
+    tsvs = [str(t.relative_to(tmp_path / "whole")) for t in (tmp_path / "whole").rglob("*.tsv")]
+    for log in ["models/history.csv", *tsvs]:
         assert (tmp_path / "killed" / log).read_bytes() == (tmp_path / "whole" / log).read_bytes(), log
     assert [r[0] for r in _live_rows(tmp_path / "whole" / "live")["train/loss.tsv"]] == [0, 1, 2, 3, 4, 5]
     summary = json.loads((tmp_path / "killed" / "live" / "metrics.json").read_text())
@@ -100,11 +109,42 @@ def test_a_longer_run_continues_a_finished_shorter_one(store, tmp_path):
     _run(store, tmp_path / "fresh", epochs=3)
     for ours, theirs in zip(final_weights(tmp_path / "grown" / "models"), final_weights(tmp_path / "fresh" / "models")):
         np.testing.assert_array_equal(ours, theirs)
-    # the same length again, or other settings, retrain from scratch
-    _, resumed = _run(store, tmp_path / "grown", epochs=3)
-    assert resumed == 0
+    # other settings retrain from scratch
     _, resumed = _run(store, tmp_path / "grown", epochs=4, learning_rate=0.001)
     assert resumed == 0
+
+
+def test_a_finished_run_is_reused_and_a_shorter_one_cut_back(store, tmp_path):
+    run = tmp_path / "run"
+    _run(store, run, epochs=3)
+    state = run / "state" / "state_0003.weights.h5"
+    stamp = state.stat().st_mtime_ns
+    checkpoint = (run / "models" / "epoch_003.keras").read_bytes()
+    history, reused = _run(store, run, epochs=3)
+    assert reused == 3 and history == {}
+    assert state.stat().st_mtime_ns == stamp  # nothing trained, nothing saved again
+    assert (run / "models" / "epoch_003.keras").read_bytes() == checkpoint
+
+    # fewer epochs: the outputs become those of a 2-epoch run, without training
+    history, reused = _run(store, run, epochs=2)
+    assert reused == 2 and history == {}
+    _run(store, tmp_path / "short", epochs=2)
+    assert list(list_checkpoints(run / "models")) == [1, 2]
+    assert (run / "models" / "history.csv").read_bytes() == (tmp_path / "short" / "models" / "history.csv").read_bytes()
+    for log in (tmp_path / "short" / "live").rglob("*.tsv"):
+        assert (run / "live" / log.relative_to(tmp_path / "short" / "live")).read_bytes() == log.read_bytes()
+    assert (json.loads((run / "live" / "metrics.json").read_text())
+            == json.loads((tmp_path / "short" / "live" / "metrics.json").read_text()))
+
+
+def test_a_lost_last_checkpoint_is_rebuilt_from_the_state(store, tmp_path):
+    _run(store, tmp_path / "r", epochs=2)
+    expected = final_weights(tmp_path / "r" / "models")
+    (tmp_path / "r" / "models" / "epoch_002.keras").unlink()
+    _, reused = _run(store, tmp_path / "r", epochs=2)
+    assert reused == 2
+    for ours, theirs in zip(final_weights(tmp_path / "r" / "models"), expected):
+        np.testing.assert_array_equal(ours, theirs)
 
 
 def test_resume_skips_an_unreadable_newest_state(store, tmp_path):
@@ -114,7 +154,7 @@ def test_resume_skips_an_unreadable_newest_state(store, tmp_path):
     (tmp_path / "r" / "state" / "state_0002.weights.h5").write_bytes(b"truncated by a power loss")
     history, resumed = _run(store, tmp_path / "r", epochs=3)
     assert resumed == 1 and len(history["loss"]) == 2
-    assert list(resume.saved_states(tmp_path / "r" / "state")) == [2, 3]
+    assert list(resume.list_states(tmp_path / "r" / "state")) == [2, 3]
 
 
 def test_trimmed_logs_are_byte_prefixes_whatever_their_line_endings(tmp_path):
@@ -173,7 +213,7 @@ def test_two_multi_worker_processes_on_loopback_complete_an_epoch(store, tmp_pat
 
 
 def test_multi_worker_without_tf_config_is_a_clear_error(store, tmp_path, monkeypatch):
-    from aerialseg.params import ParamsError
+    from aerialseg.errors import ParamsError
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ParamsError, match="train.strategy: multi_worker needs the TF_CONFIG"):
@@ -184,7 +224,7 @@ def test_global_batch_must_split_over_replicas():
     import tensorflow as tf
 
     from aerialseg.distribute import replica_batch
-    from aerialseg.params import ParamsError
+    from aerialseg.errors import ParamsError
 
     class Replicas:
         num_replicas_in_sync = 3
@@ -226,7 +266,7 @@ def test_each_epoch_is_a_function_of_seed_and_epoch_only(store):
 
 def test_photometric_jitter_changes_colours_not_masks(store):
     plain = tile_dataset(store, "train", 50, seed=3, training=True)
-    jitter = Jitter(brightness=0.2, contrast=0.3, saturation=0.3, hue=0.05)
+    jitter = JitterParams(brightness=0.2, contrast=0.3, saturation=0.3, hue=0.05)
     jittered = tile_dataset(store, "train", 50, seed=3, training=True, jitter=jitter)
     again = tile_dataset(store, "train", 50, seed=3, training=True, jitter=jitter)
     (a, ma), (b, mb), (c, _) = next(iter(plain)), next(iter(jittered)), next(iter(again))

@@ -9,7 +9,6 @@ devices configured before TensorFlow starts, multi-worker clusters):
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,9 @@ TRAIN_IDS, VAL_IDS = ["2_10", "2_11"], ["5_12"]
 
 def make_store(folder: Path):
     """Two small scenes whose classes follow simple shapes, tiled into train and val."""
-    from aerialseg.tiling import TileStore, cut_tiles, write_manifest, write_split
+    from aerialseg.tile_reader import TileStore
+    from aerialseg.tile_writer import write_manifest, write_split
+    from aerialseg.tiling import cut_tiles
 
     rng = np.random.default_rng(0)
     frames = []
@@ -41,20 +42,25 @@ def make_store(folder: Path):
 
 def config(seed=1, epochs=2, **overrides):
     """A U-Net small enough to train an epoch on the tiny store in about a second."""
+    from dataclasses import fields
+
+    from aerialseg.params import ModelParams, TrainParams
     from aerialseg.training import TrainConfig
 
-    settings = dict(epochs=epochs, batch_size=4, checkpoint_epochs=list(range(1, epochs + 1)), seed=seed,
-                    depth=2, base_filters=4, max_filters=None, batch_norm=False, learning_rate=0.003,
-                    lr_schedule="exponential", lr_decay=0.9, dice_weight=1.0, focal_weight=1.0, focal_gamma=2.0)
-    settings.update(overrides)
-    return TrainConfig(**settings)
+    model = dict(depth=2, base_filters=4, max_filters=None, batch_norm=False)
+    train = dict(learning_rate=0.003, lr_schedule="exponential", lr_decay=0.9, dice_weight=1.0, focal_weight=1.0,
+                 focal_gamma=2.0)
+    for name, value in overrides.items():
+        (model if name in {f.name for f in fields(ModelParams)} else train)[name] = value
+    return TrainConfig(epochs=epochs, batch_size=4, checkpoint_epochs=list(range(1, epochs + 1)), seed=seed,
+                       model=ModelParams(**model), train=TrainParams(**train))
 
 
 def final_weights(models: Path) -> list[np.ndarray]:
     """The weights of the newest checkpoint in a models folder."""
     import keras
 
-    from aerialseg.training import list_checkpoints
+    from aerialseg.names import list_checkpoints
 
     return keras.saving.load_model(list(list_checkpoints(models).values())[-1], compile=False).get_weights()
 
@@ -67,18 +73,20 @@ def main() -> None:
     parser.add_argument("--strategy", default="one_device")
     parser.add_argument("--logical-cpus", type=int, default=0)
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # isort: off
+    import aerialseg  # noqa: F401  (quiets TensorFlow's start-up logging before it is imported)
     import tensorflow as tf
+    # isort: on
 
     if args.logical_cpus:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
-    from aerialseg.tiling import TileStore
+    from aerialseg.tile_reader import TileStore
     from aerialseg.training import train
 
-    history, resumed = train(config(epochs=args.epochs, strategy=args.strategy), TileStore(args.store),
-                             args.out / "models", args.out / "live", args.out / "state", verbose=0)
-    print(f"resumed={resumed} epochs_run={len(history.history['loss'])}", flush=True)
+    outcome = train(config(epochs=args.epochs, strategy=args.strategy), TileStore(args.store),
+                    args.out / "models", args.out / "live", args.out / "state", verbose=0)
+    print(f"resumed={outcome.reused} epochs_run={outcome.trained}", flush=True)
 
 
 if __name__ == "__main__":

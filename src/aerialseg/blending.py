@@ -26,8 +26,6 @@ import numpy as np
 PredictFn = Callable[[np.ndarray], np.ndarray]
 RowReader = Callable[[np.ndarray], np.ndarray]
 
-TTA_MODES = ("d4", "flips", "none")
-
 
 @dataclass(frozen=True)
 class Transform:
@@ -66,7 +64,7 @@ def transforms(tta: str) -> list[Transform]:
         return [Transform(r, c, False) for r in (False, True) for c in (False, True)]
     if tta == "none":
         return [Transform(False, False, False)]
-    raise ValueError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+    raise ValueError(f"tta must be one of d4, flips, none; got {tta!r}")
 
 
 def spline_window_1d(window: int, power: int = 2) -> np.ndarray:
@@ -138,6 +136,54 @@ def as_predict_fn(model_or_fn) -> PredictFn:
     return model_or_fn
 
 
+def _windows_by_row(rows_geo: Geometry, cols_geo: Geometry, tta: str) -> dict[int, list[tuple[Transform, np.ndarray]]]:
+    """Every window as (variant, column origins) grouped by its row origin, in padded coordinates."""
+    by_row: dict[int, list[tuple[Transform, np.ndarray]]] = {}
+    for variant in transforms(tta):
+        # a transpose swaps which padded axis the transformed image's rows run along, but
+        # the grid anchor on each padded axis depends only on whether that axis is flipped
+        row_origins = rows_geo.origins(from_end=variant.flip_rows)
+        col_origins = cols_geo.origins(from_end=variant.flip_cols)
+        for r in row_origins:
+            by_row.setdefault(int(r), []).append((variant, col_origins))
+    return dict(sorted(by_row.items()))
+
+
+class _Band:
+    """The weighted sums of the padded rows that windows may still reach, ``window`` rows tall."""
+
+    def __init__(self, rows_geo: Geometry, cols_geo: Geometry, num_classes: int) -> None:
+        window = rows_geo.window
+        self.top = 0
+        self.sums = np.zeros((window, cols_geo.padded, num_classes), np.float32)
+        self.weights = np.zeros((window, cols_geo.padded, 1), np.float32)
+        self.out_top, self.out_bottom = rows_geo.pad_before, rows_geo.pad_before + rows_geo.length
+        self.out_cols = slice(cols_geo.pad_before, cols_geo.pad_before + cols_geo.length)
+
+    def add(self, column: int, probabilities: np.ndarray, weights: np.ndarray) -> None:
+        """Add one window's weighted probabilities at ``column`` of the band's top row."""
+        width = probabilities.shape[1]
+        self.sums[:, column:column + width] += probabilities * weights
+        self.weights[:, column:column + width] += weights
+
+    def release(self, upto: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Emit the finished padded rows [top, upto) cropped to the image, then drop them."""
+        lo, hi = max(self.top, self.out_top), min(upto, self.out_bottom)
+        if hi > lo:
+            part = self.sums[lo - self.top: hi - self.top, self.out_cols]
+            weight = self.weights[lo - self.top: hi - self.top, self.out_cols]
+            yield lo - self.out_top, part / np.maximum(weight, np.float32(1e-12))
+        shift = upto - self.top
+        if shift >= len(self.sums):
+            self.sums.fill(0)
+            self.weights.fill(0)
+        elif shift > 0:
+            for array in (self.sums, self.weights):
+                array[:-shift] = array[shift:]
+                array[-shift:] = 0
+        self.top = upto
+
+
 def blend_rows(
     read_rows: RowReader,
     shape: tuple[int, int],
@@ -157,69 +203,30 @@ def blend_rows(
     (n, W, num_classes) and final: it can be written out and forgotten. ``on_batch`` is
     called with the number of windows after every model call (for progress bars).
     """
-    height, width = shape
-    rows_geo = axis_geometry(height, window, subdivisions)
-    cols_geo = axis_geometry(width, window, subdivisions)
-    col_source = cols_geo.source_index()
-    row_source = rows_geo.source_index()
+    rows_geo = axis_geometry(shape[0], window, subdivisions)
+    cols_geo = axis_geometry(shape[1], window, subdivisions)
+    col_source, row_source = cols_geo.source_index(), rows_geo.source_index()
     weights_1d = spline_window_1d(window).astype(np.float32) if subdivisions > 1 else np.ones(window, np.float32)
     win2d = np.multiply.outer(weights_1d, weights_1d)[:, :, None]
-    variants = transforms(tta)
     predict = as_predict_fn(predict_fn)
+    band = _Band(rows_geo, cols_geo, num_classes)
+    expected = (window, window, num_classes)
 
-    # every (row origin, variant, column origins) in padded coordinates
-    by_row: dict[int, list[tuple[Transform, np.ndarray]]] = {}
-    for variant in variants:
-        # a transpose swaps which padded axis the transformed image's rows run along, but
-        # the grid anchor on each padded axis depends only on whether that axis is flipped
-        row_origins = rows_geo.origins(from_end=variant.flip_rows)
-        col_origins = cols_geo.origins(from_end=variant.flip_cols)
-        for r in row_origins:
-            by_row.setdefault(int(r), []).append((variant, col_origins))
-    starts = sorted(by_row)
-
-    band_top = 0
-    band = np.zeros((window, cols_geo.padded, num_classes), np.float32)
-    band_weight = np.zeros((window, cols_geo.padded, 1), np.float32)
-    out_top, out_bottom = rows_geo.pad_before, rows_geo.pad_before + height
-    out_cols = slice(cols_geo.pad_before, cols_geo.pad_before + width)
-
-    def finished(upto: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Emit padded rows [band_top, upto) cropped to the image, then drop them."""
-        nonlocal band, band_weight, band_top
-        lo, hi = max(band_top, out_top), min(upto, out_bottom)
-        if hi > lo:
-            part = band[lo - band_top: hi - band_top, out_cols]
-            weight = band_weight[lo - band_top: hi - band_top, out_cols]
-            yield lo - out_top, part / np.maximum(weight, np.float32(1e-12))
-        shift = upto - band_top
-        if shift >= window:
-            band.fill(0)
-            band_weight.fill(0)
-        elif shift > 0:
-            band[:-shift] = band[shift:]
-            band[-shift:] = 0
-            band_weight[:-shift] = band_weight[shift:]
-            band_weight[-shift:] = 0
-        band_top = upto
-
-    for start in starts:
-        yield from finished(start)
+    for start, row_windows in _windows_by_row(rows_geo, cols_geo, tta).items():
+        yield from band.release(start)
         strip = read_rows(row_source[start:start + window])[:, col_source].astype(np.float32, copy=False)
-        jobs = [(variant, int(c)) for variant, cols in by_row[start] for c in cols]
+        jobs = [(variant, int(c)) for variant, cols in row_windows for c in cols]
         for first in range(0, len(jobs), batch_size):
             chunk = jobs[first:first + batch_size]
             batch = np.stack([variant.forward(strip[:, c:c + window]) for variant, c in chunk])
             out = np.asarray(predict(batch), dtype=np.float32)
-            if out.shape != (len(chunk), window, window, num_classes):
-                raise ValueError(f"predict_fn returned shape {out.shape}, expected "
-                                 f"{(len(chunk), window, window, num_classes)}")
+            if out.shape != (len(chunk), *expected):
+                raise ValueError(f"predict_fn returned shape {out.shape}, expected {(len(chunk), *expected)}")
             for (variant, c), probs in zip(chunk, out):
-                band[:, c:c + window] += variant.inverse(probs) * win2d
-                band_weight[:, c:c + window] += win2d
+                band.add(c, variant.inverse(probs), win2d)
             if on_batch is not None:
                 on_batch(len(chunk))
-    yield from finished(rows_geo.padded)
+    yield from band.release(rows_geo.padded)
 
 
 def count_windows(shape: tuple[int, int], *, window: int, subdivisions: int, tta: str) -> int:

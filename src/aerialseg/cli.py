@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from aerialseg.io import DataError, map_rgb_tiff
+from aerialseg.errors import DataError, UserError
+from aerialseg.io import map_rgb_tiff
+from aerialseg.params import TTA_MODES, check_window
 
 
 def _load_image(path: Path) -> tuple[np.ndarray, list[str]]:
@@ -44,7 +45,6 @@ def _load_image(path: Path) -> tuple[np.ndarray, list[str]]:
 
 def predict_command(args: argparse.Namespace) -> int:
     """Blend a checkpoint's predictions over one image and write the class map."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tqdm import tqdm
 
     from aerialseg.blending import blend_rows, count_windows
@@ -57,11 +57,8 @@ def predict_command(args: argparse.Namespace) -> int:
     classes = int(model.output_shape[-1])
     if classes != NUM_CLASSES:
         raise DataError(f"{args.model}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
-    depth = model_depth(model)
-    if args.window % 2**depth:
-        raise DataError(f"--window {args.window} is not divisible by 2**depth = {2**depth} of this model")
-    if args.window % args.subdivisions:
-        raise DataError(f"--window {args.window} is not divisible by --subdivisions {args.subdivisions}")
+    check_window(args.window, model_depth(model), args.subdivisions, window_key="--window",
+                 subdivisions_key="--subdivisions")
     for note in notes:
         print(f"aerialseg predict: {args.image}: {note}", file=sys.stderr)
 
@@ -93,6 +90,21 @@ def predict_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bounded(low: int, high: int):
+    """An argparse type: an integer within [low, high] (the same bounds as the matching param)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aerialseg`` command."""
     parser = argparse.ArgumentParser(prog="aerialseg", description=__doc__)
@@ -101,10 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", help="a checkpoint, e.g. data/models/epoch_050.keras")
     predict.add_argument("image", help="an 8-bit RGB image (TIFF, PNG, JPEG) or an (H, W, 3) uint8 .npy")
     predict.add_argument("-o", "--output", required=True, help="class map in ISPRS colours (.png or .tif)")
-    predict.add_argument("--window", type=int, default=128, help="model input size (default 128)")
-    predict.add_argument("--subdivisions", type=int, default=2, help="overlap: step = window/subdivisions")
-    predict.add_argument("--tta", choices=("d4", "flips", "none"), default="d4", help="test-time augmentation")
-    predict.add_argument("--batch-size", type=int, default=16, help="windows per model call")
+    predict.add_argument("--window", type=_bounded(8, 8192), default=128, help="model input size (default 128)")
+    predict.add_argument("--subdivisions", type=_bounded(1, 64), default=2,
+                         help="overlap: step = window/subdivisions (default 2)")
+    predict.add_argument("--tta", choices=TTA_MODES, default="d4", help="test-time augmentation (default d4)")
+    predict.add_argument("--batch-size", type=_bounded(1, 4096), default=16, help="windows per model call")
     predict.add_argument("--probabilities", help="also write float16 probabilities (H, W, 6) to this .npy")
     predict.set_defaults(run=predict_command)
     return parser
@@ -115,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except DataError as err:
+    except UserError as err:
         print(f"aerialseg {args.command}: error: {err}", file=sys.stderr)
         return 1
 

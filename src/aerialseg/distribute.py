@@ -13,7 +13,8 @@ import os
 
 import tensorflow as tf
 
-from aerialseg.params import STRATEGIES, ParamsError
+from aerialseg.errors import ParamsError
+from aerialseg.params import STRATEGIES
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -13,12 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aerialseg.datasets.layout import MaskFiles
 from aerialseg.io import read_index_mask
 from aerialseg.metrics import confusion, scores
+from aerialseg.names import MaskFiles
 from aerialseg.palette import IGNORE_INDEX
-
-PREDICTION_KINDS = ("plain", "smooth")
 
 
 def label_masks(masks: Path, scene_id: str) -> dict[str, np.ndarray]:

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from aerialseg import losses  # noqa: F401  (registers the custom objects checkpoints refer to)
 from aerialseg.blending import predict_plain, predict_smooth
-from aerialseg.io import DataError
+from aerialseg.errors import DataError
+from aerialseg.fingerprint import code_digest
+
+# Modules that only carry values or name files (see ``prediction_code_digest``).
+NOT_PREDICTION_CODE = ("aerialseg", "aerialseg.errors", "aerialseg.fingerprint", "aerialseg.io",
+                       "aerialseg.names", "aerialseg.params")
+
+
+def prediction_code_digest() -> str:
+    """What the predicting code does (docstrings and comments aside): a cache of predictions keys on it."""
+    return code_digest([__name__], exclude=NOT_PREDICTION_CODE)
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """Load a checkpoint for inference; DataError naming the file if it cannot be read."""
+    """Load a checkpoint for inference; DataError naming the file if it cannot be read.
+
+    The training loss and metrics are not needed (nor rebuilt) to predict.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: checkpoint not found")
@@ -40,8 +53,6 @@ def predict_class_maps(model: keras.Model, image: np.ndarray, *, window: int, su
 
 def weights_fingerprint(model: keras.Model) -> str:
     """A digest of a model's architecture and weights (not of the file, whose bytes hold a date)."""
-    import hashlib
-
     digest = hashlib.sha256(model.to_json().encode())
     for weights in model.get_weights():
         digest.update(np.ascontiguousarray(weights).tobytes())

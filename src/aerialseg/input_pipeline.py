@@ -7,35 +7,14 @@ batches an uninterrupted run sees from epoch ``k`` on, without saving any RNG st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import tensorflow as tf
 
-from aerialseg.tiling import TileStore
+from aerialseg.params import JitterParams
+from aerialseg.tile_reader import TileStore
 
 # offsets that give each random decision its own stream under one seed
 _ORDER, _ROTATION, _MIRROR, _BRIGHTNESS, _CONTRAST, _SATURATION, _HUE = range(7)
-
-
-@dataclass(frozen=True)
-class Jitter:
-    """Photometric jitter strengths; 0 turns a component off.
-
-    ``brightness`` is an additive shift as a fraction of the 0..255 range, ``contrast``
-    and ``saturation`` multiply by a factor in ``[1 - s, 1 + s]``, ``hue`` rotates by up to
-    that fraction of the colour wheel. Masks are never touched.
-    """
-
-    brightness: float = 0.0
-    contrast: float = 0.0
-    saturation: float = 0.0
-    hue: float = 0.0
-
-    @property
-    def active(self) -> bool:
-        """Whether any component changes pixels."""
-        return any((self.brightness, self.contrast, self.saturation, self.hue))
 
 
 def steps_per_epoch(store: TileStore, split: str, batch_size: int) -> int:
@@ -48,7 +27,7 @@ def _stream_seed(seed: int, stream: int, counter):
     return tf.stack([tf.constant(seed * 16 + stream, tf.int64), tf.cast(counter, tf.int64)])
 
 
-def augment(image, mask, seed: int, counter, jitter: Jitter = Jitter()):
+def augment(image, mask, seed: int, counter, jitter: JitterParams = JitterParams()):
     """One random D4 transform, applied identically to image and mask, then colour jitter.
 
     ``counter`` identifies the sample (epoch and position), so the same sample in the same
@@ -65,7 +44,7 @@ def augment(image, mask, seed: int, counter, jitter: Jitter = Jitter()):
     return image, mask[..., 0]
 
 
-def _jitter(image, seed: int, counter, jitter: Jitter):
+def _jitter(image, seed: int, counter, jitter: JitterParams):
     unit = image / 255.0
     if jitter.brightness:
         unit = tf.image.stateless_random_brightness(unit, jitter.brightness,
@@ -103,7 +82,7 @@ def _tile_reader(store: TileStore, split: str):
 
 
 def tile_dataset(store: TileStore, split: str, batch_size: int, *, seed: int, training: bool,
-                 first_epoch: int = 0, epochs: int = 1, jitter: Jitter = Jitter()) -> tf.data.Dataset:
+                 first_epoch: int = 0, epochs: int = 1, jitter: JitterParams = JitterParams()) -> tf.data.Dataset:
     """Batches of (float32 image 0..255, uint8 mask) from a split's memory-mapped shards.
 
     Training data covers epochs ``first_epoch .. epochs - 1`` back to back, each epoch a

@@ -19,13 +19,11 @@ import cv2
 import numpy as np
 import tifffile
 
+from aerialseg.errors import DataError
+
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2**34))
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-
-class DataError(ValueError):
-    """An input file is missing, unreadable or not what the pipeline expects."""
 
 
 @contextlib.contextmanager

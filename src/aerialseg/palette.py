@@ -32,10 +32,6 @@ CLASS_COLOURS: tuple[tuple[int, int, int], ...] = (
 NUM_CLASSES = len(CLASS_NAMES)
 
 
-class OffPaletteError(ValueError):
-    """A mask holds colours that are neither a class colour nor (if allowed) the boundary."""
-
-
 @dataclass(frozen=True)
 class OffPaletteColour:
     """One colour found in a mask that the palette does not know, and how often."""
@@ -67,30 +63,6 @@ _PACKED_CLASSES = _pack(np.array([CLASS_COLOURS], dtype=np.uint8))[0]
 _PACKED_BOUNDARY = int(_pack(np.array([[BOUNDARY_RGB]], dtype=np.uint8))[0, 0])
 
 
-def colour_lookup(allow_boundary: bool) -> dict[int, int]:
-    """Packed colour -> class index; the boundary colour maps to IGNORE_INDEX if allowed."""
-    table = {int(p): i for i, p in enumerate(_PACKED_CLASSES)}
-    if allow_boundary:
-        table[_PACKED_BOUNDARY] = IGNORE_INDEX
-    return table
-
-
-def rgb_to_index(rgb: np.ndarray, *, allow_boundary: bool = False) -> np.ndarray:
-    """Encode an official-colour mask (H, W, 3) uint8 RGB as class indices (H, W) uint8.
-
-    Black becomes IGNORE_INDEX when ``allow_boundary`` (the eroded-boundary labels);
-    any other unknown colour raises OffPaletteError naming the colours and pixel counts.
-    The strict form of ``encode_label``, for masks that must already be clean.
-    """
-    encoding = encode_label(rgb, allow_boundary=allow_boundary, tolerance=0)
-    if encoding.off_palette:
-        bad = encoding.off_colours
-        listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in bad[:5])
-        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        raise OffPaletteError(f"{encoding.off_palette} pixels have colours outside the ISPRS palette: {listed}{more}")
-    return encoding.mask
-
-
 @dataclass(frozen=True)
 class LabelEncoding:
     """A label encoded to class indices, with what had to be repaired to get there."""
@@ -114,8 +86,9 @@ def _colour_table(allow_boundary: bool) -> np.ndarray:
     """A 2**24-entry table from packed colour to class index (16 MB, built once per process)."""
     if allow_boundary not in _TABLES:
         table = np.full(1 << 24, _UNKNOWN, np.uint8)
-        for packed, code in colour_lookup(allow_boundary).items():
-            table[packed] = code
+        table[_PACKED_CLASSES] = np.arange(NUM_CLASSES, dtype=np.uint8)
+        if allow_boundary:
+            table[_PACKED_BOUNDARY] = IGNORE_INDEX
         _TABLES[allow_boundary] = table
     return _TABLES[allow_boundary]
 

@@ -1,8 +1,10 @@
 """Reuse the predictions of checkpoints that did not change between runs.
 
 Each checkpoint's predictions live in their own folder with a key: the digest of the
-model's weights, the prediction settings and the test images. When ``epochs`` grows, the
-earlier checkpoints come out of training unchanged, so only the new ones are predicted.
+model's weights, the prediction settings, the test images and the predicting code
+(docstrings and comments aside). When ``epochs`` grows, the earlier checkpoints come out
+of training unchanged, so only the new ones are predicted; when the blending code
+changes, everything is predicted again.
 """
 
 from __future__ import annotations
@@ -14,54 +16,41 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from aerialseg.errors import DataError
 from aerialseg.io import atomic_dir, read_json, write_json
+from aerialseg.names import PREDICTION_KEY_FILE, list_prediction_folders, prediction_folder
 
-KEY_FILE = "key.json"
 
-
-def prediction_key(weights_digest: str, settings: dict, images: dict[str, Path]) -> dict:
+def prediction_key(weights_digest: str, settings: dict, images: dict[str, Path], code_digest: str) -> dict:
     """Everything a checkpoint's predictions depend on."""
-    image_digests = {scene: hashlib.sha256(Path(path).read_bytes()).hexdigest() for scene, path in sorted(images.items())}
-    return {"weights": weights_digest, "settings": settings, "images": image_digests}
-
-
-def epoch_folder(root: Path, epoch: int) -> Path:
-    """Where the predictions of one checkpoint live."""
-    return Path(root) / f"epoch_{epoch:03d}"
-
-
-def prediction_file(folder: Path, scene: str, kind: str) -> Path:
-    """The class map of one test scene in a checkpoint's folder (kind: plain or smooth)."""
-    return Path(folder) / f"{scene}_{kind}.png"
+    image_digests = {scene: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                     for scene, path in sorted(images.items())}
+    return {"weights": weights_digest, "settings": settings, "images": image_digests, "code": code_digest}
 
 
 def is_current(root: Path, epoch: int, key: dict) -> bool:
     """Whether stored predictions for ``epoch`` were made with exactly ``key``."""
-    path = epoch_folder(root, epoch) / KEY_FILE
+    path = prediction_folder(root, epoch) / PREDICTION_KEY_FILE
     if not path.is_file():
         return False
     try:
         return read_json(path) == json.loads(json.dumps(key))
-    except ValueError:
+    except DataError:
         return False
 
 
 @contextlib.contextmanager
 def store(root: Path, epoch: int, key: dict) -> Iterator[Path]:
     """A temporary folder that becomes the epoch's predictions (with their key) on success."""
-    with atomic_dir(epoch_folder(root, epoch)) as tmp:
+    with atomic_dir(prediction_folder(root, epoch)) as tmp:
         yield tmp
-        write_json(tmp / KEY_FILE, key)
+        write_json(tmp / PREDICTION_KEY_FILE, key)
 
 
 def prune(root: Path, keep: set[int]) -> list[int]:
     """Remove the predictions of checkpoints that no longer exist; return their epochs."""
     removed = []
-    for path in sorted(Path(root).glob("epoch_*")):
-        try:
-            epoch = int(path.name.split("_")[1])
-        except (IndexError, ValueError):
-            continue
+    for epoch, path in list_prediction_folders(root).items():
         if epoch not in keep:
             shutil.rmtree(path)
             removed.append(epoch)

@@ -7,9 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from aerialseg.datasets.layout import MaskFiles, SceneFiles
-from aerialseg.io import DataError, open_rgb, read_world_file, write_index_mask, write_rgb, write_world_file
-from aerialseg.palette import CLASS_NAMES, NUM_CLASSES, LabelEncoding, OffPaletteError, class_counts, encode_label
+from aerialseg.errors import DataError, OffPaletteError
+from aerialseg.io import open_rgb, read_world_file, write_index_mask, write_rgb, write_world_file
+from aerialseg.names import MaskFiles, SceneFiles
+from aerialseg.palette import CLASS_NAMES, NUM_CLASSES, LabelEncoding, class_counts, encode_label
 
 
 def resized_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -102,8 +102,9 @@ def progress_frames(image: np.ndarray, rows: list[tuple[int, np.ndarray]]) -> li
         frame = np.concatenate([image, index_to_rgb(smooth)], axis=1).copy()
         text = f"epoch {epoch}"
         scale = max(0.5, frame.shape[0] / 400)
-        cv2.putText(frame, text, (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA)
-        cv2.putText(frame, text, (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        origin = (10, int(30 * scale))
+        cv2.putText(frame, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(frame, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
         frames.append(frame)
     return frames
 

@@ -14,6 +14,7 @@ back, byte for byte, so the resumed run appends exactly where the state left off
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -21,25 +22,7 @@ from pathlib import Path
 import keras
 
 from aerialseg.io import atomic_path, read_json, write_json
-
-RUN_FILE = "run.json"
-STATE_GLOB = "state_*.weights.h5"
-
-
-def state_path(folder: Path, epoch: int) -> Path:
-    """The state file after ``epoch`` completed epochs."""
-    return Path(folder) / f"state_{epoch:04d}.weights.h5"
-
-
-def saved_states(folder: Path) -> dict[int, Path]:
-    """State files by number of completed epochs, oldest first."""
-    states = {}
-    for path in Path(folder).glob(STATE_GLOB):
-        try:
-            states[int(path.name.split("_")[1].split(".")[0])] = path
-        except ValueError:
-            continue
-    return dict(sorted(states.items()))
+from aerialseg.names import RUN_FILE, list_states, state_path
 
 
 def read_run(folder: Path) -> dict | None:
@@ -74,19 +57,19 @@ class EpochState(keras.callbacks.Callback):
         partial = final.with_name(f".partial.{final.name}")  # Keras wants the .weights.h5 suffix
         self.model.save_weights(str(partial))
         os.replace(partial, final)
-        for path in list(saved_states(self.folder).values())[:-self.keep]:
+        for path in list(list_states(self.folder).values())[:-self.keep]:
             path.unlink(missing_ok=True)
 
 
-def restore_latest(model: keras.Model, folder: Path, below: int) -> int:
-    """Load the newest readable state with fewer than ``below`` epochs; return its epoch (0: none).
+def restore_latest(model: keras.Model, folder: Path, at_most: int) -> int:
+    """Load the newest readable state with at most ``at_most`` epochs; return its epoch (0: none).
 
     ``model`` must be compiled: the optimizer is built first so that its variables load too.
     """
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
-    for epoch, path in reversed(saved_states(folder).items()):
-        if epoch >= below:
+    for epoch, path in reversed(list_states(folder).items()):
+        if epoch > at_most:
             continue
         try:
             model.load_weights(str(path))
@@ -124,3 +107,29 @@ def trim_live(folder: Path, epochs_done: int) -> None:
     """Drop dvclive's metric rows logged at steps >= ``epochs_done`` (one step per epoch)."""
     for tsv in Path(folder).glob("plots/metrics/**/*.tsv"):
         _keep_first_rows(tsv, "\t", epochs_done)
+
+
+def rewind_live_summary(folder: Path, epochs_done: int) -> None:
+    """Make dvclive's ``metrics.json`` summary show the values of epoch ``epochs_done`` again.
+
+    Used when a run that went further is cut back to fewer epochs: the summary keeps its
+    layout and takes each value from the matching (already trimmed) TSV log.
+    """
+    folder = Path(folder)
+    summary_path = folder / "metrics.json"
+    if not summary_path.is_file():
+        return
+    summary = read_json(summary_path)
+    step = epochs_done - 1
+    for group, values in summary.items():
+        if not isinstance(values, dict):
+            continue
+        for name in values:
+            tsv = folder / "plots" / "metrics" / group / f"{name}.tsv"
+            rows = [line.split("\t") for line in tsv.read_text().splitlines()[1:] if line.strip()]
+            found = [float(row[1]) for row in rows if int(row[0]) == step]
+            if found:
+                values[name] = found[0]
+    summary["step"] = step
+    with atomic_path(summary_path) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=4))

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Callable
 
-from aerialseg.io import DataError
-from aerialseg.palette import OffPaletteError
-from aerialseg.params import ParamsError
-
-USER_ERRORS = (ParamsError, DataError, OffPaletteError)
+from aerialseg.errors import UserError
 
 
 def run_stage(name: str, main: Callable[[], str | None]) -> None:
@@ -18,10 +13,9 @@ def run_stage(name: str, main: Callable[[], str | None]) -> None:
 
     User mistakes (bad params, bad or missing input files) never show a traceback.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         summary = main()
-    except USER_ERRORS as err:
+    except UserError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

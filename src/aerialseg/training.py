@@ -1,18 +1,19 @@
 """Train the U-Net from the sharded tile store: resumable, deterministic, distributable.
 
 A run keeps its full state (weights, optimizer, epoch) in a state folder after every
-epoch. Started again with the same settings it continues from the last completed epoch,
-whether the previous process was killed or finished a shorter run, and it produces the
-same checkpoints, history and dvclive logs as one uninterrupted run.
+epoch. Started again with the same settings, tiles and training code, it continues from
+the last completed epoch, whether the previous process was killed or finished a shorter
+run, and produces the same checkpoints, history and dvclive logs as one uninterrupted run.
+A run whose state already covers the requested epochs trains nothing: its outputs are
+reused (and cut back when fewer epochs are asked for).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,36 +22,32 @@ import tensorflow as tf
 
 from aerialseg import resume
 from aerialseg.distribute import build_before_fit, is_chief, make_strategy, replica_batch
-from aerialseg.input_pipeline import Jitter, steps_per_epoch, tile_dataset
+from aerialseg.fingerprint import code_digest
+from aerialseg.input_pipeline import steps_per_epoch, tile_dataset
 from aerialseg.io import atomic_path
 from aerialseg.losses import DiceFocalLoss, median_frequency_weights, training_metrics
 from aerialseg.model import build_unet
+from aerialseg.names import HISTORY_FILE, checkpoint_path, list_checkpoints
 from aerialseg.palette import CLASS_NAMES, NUM_CLASSES
-from aerialseg.tiling import TileStore
+from aerialseg.params import ModelParams, Params, TrainParams
+from aerialseg.tile_reader import TileStore
 
-CHECKPOINT_PATTERN = "epoch_{epoch:03d}.keras"
+# Modules that only carry values or name files: their code does not change what training
+# computes (the values themselves are part of the run's settings), so editing them keeps
+# saved states valid.
+NOT_TRAINING_CODE = ("aerialseg", "aerialseg.errors", "aerialseg.fingerprint", "aerialseg.io",
+                     "aerialseg.names", "aerialseg.params")
+
+
+def training_code_digest() -> str:
+    """What the training code does (docstrings and comments aside): states of other code are not reused."""
+    return code_digest([__name__], exclude=NOT_TRAINING_CODE)
 
 
 def make_deterministic(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow and ask TF for deterministic kernels."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def checkpoint_path(folder: Path, epoch: int) -> Path:
-    """Where the checkpoint after ``epoch`` lives."""
-    return Path(folder) / CHECKPOINT_PATTERN.format(epoch=epoch)
-
-
-def list_checkpoints(folder: Path) -> dict[int, Path]:
-    """Checkpoints in a folder by epoch, in epoch order."""
-    found = {}
-    for path in sorted(Path(folder).glob("epoch_*.keras")):
-        try:
-            found[int(path.stem.split("_")[1])] = path
-        except (IndexError, ValueError):
-            continue
-    return dict(sorted(found.items()))
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
@@ -63,48 +60,67 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if epoch + 1 in self.epochs:
-            with atomic_path(checkpoint_path(self.folder, epoch + 1)) as tmp:
-                self.model.save(tmp)
+            save_checkpoint(self.model, self.folder, epoch + 1)
+
+
+def save_checkpoint(model: keras.Model, folder: Path, epoch: int) -> None:
+    """Write the checkpoint of ``epoch`` so that it appears whole or not at all.
+
+    The same weights always give the same bytes, so DVC's hash of the models folder says
+    whether a retrained run really reproduced the previous one.
+    """
+    with atomic_path(checkpoint_path(folder, epoch)) as tmp:
+        model.save(tmp)
+        _make_reproducible(tmp)
+
+
+def _make_reproducible(path: Path) -> None:
+    """Rewrite a ``.keras`` archive without what changes from save to save of the same model.
+
+    That is the save time (archive entry times, ``date_saved``) and the memory addresses
+    Keras uses as ids of shared objects in ``config.json``, renumbered in order of appearance.
+    """
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                data = json.dumps(_renumber_shared_objects(json.loads(data), {})).encode()
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            archive.writestr(fixed, data)
+
+
+def _renumber_shared_objects(node, ids: dict):
+    """``node`` with every ``shared_object_id`` replaced by 1, 2, ... in order of first appearance."""
+    if isinstance(node, dict):
+        return {key: (ids.setdefault(value, len(ids) + 1) if key == "shared_object_id"
+                      else _renumber_shared_objects(value, ids)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_renumber_shared_objects(value, ids) for value in node]
+    return node
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """What a training run needs, independent of where the params came from."""
+    """What a training run needs: the run's length and seed, and the model and train sections."""
 
     epochs: int
     batch_size: int
     checkpoint_epochs: list[int]
     seed: int
-    depth: int
-    base_filters: int
-    max_filters: int | None
-    batch_norm: bool
-    learning_rate: float
-    lr_schedule: str
-    lr_decay: float
-    dice_weight: float
-    focal_weight: float
-    focal_gamma: float
-    mixed_precision: str = "off"
-    jit_compile: str = "off"
-    strategy: str = "one_device"
-    class_weights: str | tuple[float, ...] = "none"
-    jitter: Jitter = field(default_factory=Jitter)
+    model: ModelParams
+    train: TrainParams
 
     @classmethod
-    def from_params(cls, params) -> "TrainConfig":
-        """The training settings of a validated ``params.yaml`` (``aerialseg.params.Params``)."""
-        return cls(
-            epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
-            seed=params.seed, depth=params.model.depth, base_filters=params.model.base_filters,
-            max_filters=params.model.max_filters, batch_norm=params.model.batch_norm,
-            learning_rate=params.train.learning_rate, lr_schedule=params.train.lr_schedule,
-            lr_decay=params.train.lr_decay, dice_weight=params.train.dice_weight,
-            focal_weight=params.train.focal_weight, focal_gamma=params.train.focal_gamma,
-            mixed_precision=params.train.mixed_precision, jit_compile=params.train.jit_compile,
-            strategy=params.train.strategy, class_weights=params.train.class_weights,
-            jitter=Jitter(**params.train.jitter),
-        )
+    def from_params(cls, params: Params) -> "TrainConfig":
+        """The training settings of a validated ``params.yaml``."""
+        return cls(epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
+                   seed=params.seed, model=params.model, train=params.train)
 
     def resume_key(self) -> dict:
         """The settings a saved state depends on: all but the run length and checkpoint list.
@@ -112,10 +128,18 @@ class TrainConfig:
         The strategy is left out on purpose, so that a run killed on one machine can be
         finished on another.
         """
-        settings = asdict(self)
-        for name in ("epochs", "checkpoint_epochs", "strategy"):
-            settings.pop(name)
-        return settings
+        train = asdict(self.train)
+        train.pop("strategy")
+        return {"batch_size": self.batch_size, "seed": self.seed, "model": asdict(self.model), "train": train}
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a call of ``train`` did: epochs taken over from a saved state, epochs trained now."""
+
+    reused: int
+    trained: int
+    history: dict[str, list[float]] = field(default_factory=dict)
 
 
 def gpu_available() -> bool:
@@ -128,26 +152,26 @@ def resolve_switch(value: str) -> bool:
     return gpu_available() if value == "auto" else value == "on"
 
 
-def learning_rate(config: TrainConfig, steps_per_epoch: int):
+def learning_rate(train: TrainParams, steps_per_epoch: int):
     """The learning rate: constant, or multiplied by ``lr_decay`` after every epoch.
 
     The decay does not depend on the number of epochs, so a longer run repeats a shorter
     one's first epochs exactly (and can reuse their checkpoints' evaluations).
     """
-    if config.lr_schedule == "constant":
-        return config.learning_rate
-    return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, config.lr_decay,
+    if train.lr_schedule == "constant":
+        return train.learning_rate
+    return keras.optimizers.schedules.ExponentialDecay(train.learning_rate, steps_per_epoch, train.lr_decay,
                                                        staircase=True)
 
 
-def loss_class_weights(config: TrainConfig, store: TileStore) -> list[float] | None:
+def loss_class_weights(train: TrainParams, store: TileStore) -> list[float] | None:
     """Per-class loss weights from the config; ``median_frequency`` counts the train tiles."""
-    if config.class_weights == "none":
+    if train.class_weights == "none":
         return None
-    if config.class_weights == "median_frequency":
+    if train.class_weights == "median_frequency":
         counts = store.manifest["class_pixels"].get("train", {})
         return median_frequency_weights([counts.get(name, 0) for name in CLASS_NAMES])
-    return list(config.class_weights)
+    return list(train.class_weights)
 
 
 def compile_model(config: TrainConfig, steps_per_epoch: int, class_weights: list[float] | None = None) -> keras.Model:
@@ -157,23 +181,19 @@ def compile_model(config: TrainConfig, steps_per_epoch: int, class_weights: list
     Keras wraps the optimizer in dynamic loss scaling. Call inside a strategy's scope to
     distribute it.
     """
-    policy = "mixed_float16" if resolve_switch(config.mixed_precision) else "float32"
+    train = config.train
+    policy = "mixed_float16" if resolve_switch(train.mixed_precision) else "float32"
     keras.mixed_precision.set_global_policy(policy)
-    model = build_unet(NUM_CLASSES, config.depth, config.base_filters,
-                       max_filters=config.max_filters, batch_norm=config.batch_norm)
+    model = build_unet(NUM_CLASSES, config.model.depth, config.model.base_filters,
+                       max_filters=config.model.max_filters, batch_norm=config.model.batch_norm)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-        loss=DiceFocalLoss(NUM_CLASSES, config.dice_weight, config.focal_weight, config.focal_gamma,
+        optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch), name="adam"),  # not adam_1, ...
+        loss=DiceFocalLoss(NUM_CLASSES, train.dice_weight, train.focal_weight, train.focal_gamma,
                            class_weights=class_weights),
         metrics=training_metrics(NUM_CLASSES),
-        jit_compile=resolve_switch(config.jit_compile),
+        jit_compile=resolve_switch(train.jit_compile),
     )
     return model
-
-
-def store_digest(store: TileStore) -> str:
-    """A digest of the tile index: a saved state only resumes on the same tiles."""
-    return hashlib.sha256((store.folder / "index.csv").read_bytes()).hexdigest()[:16]
 
 
 def _clear(*folders: Path) -> None:
@@ -190,48 +210,61 @@ def _prune_checkpoints(models: Path, keep: list[int], epochs_done: int) -> None:
             path.unlink()
 
 
-def _outputs_complete(config: TrainConfig, models: Path, epochs_done: int) -> bool:
-    """Whether the checkpoints and history of the first ``epochs_done`` epochs are all there."""
-    expected = [e for e in config.checkpoint_epochs if e <= epochs_done]
-    return all(checkpoint_path(models, e).is_file() for e in expected) and (models / "history.csv").is_file()
+def _missing_checkpoints(config: TrainConfig, models: Path, epochs_done: int) -> list[int]:
+    """Checkpoints of the first ``epochs_done`` epochs that are not on disk."""
+    return [e for e in config.checkpoint_epochs if e <= epochs_done and not checkpoint_path(models, e).is_file()]
 
 
-def code_digest() -> str:
-    """A digest of the modules that define training: states from other code are not resumed."""
-    from aerialseg import input_pipeline, losses, model
+def _logged_epochs(models: Path) -> int:
+    """How many epochs ``history.csv`` holds (0 when it is missing)."""
+    path = Path(models) / HISTORY_FILE
+    if not path.is_file():
+        return 0
+    return sum(1 for line in path.read_text().splitlines()[1:] if line.strip())
 
-    digest = hashlib.sha256()
-    for source in (input_pipeline.__file__, losses.__file__, model.__file__, __file__):
-        digest.update(Path(source).read_bytes())
-    return digest.hexdigest()[:16]
+
+def _cut_back(config: TrainConfig, models: Path, live_dir: Path, epochs_done: int) -> None:
+    """Make the outputs those of a run that stopped after ``epochs_done`` epochs."""
+    _prune_checkpoints(models, config.checkpoint_epochs, epochs_done)
+    resume.trim_history(models / HISTORY_FILE, epochs_done)
+    resume.trim_live(live_dir, epochs_done)
 
 
 def _resume_or_start(model: keras.Model, config: TrainConfig, run: dict, models: Path, live_dir: Path,
                      state_dir: Path) -> int:
-    """Restore the newest usable state of this run into ``model`` and cut the logs back to it.
+    """Continue from the newest usable state of this run, or start afresh; return the epochs already done.
 
-    Returns the number of completed epochs to continue from; 0 means start afresh, in which
-    case the output folders are emptied and the state folder is claimed for this run.
-    A run that already reached ``epochs`` (or more) is retrained, not reused.
+    A state of the same run that covers ``epochs`` is reused whole when the outputs of those
+    epochs are all on disk (the last checkpoint may be rebuilt from the state): the result
+    is ``epochs`` and nothing needs training. A state short of ``epochs`` is restored into
+    ``model``. Otherwise the output folders are emptied, the state folder is claimed for
+    this run and the result is 0.
     """
-    states = resume.saved_states(state_dir)
-    start = 0
-    same_run = resume.read_run(state_dir) == json.loads(json.dumps(run))
-    if same_run and states and max(states) < config.epochs:
-        start = resume.restore_latest(model, state_dir, below=config.epochs)
-    if start and _outputs_complete(config, models, start):
-        _prune_checkpoints(models, config.checkpoint_epochs, start)
-        resume.trim_history(models / "history.csv", start)
-        resume.trim_live(live_dir, start)
-        return start
+    states = resume.list_states(state_dir)
+    if states and resume.read_run(state_dir) == json.loads(json.dumps(run)):
+        if max(states) >= config.epochs and _logged_epochs(models) >= config.epochs:
+            missing = _missing_checkpoints(config, models, config.epochs)
+            if not missing:
+                _cut_back(config, models, live_dir, config.epochs)
+                resume.rewind_live_summary(live_dir, config.epochs)
+                return config.epochs
+            if missing == [config.epochs] and resume.restore_latest(model, state_dir, config.epochs) == config.epochs:
+                save_checkpoint(model, models, config.epochs)
+                _cut_back(config, models, live_dir, config.epochs)
+                resume.rewind_live_summary(live_dir, config.epochs)
+                return config.epochs
+        start = resume.restore_latest(model, state_dir, config.epochs - 1)
+        if start and not _missing_checkpoints(config, models, start) and _logged_epochs(models) >= start:
+            _cut_back(config, models, live_dir, start)
+            return start
     _clear(models, live_dir)
     resume.start_run(state_dir, run)
     return 0
 
 
 def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, state_dir: Path,
-          verbose: int = 2) -> tuple[keras.callbacks.History, int]:
-    """Train, resuming from ``state_dir`` when it holds a state of this run; return (history, resumed epoch).
+          verbose: int = 2) -> TrainOutcome:
+    """Train, continuing from ``state_dir`` when it holds a state of this run.
 
     Leaves checkpoints and ``history.csv`` in ``models``, dvclive logs in ``live_dir``, and
     the latest training state in ``state_dir``. Only the chief process of a multi-worker
@@ -240,43 +273,44 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, s
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    strategy = make_strategy(config.strategy)
+    strategy = make_strategy(config.train.strategy)
     replica_batch(strategy, config.batch_size)
     scratch = None
     if not is_chief(strategy):
         scratch = Path(tempfile.mkdtemp(prefix="aerialseg-worker-"))
         models, live_dir, state_dir = scratch / "models", scratch / "live", scratch / "state"
-    run = {"config": config.resume_key(), "tiles": store_digest(store), "code": code_digest()}
+    run = {"config": config.resume_key(), "tiles": store.digest(), "code": training_code_digest()}
     steps = steps_per_epoch(store, "train", config.batch_size)
-    class_weights = loss_class_weights(config, store)
+    class_weights = loss_class_weights(config.train, store)
     try:
         make_deterministic(config.seed)
-        had_states = bool(resume.saved_states(state_dir))
+        had_states = bool(resume.list_states(state_dir))
         with strategy.scope():
             model = compile_model(config, steps, class_weights)
             start = _resume_or_start(model, config, run, models, live_dir, state_dir)
+        if start >= config.epochs:
+            return TrainOutcome(reused=start, trained=0)
         if start == 0 and had_states:  # a state may have been loaded, then rejected: start from clean weights
             make_deterministic(config.seed)
             with strategy.scope():
                 model = compile_model(config, steps, class_weights)
 
         train_ds = tile_dataset(store, "train", config.batch_size, seed=config.seed, training=True,
-                                first_epoch=start, epochs=config.epochs, jitter=config.jitter)
+                                first_epoch=start, epochs=config.epochs, jitter=config.train.jitter)
         val_ds = tile_dataset(store, "val", config.batch_size, seed=config.seed, training=False)
         build_before_fit(model, strategy, next(iter(val_ds)))
         live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=start > 0)
         live.step = start
         callbacks = [
             PeriodicCheckpoint(models, config.checkpoint_epochs),
-            keras.callbacks.CSVLogger(str(models / "history.csv"), append=start > 0),
+            keras.callbacks.CSVLogger(str(models / HISTORY_FILE), append=start > 0),
             DVCLiveCallback(live=live),
             resume.EpochState(state_dir),  # last: logs may run one epoch ahead of the state, never behind
         ]
         history = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=config.epochs,
                             initial_epoch=start, callbacks=callbacks, verbose=verbose,
                             shuffle=False)  # tile_dataset orders each epoch, seeded
-        return history, start
+        return TrainOutcome(reused=start, trained=config.epochs - start, history=history.history)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if scratch is not None:

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from aerialseg.io import DataError
+from aerialseg.errors import DataError
 
 _CHUNK = 1 << 20
 

@@ -17,8 +17,8 @@ from urllib.parse import unquote, urlparse
 
 from aerialseg.datasets.archives import Member, extract_members, is_archive, list_members
 from aerialseg.datasets.fetch import download
-from aerialseg.datasets.layout import SceneFiles
-from aerialseg.io import DataError
+from aerialseg.errors import DataError
+from aerialseg.names import SceneFiles
 
 OFFICIAL_ARCHIVES = ("2_Ortho_RGB.zip", "5_Labels_all.zip", "5_Labels_all_noBoundary.zip")
 

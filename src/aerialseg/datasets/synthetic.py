@@ -85,7 +85,8 @@ class _Canvas:
         ys, xs = np.nonzero(local)
         return ys + y0, xs + x0
 
-    def paint(self, region: tuple[np.ndarray, np.ndarray], cls: int | None, colour: np.ndarray, height: float | None = None):
+    def paint(self, region: tuple[np.ndarray, np.ndarray], cls: int | None, colour: np.ndarray,
+              height: float | None = None):
         """Colour (and label, height) the pixels of a region; colour is (3,) or (H, W, 3)."""
         if colour.ndim == 1:
             self.rgb[region] = colour
@@ -126,7 +127,8 @@ def _blob(rng, centre_xy, radius, points=18):
     angles = np.linspace(0, 2 * np.pi, points, endpoint=False) + rng.uniform(0, 2 * np.pi)
     radii = radius * rng.uniform(0.75, 1.15, points)
     radii = (radii + np.roll(radii, 1) + np.roll(radii, -1)) / 3
-    return np.stack([centre_xy[0] + radii * np.cos(angles), centre_xy[1] + radii * np.sin(angles)], 1).astype(np.float32)
+    xs, ys = centre_xy[0] + radii * np.cos(angles), centre_xy[1] + radii * np.sin(angles)
+    return np.stack([xs, ys], 1).astype(np.float32)
 
 
 def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
@@ -134,17 +136,51 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
     rng = np.random.default_rng(scene_seed(seed, scene_id))
     canvas = _Canvas(size, rng.uniform(0, 180), rng)
     half = size * 0.75  # the street frame must cover the rotated image's corners
+    _draw_lawn(canvas, rng)
+    streets = _draw_streets(canvas, rng, half)
+    occupied = np.zeros((size, size), bool)
+    casters: list[tuple[np.ndarray, float]] = []  # (footprint polygon, height in px)
+    _draw_parking_lots(canvas, rng, half, streets, occupied, casters)
+    _draw_buildings(canvas, rng, half, streets, occupied, casters)
+    _draw_kerb_cars(canvas, rng, half, streets, casters)
+    _draw_clutter(canvas, rng, half, streets, casters)
+    _draw_trees(canvas, rng, half, casters)  # last: crowns overhang lawns, sidewalks, cars and roof edges
+    image = _light(canvas, rng, casters)
+    return Scene(image=image, label=canvas.label.copy())
 
-    # lawn and gardens: greens to dry olive, patchy
+
+def _draw_lawn(canvas: _Canvas, rng) -> None:
+    """Lawn and gardens everywhere first: greens to dry olive, patchy."""
     lawn_base = np.array([rng.uniform(70, 110), rng.uniform(105, 135), rng.uniform(55, 85)])
-    lawn = _texture(rng, size, lawn_base, fine=7, coarse=14, cell=220)
-    canvas.rgb[:] = lawn
+    canvas.rgb[:] = _texture(rng, canvas.size, lawn_base, fine=7, coarse=14, cell=220)
 
-    # roads along u and one cross street along v, each with sidewalks either side
+
+@dataclass(frozen=True)
+class _Streets:
+    """The drawn streets: centre lines (u, v, orientation) and the widths and textures used."""
+
+    centres: list[tuple[float, float, float]]
+    road_width: float
+    walk_width: float
+    length: float
+    road_texture: np.ndarray
+    paving_texture: np.ndarray
+
+    def near(self, u: float, v: float, margin: float) -> bool:
+        """Whether a street-frame point lies within ``margin`` of a road or its sidewalks."""
+        for cu, cv, orientation in self.centres:
+            dist = abs(v - cv) if orientation == 0.0 else abs(u - cu)
+            if dist < self.road_width / 2 + self.walk_width + margin:
+                return True
+        return False
+
+
+def _draw_streets(canvas: _Canvas, rng, half: float) -> _Streets:
+    """Roads along u and one cross street along v, sidewalks either side, dashed centre lines."""
+    size = canvas.size
     road_v = sorted(rng.uniform(-half * 0.6, half * 0.6, rng.integers(1, 3)))
     if len(road_v) == 2 and abs(road_v[1] - road_v[0]) < _m(30):
         road_v = road_v[:1]
-    roads = [(0.0, v) for v in road_v]
     cross_u = rng.uniform(-half * 0.5, half * 0.5)
     asphalt = _grey(rng, 85, 125)
     paving = _grey(rng, 120, 165) + np.array([6, 3, 0])
@@ -153,13 +189,13 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
     road_width = _m(rng.uniform(6.5, 9.0))
     walk_width = _m(rng.uniform(1.8, 2.8))
     long = 4 * half
-    road_polys = []
-    for orientation, (_, v) in [(0.0, r) for r in roads] + [(90.0, (0.0, cross_u))]:
+    centres = []
+    for orientation, v in [(0.0, v) for v in road_v] + [(90.0, cross_u)]:
         cu, cv = (0.0, v) if orientation == 0.0 else (v, 0.0)
         walk = canvas.rect(cu, cv, long, road_width + 2 * walk_width, orientation)
         canvas.paint(canvas.mask(walk), IMPERVIOUS, pave_tex, 0.0)
-        road_polys.append((cu, cv, orientation))
-    for cu, cv, orientation in road_polys:
+        centres.append((cu, cv, orientation))
+    for cu, cv, orientation in centres:
         canvas.paint(canvas.mask(canvas.rect(cu, cv, long, road_width, orientation)), IMPERVIOUS, road_tex, 0.0)
         # dashed centre line: white paint on asphalt (white like cars and flat-roof gear)
         step = _m(6)
@@ -169,25 +205,19 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
             pu, pv = (cu + du, cv) if orientation == 0.0 else (cu, cv + du)
             dashes.append(canvas.rect(pu, pv, _m(3), _m(0.15), orientation))
         canvas.paint(canvas.mask(*dashes), IMPERVIOUS, np.array([210.0, 210, 205]))
+    return _Streets(centres, road_width, walk_width, long, road_tex, pave_tex)
 
-    def near_road(u: float, v: float, margin: float) -> bool:
-        for cu, cv, orientation in road_polys:
-            dist = abs(v - cv) if orientation == 0.0 else abs(u - cu)
-            if dist < road_width / 2 + walk_width + margin:
-                return True
-        return False
 
-    occupied = np.zeros((size, size), bool)
-    casters: list[tuple[np.ndarray, float]] = []  # (footprint polygon, height in px)
-
-    # parking lots and driveways (impervious), then buildings beside the streets
+def _draw_parking_lots(canvas: _Canvas, rng, half: float, streets: _Streets, occupied: np.ndarray,
+                       casters: list) -> None:
+    """Parking lots and driveways (impervious) off the streets, with rows of parked cars."""
     for _ in range(rng.integers(1, 4)):
         u, v = rng.uniform(-half * 0.6, half * 0.6, 2)
-        if near_road(u, v, _m(4)):
+        if streets.near(u, v, _m(4)):
             continue
         lot = canvas.rect(u, v, _m(rng.uniform(15, 30)), _m(rng.uniform(12, 20)), 0.0)
         region = canvas.mask(lot)
-        canvas.paint(region, IMPERVIOUS, road_tex if rng.random() < 0.6 else pave_tex, 0.0)
+        canvas.paint(region, IMPERVIOUS, streets.road_texture if rng.random() < 0.6 else streets.paving_texture, 0.0)
         occupied[region] = True
         lot_len = np.linalg.norm(lot[1] - lot[0])
         n_cars = int(lot_len / _m(2.6))
@@ -197,6 +227,10 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
             cu = u - lot_len / 2 + _m(1.5) + i * _m(2.6)
             _car(canvas, rng, cu, v + rng.choice([-1, 1]) * _m(2.5), 90.0 + rng.normal(0, 3), casters)
 
+
+def _draw_buildings(canvas: _Canvas, rng, half: float, streets: _Streets, occupied: np.ndarray,
+                    casters: list) -> None:
+    """Ten to sixteen buildings beside the streets, apart from each other and from the lots."""
     roof_kinds = rng.permutation(["tile", "flat", "dark", "tile", "flat"])
     n_buildings = rng.integers(10, 17)
     placed = 0
@@ -205,7 +239,7 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
             break
         length, depth = _m(rng.uniform(11, 26)), _m(rng.uniform(9, 16))
         u, v = rng.uniform(-half * 0.7, half * 0.7, 2)
-        if near_road(u, v, max(length, depth) / 2 + _m(1)):
+        if streets.near(u, v, max(length, depth) / 2 + _m(1)):
             continue
         angle = rng.normal(0, 2)
         footprint = canvas.rect(u, v, length, depth, angle)
@@ -219,28 +253,35 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
         casters.append((footprint, height))
         placed += 1
 
-    # cars parked along the kerbs
-    for cu, cv, orientation in road_polys:
+
+def _draw_kerb_cars(canvas: _Canvas, rng, half: float, streets: _Streets, casters: list) -> None:
+    """Cars parked along both kerbs of every street, at random gaps."""
+    for cu, cv, orientation in streets.centres:
         for side in (-1, 1):
-            along = -long / 2
-            while along < long / 2:
+            along = -streets.length / 2
+            while along < streets.length / 2:
                 along += _m(rng.uniform(5.5, 14))
                 if rng.random() < 0.45:
                     continue
-                off = side * (road_width / 2 - _m(1.3))
+                off = side * (streets.road_width / 2 - _m(1.3))
                 pu, pv = (cu + along, cv + off) if orientation == 0.0 else (cu + off, cv + along)
                 if abs(pu) > half or abs(pv) > half:
                     continue
                 _car(canvas, rng, pu, pv, orientation + rng.normal(0, 2), casters)
 
-    # clutter: containers, pallets, tarps, bins in gardens and on lots
+
+def _draw_clutter(canvas: _Canvas, rng, half: float, streets: _Streets, casters: list) -> None:
+    """Clutter: containers, pallets, tarps, bins in gardens and on lots, off the roads."""
     for _ in range(rng.integers(24, 36)):
         u, v = rng.uniform(-half * 0.7, half * 0.7, 2)
-        if near_road(u, v, -walk_width):
+        if streets.near(u, v, -streets.walk_width):
             continue
         _clutter(canvas, rng, u, v, casters)
 
-    # trees last: crowns overhang lawns, sidewalks, cars and roof edges
+
+def _draw_trees(canvas: _Canvas, rng, half: float, casters: list) -> None:
+    """Tree crowns anywhere but on roofs; most scenes leafy, some bare."""
+    size = canvas.size
     leafy = rng.random() < 0.8
     for _ in range(rng.integers(20, 36)):
         u, v = rng.uniform(-half * 0.7, half * 0.7, 2)
@@ -253,9 +294,6 @@ def generate_scene(seed: int, scene_id: str, size: int = 2048) -> Scene:
         crown = _blob(rng, centre, radius)
         _tree(canvas, rng, crown, radius, leafy)
         casters.append((crown, _m(rng.uniform(8, 16))))
-
-    image = _light(canvas, rng, casters)
-    return Scene(image=image, label=canvas.label.copy())
 
 
 def _roof(canvas: _Canvas, rng, footprint, region, kind: str, height: float) -> None:
@@ -457,7 +495,7 @@ def write_scene_files(files, scene: Scene, tile_index: int) -> None:
 
 def _write_one(job: tuple[str, int, str, int, int]) -> str:
     folder, seed, scene_id, size, index = job
-    from aerialseg.datasets.layout import SceneFiles
+    from aerialseg.names import SceneFiles
 
     write_scene_files(SceneFiles(Path(folder), scene_id), generate_scene(seed, scene_id, size), index)
     return scene_id

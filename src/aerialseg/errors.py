@@ -1,0 +1,23 @@
+"""The user-facing errors: what a stage or the CLI reports as one line instead of a traceback.
+
+Every module raises these for mistakes a user can fix (a bad param, a bad or missing input
+file); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake the user can fix; its message names the key or file at fault."""
+
+
+class ParamsError(UserError, ValueError):
+    """A parameter is missing, unknown, of the wrong type, or out of range."""
+
+
+class DataError(UserError, ValueError):
+    """An input file is missing, unreadable or not what the pipeline expects."""
+
+
+class OffPaletteError(DataError):
+    """A label holds colours that are neither a class colour nor (where allowed) the boundary."""
