@@ -41,4 +41,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("download", main)
+    run_stage("download", main, outputs=[RAW])

@@ -31,4 +31,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("encode_masks", main)
+    run_stage("encode_masks", main, outputs=[MASKS, DATA_REPORT.parent])

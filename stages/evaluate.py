@@ -74,4 +74,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main)
+    run_stage("evaluate", main, outputs=[EVAL_JSON.parent])

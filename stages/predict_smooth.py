@@ -52,4 +52,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("predict_smooth", main)
+    run_stage("predict_smooth", main, outputs=[PREDICTIONS])

@@ -50,4 +50,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("report", main)
+    run_stage("report", main, outputs=[REPORTS, EPOCH_TABLE.parent])

@@ -26,4 +26,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("resize", main)
+    run_stage("resize", main, outputs=[RESIZED])

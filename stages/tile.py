@@ -24,4 +24,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("tile", main)
+    run_stage("tile", main, outputs=[TILES])

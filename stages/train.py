@@ -25,4 +25,4 @@ def main() -> str:
 
 
 if __name__ == "__main__":
-    run_stage("train", main)
+    run_stage("train", main, outputs=[MODELS, TRAIN_STATE, TRAIN_LIVE])

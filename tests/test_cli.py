@@ -45,7 +45,7 @@ def test_predict_writes_class_map_and_world_file(checkpoint, tmp_path, real_crop
 
 def test_window_not_divisible_by_model_depth_is_a_clear_error(checkpoint, tmp_path, real_crop_paths, capsys):
     out = tmp_path / "pred.png"
-    assert main(["predict", str(checkpoint), str(real_crop_paths[0]), "-o", str(out), "--window", "30"]) == 1
+    assert main(["predict", str(checkpoint), str(real_crop_paths[0]), "-o", str(out), "--window", "30"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "aerialseg predict: error: --window: 30 is not divisible by 2**depth = 4 of the model"
     assert not out.exists()
@@ -78,3 +78,78 @@ def test_rgba_is_converted_and_said(checkpoint, tmp_path, capsys):
     assert main(["predict", str(checkpoint), str(path), "-o", str(tmp_path / "p.png"), "--window", "32"]) == 0
     assert "dropped the alpha channel" in capsys.readouterr().err
     assert index_to_rgb(strict_index(read_rgb(tmp_path / "p.png"))).shape == (40, 40, 3)
+
+
+@pytest.mark.parametrize("output, message", [
+    ("pred.jpg", "-o: {dir}/pred.jpg: write class maps losslessly as .png or .tif or .tiff, not .jpg"),
+    ("pred", "-o: {dir}/pred: write class maps losslessly as .png or .tif or .tiff, not a name without extension"),
+    ("crop.png", "-o: {dir}/crop.png is the input image; choose another output"),
+])
+def test_outputs_that_would_lose_data_are_refused_before_any_work(checkpoint, tmp_path, real_crop_paths, capsys,
+                                                                  output, message):
+    image = tmp_path / "crop.png"
+    image.write_bytes(real_crop_paths[0].read_bytes())
+    before = image.read_bytes()
+    assert main(["predict", str(checkpoint), str(image), "-o", str(tmp_path / output), "--window", "32"]) == 2
+    assert capsys.readouterr().err.strip() == "aerialseg predict: error: " + message.format(dir=tmp_path)
+    assert image.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.png"]
+
+
+def test_probabilities_must_not_overwrite_the_model(checkpoint, tmp_path, real_crop_paths, capsys):
+    code = main(["predict", str(checkpoint), str(real_crop_paths[0]), "-o", str(tmp_path / "p.png"),
+                 "--probabilities", str(checkpoint)])
+    assert code == 2
+    assert "--probabilities" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option, value", [("--window", "0"), ("--batch-size", "-1"), ("--subdivisions", "0"),
+                                           ("--window", "abc"), ("--tta", "rot90")])
+def test_out_of_range_options_exit_2_with_one_line(checkpoint, tmp_path, real_crop_paths, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", str(checkpoint), str(real_crop_paths[0]), "-o", str(tmp_path / "p.png"), option, value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"aerialseg predict: error: argument {option}")
+    assert not (tmp_path / "p.png").exists()
+
+
+def _predict_with_file_size_limit(limit: int, *args: str):
+    """Run ``aerialseg predict`` in a process that cannot write files beyond ``limit`` bytes (a full disk)."""
+    import subprocess
+    import sys
+
+    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            "from aerialseg.cli import main; sys.exit(main(sys.argv[1:]))")
+    return subprocess.run([sys.executable, "-c", code, "predict", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("limit, culprit", [(20_000, "probs.npy"), (40, "p.png")])
+def test_a_full_disk_is_one_line_and_leaves_nothing(checkpoint, tmp_path, real_crop_paths, limit, culprit):
+    image = tmp_path / "crop.npy"
+    np.save(image, read_rgb(real_crop_paths[0])[:64, :64])
+    out = tmp_path / "out"
+    out.mkdir()
+    extra = ["--probabilities", str(out / "probs.npy")] if culprit == "probs.npy" else []
+    result = _predict_with_file_size_limit(limit, str(checkpoint), str(image), "-o", str(out / "p.png"),
+                                           "--window", "32", *extra)
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"aerialseg predict: error: {out / culprit}: "), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_the_command_says_one_line_even_after_loading_tensorflow(checkpoint, tmp_path, real_crop_paths):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "OPENCV_LOG"))}
+    result = subprocess.run([sys.executable, "-m", "aerialseg.cli", "predict", str(checkpoint), str(real_crop_paths[0]),
+                             "-o", str(tmp_path / "p.png"), "--window", "30"],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "aerialseg predict: error: --window: 30 is not divisible by 2**depth = 4 of the model"]

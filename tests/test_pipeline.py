@@ -181,6 +181,88 @@ def test_more_epochs_predict_only_new_checkpoints_and_diff_per_key(project):
     assert "mean_iou" in html and "confusion.png" in html
 
 
+def _temporaries(project: Path) -> list[str]:
+    from aerialseg.io import is_temporary
+
+    found = []
+    for top in ("data", "metrics", "reports"):
+        for path in (project / top).rglob("*"):
+            if is_temporary(path.name):
+                found.append(str(path.relative_to(project)))
+    return found
+
+
+def _kill_stage_midway(project: Path, stage: str, ready) -> list:
+    """SIGKILL a stage's own process (not its workers) once ``ready(process)``; return its descendants then."""
+    import time
+
+    import psutil
+
+    process = subprocess.Popen(["dvc", "repro", "--force", "-s", stage], cwd=project, env=_env(project),
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    below = None
+    deadline = time.time() + 300
+    while below is None and process.poll() is None and time.time() < deadline:
+        try:
+            scripts = [p for p in psutil.Process(process.pid).children(recursive=True)
+                       if f"stages/{stage}.py" in " ".join(p.cmdline())]
+            if scripts and ready(scripts[0]):
+                below = scripts[0].children(recursive=True)
+                scripts[0].kill()  # as the OOM killer would: the stage only, not its process group
+        except psutil.Error:
+            pass
+        time.sleep(0.01)
+    process.wait(timeout=120)
+    assert below is not None, f"{stage} ended before it could be killed"
+    return below
+
+
+def _all_gone(processes, seconds: float = 10.0) -> list:
+    import time
+
+    import psutil
+
+    deadline = time.time() + seconds
+    alive = processes
+    while alive and time.time() < deadline:
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        time.sleep(0.1)
+    return [" ".join(p.cmdline())[:120] for p in alive if p.is_running()]
+
+
+@pytest.mark.slow
+def test_killed_stages_leave_no_debris_and_no_processes(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["jobs"] = 2  # worker processes, whatever the machine's core count
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["dvc", "repro"], project)
+    lock = (project / "dvc.lock").read_text()
+
+    # encode_masks, killed while its workers run: they follow it, and the next run cleans up
+    workers = _kill_stage_midway(
+        project, "encode_masks",
+        lambda p: len(p.children(recursive=True)) >= 2 and any((project / "data").glob(".masks.*.tmp")))
+    assert workers
+    assert not _all_gone(workers)
+    assert any((project / "data").glob(".masks.*.tmp"))  # debris beside the output, not in it
+    _run(["dvc", "repro"], project)  # may restore the output from DVC's run cache without running the stage
+    assert (project / "dvc.lock").read_text() == lock
+    assert not [t for t in _temporaries(project) if t.count("/") > 1]  # nothing inside an output
+    _run(["dvc", "repro", "--force", "-s", "tile"], project)  # the next stage to run sweeps data/
+    assert not _temporaries(project)
+    assert (project / "dvc.lock").read_text() == lock
+
+    # predict_smooth, killed while it writes a checkpoint's predictions into the persistent folder
+    (project / "data/predictions/epoch_002/key.json").unlink()  # so that epoch 2 is predicted again
+    _kill_stage_midway(project, "predict_smooth",
+                       lambda p: any((project / "data/predictions").glob(".epoch_002.*.tmp")))
+    assert _temporaries(project)
+    _run(["dvc", "repro"], project)  # DVC restores the locked predictions, or the stage predicts epoch 2 again
+    assert not _temporaries(project)
+    assert (project / "data/predictions/epoch_002/key.json").is_file()
+    assert (project / "dvc.lock").read_text() == lock
+
+
 @pytest.mark.slow
 def test_sigkilled_repro_resumes_and_matches_a_fresh_run(project):
     import signal

@@ -1,46 +1,90 @@
-"""``aerialseg`` command line: predict your own images with a trained checkpoint."""
+"""``aerialseg`` command line: predict your own images with a trained checkpoint.
+
+Every option is typed and bounded like the matching param and checked, with the paths,
+before any work starts: a usage mistake exits 2 with one line, a bad input file exits 1
+with one line, and an existing output is only ever replaced whole, never by an input.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from aerialseg.errors import DataError, UserError
-from aerialseg.io import map_rgb_tiff
+from aerialseg.errors import DataError, ParamsError
+from aerialseg.io import decode_image, map_rgb_tiff, read_npy
 from aerialseg.params import TTA_MODES, check_window
 
+CLASS_MAP_SUFFIXES = (".png", ".tif", ".tiff")  # lossless: a JPEG would blur class colours into others
 
-def _load_image(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Read an image for prediction as (H, W, 3) uint8 RGB; notes say what was converted."""
-    import cv2
 
+def load_image(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Read an image for prediction as (H, W, 3) uint8 RGB; notes say what was converted.
+
+    ``.npy`` files and uncompressed TIFFs are memory-mapped (pages are read as windows
+    reach them); anything else is decoded whole. DataError names the file for anything
+    that is not a non-empty 8-bit RGB(A) image.
+    """
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() == ".npy":
-        image = np.load(path, mmap_mode="r")
-    elif (mapped := map_rgb_tiff(path)) is not None:  # pages are read as windows reach them
+        image = read_npy(path, mmap=True)
+    elif (mapped := map_rgb_tiff(path)) is not None:
         image = mapped
     else:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
-        if image.ndim == 3:
-            image = image[..., [2, 1, 0, 3][: image.shape[2]]] if image.shape[2] in (3, 4) else image
+        image = decode_image(path)
+        if image.ndim == 3 and image.shape[2] in (3, 4):
+            image = image[..., [2, 1, 0, 3][: image.shape[2]]]  # OpenCV's BGR(A) to RGB(A)
     notes = []
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        channels = 1 if image.ndim == 2 else image.shape[2]
-        raise DataError(f"{path}: the model needs 3-channel RGB, this image has {channels} channel(s)")
+        channels = 1 if image.ndim == 2 else (image.shape[2] if image.ndim == 3 else "?")
+        raise DataError(f"{path}: the model needs 3-channel RGB, this image has {channels} channel(s) "
+                        f"(shape {image.shape})")
     if image.shape[2] == 4:
         image = image[..., :3]
         notes.append("dropped the alpha channel")
     if image.dtype != np.uint8:
         raise DataError(f"{path}: the model was trained on 8-bit images, this one is {image.dtype}; "
                         "convert it to 8-bit first")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise DataError(f"{path}: the image is empty ({image.shape[1]}x{image.shape[0]} px)")
     return image, notes
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (also through links), existing or not."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse outputs that would be lossy, nameless, or overwrite an input; before any work."""
+    out = Path(args.output)
+    if out.suffix.lower() not in CLASS_MAP_SUFFIXES:
+        raise ParamsError(f"-o: {out}: write class maps losslessly as {' or '.join(CLASS_MAP_SUFFIXES)}, "
+                          f"not {out.suffix or 'a name without extension'}")
+    outputs = {"-o": out}
+    if args.probabilities:
+        probabilities = Path(args.probabilities)
+        if probabilities.suffix.lower() != ".npy":
+            raise ParamsError(f"--probabilities: {probabilities}: must be a .npy file")
+        outputs["--probabilities"] = probabilities
+    inputs = {"image": Path(args.image), "model": Path(args.model)}
+    for option, output in outputs.items():
+        for name, source in inputs.items():
+            if _same_file(output, source):
+                raise ParamsError(f"{option}: {output} is the input {name}; choose another output")
+        if output.is_dir():
+            raise ParamsError(f"{option}: {output} is a folder")
+    if args.probabilities and _same_file(out, Path(args.probabilities)):
+        raise ParamsError(f"--probabilities: {args.probabilities} is also the class map (-o)")
 
 
 def predict_command(args: argparse.Namespace) -> int:
@@ -49,10 +93,11 @@ def predict_command(args: argparse.Namespace) -> int:
 
     from aerialseg.blending import blend_rows, count_windows
     from aerialseg.inference import load_model, model_depth
-    from aerialseg.io import atomic_path, read_world_file, world_file_for, write_rgb, write_world_file
+    from aerialseg.io import atomic_path, open_npy_memmap, read_world_file, world_file_for, write_rgb, write_world_file
     from aerialseg.palette import NUM_CLASSES, index_to_rgb
 
-    image, notes = _load_image(Path(args.image))
+    check_paths(args)
+    image, notes = load_image(Path(args.image))
     model = load_model(args.model)
     classes = int(model.output_shape[-1])
     if classes != NUM_CLASSES:
@@ -70,8 +115,7 @@ def predict_command(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         if args.probabilities:
             probs_tmp = stack.enter_context(atomic_path(args.probabilities))
-            probabilities = np.lib.format.open_memmap(probs_tmp, mode="w+", dtype=np.float16,
-                                                      shape=(height, width, classes))
+            probabilities = open_npy_memmap(probs_tmp, (height, width, classes), np.float16)
         bar = stack.enter_context(tqdm(total=total, unit="window", desc=Path(args.image).name))
         for top, rows in blend_rows(lambda idx: image[idx], (height, width), model, window=args.window,
                                     num_classes=classes, subdivisions=args.subdivisions, tta=args.tta,
@@ -105,9 +149,16 @@ def _bounded(low: int, high: int):
     return parse
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one line (``prog: error: ...``) and exit status 2, without the usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aerialseg`` command."""
-    parser = argparse.ArgumentParser(prog="aerialseg", description=__doc__)
+    parser = _OneLineParser(prog="aerialseg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", help="smooth-blended prediction of an image of any size")
     predict.add_argument("model", help="a checkpoint, e.g. data/models/epoch_050.keras")
@@ -124,13 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``aerialseg`` command."""
+    """Entry point of the ``aerialseg`` command: 0 done, 1 bad input file, 2 usage mistake."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except UserError as err:
+    except ParamsError as err:
+        print(f"aerialseg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except DataError as err:
         print(f"aerialseg {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"aerialseg {args.command}: interrupted; no partial output was kept", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
-
 from aerialseg.errors import ParamsError
+from aerialseg.framework import tf
 from aerialseg.params import STRATEGIES
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from aerialseg.blending import predict_plain, predict_smooth
 from aerialseg.errors import DataError
 from aerialseg.fingerprint import code_digest
+from aerialseg.framework import keras
 
 # Modules that only carry values or name files (see ``prediction_code_digest``).
-NOT_PREDICTION_CODE = ("aerialseg", "aerialseg.errors", "aerialseg.fingerprint", "aerialseg.io",
+NOT_PREDICTION_CODE = ("aerialseg", "aerialseg.errors", "aerialseg.fingerprint", "aerialseg.framework", "aerialseg.io",
                        "aerialseg.names", "aerialseg.params")
 
 
@@ -32,8 +32,9 @@ def load_model(path: str | Path) -> keras.Model:
         raise DataError(f"{path}: checkpoint not found")
     try:
         return keras.saving.load_model(path, compile=False)
-    except (ValueError, OSError) as err:
-        raise DataError(f"{path}: not a readable Keras checkpoint ({err})") from None
+    except Exception as err:  # a damaged archive makes zipfile, h5py or Keras raise nearly anything
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        raise DataError(f"{path}: not a readable Keras checkpoint ({reason})") from None
 
 
 def model_depth(model: keras.Model) -> int:

@@ -8,8 +8,8 @@ batches an uninterrupted run sees from epoch ``k`` on, without saving any RNG st
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
+from aerialseg.framework import tf
 from aerialseg.params import JitterParams
 from aerialseg.tile_reader import TileStore
 

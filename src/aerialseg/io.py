@@ -8,8 +8,11 @@ never leaves a half-written output behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,21 +28,120 @@ os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2**34))
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+# Every temporary name this package writes: ".<name>.<random>.tmp[.<suffix>]" and ".<name>.old".
+_TEMPORARY = re.compile(r"^\..+\.(tmp(\.[^.]+)*|old)$")
+# Errors of a write that the user can fix (space, quota, permissions, a read-only disk, a bad path).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                 errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file or folder name is one of this package's temporary names."""
+    return bool(_TEMPORARY.match(name))
+
+
+def sweep_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Remove what an interrupted write left in ``folder`` (SIGKILL, power loss); return it.
+
+    Only names of the form this package gives its temporaries are touched, so a user's
+    files are safe. Call it when nothing else writes there (a stage's start).
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(folder.iterdir()):
+        if is_temporary(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        elif recursive and entry.is_dir() and not entry.is_symlink():
+            removed += sweep_temporaries(entry)
+    return removed
+
+
+_TEMPORARY_FILE = re.compile(r"^\.(?P<stem>.+)\.[^.]+\.tmp(?P<suffix>(\.[^.]+)*)$")
+
+
+def final_name(path: str | Path) -> Path:
+    """The file a temporary of ``atomic_path`` will become (``path`` itself if it is no temporary)."""
+    path = Path(path)
+    match = _TEMPORARY_FILE.match(path.name)
+    return path.with_name(match["stem"] + match["suffix"]) if match else path
+
+
+@contextlib.contextmanager
+def write_errors_named(path: str | Path) -> Iterator[None]:
+    """Turn a failed write (disk full, quota, permission, read-only) into a DataError naming the file.
+
+    The file named is the one the user asked for, never a temporary on its way to it.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _WRITE_ERRNOS:
+            raise
+        raise DataError(f"{final_name(err.filename or path)}: {os.strerror(err.errno)}") from None
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp's 0600 would make outputs private
-        os.replace(tmp_path, path)
+        with write_errors_named(path):
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp's 0600 would make outputs private
+            os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def preallocate(path: str | Path, size: int) -> None:
+    """Reserve ``size`` bytes of disk for a file about to be filled through a memory map.
+
+    A memory map over a sparse file on a full disk dies with SIGBUS at the first page the
+    disk cannot hold; reserved blocks turn that into one clear DataError up front.
+    """
+    with write_errors_named(path):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+
+
+def open_npy_memmap(path: str | Path, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A new ``.npy`` file of ``shape`` and ``dtype`` as a writable memory map, its disk space reserved."""
+    with write_errors_named(path):
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    preallocate(path, os.path.getsize(path))
+    return array
+
+
+def _reason(err: BaseException) -> str:
+    """What a decoder said, on one line."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__
+
+
+def decode_image(path: str | Path) -> np.ndarray:
+    """Decode an image file as OpenCV stores it (BGR order, any depth); DataError if it cannot be."""
+    path = Path(path)
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except Exception as err:  # OpenCV raises cv2.error on some damaged files
+        raise DataError(f"{path}: not a readable image ({_reason(err)})") from None
+    if image is None or image.size == 0:
+        raise DataError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
+    return image
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -47,9 +149,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise DataError(f"{path}: not a readable image (corrupt or unsupported format)")
+    image = decode_image(path)
     if image.dtype != np.uint8:
         raise DataError(f"{path}: expected 8-bit samples, found {image.dtype}")
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -70,9 +170,9 @@ def map_rgb_tiff(path: str | Path) -> np.ndarray | None:
         return None
     try:
         image = tifffile.memmap(path, mode="r")
-    except (ValueError, TypeError, OSError, tifffile.TiffFileError):
+    except Exception:  # not an uncompressed, contiguous TIFF (or a damaged one): the decoder decides
         return None
-    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.size:
         return np.asarray(image)
     return None
 
@@ -95,8 +195,24 @@ def write_rgb(path: str | Path, rgb: np.ndarray, compress: bool = True) -> None:
     with atomic_path(path) as tmp:
         if not compress and Path(path).suffix.lower() in (".tif", ".tiff"):
             tifffile.imwrite(tmp, rgb, photometric="rgb")  # contiguous strips, so ``open_rgb`` can map it
-        elif not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-            raise DataError(f"{path}: OpenCV could not write this format")
+        else:
+            _write_with_opencv(path, tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _write_with_opencv(path: Path, tmp: Path, image: np.ndarray) -> None:
+    """Encode with OpenCV and write with Python, so that a short write (a full disk) is an error.
+
+    ``cv2.imwrite`` ignores failed writes and leaves a truncated file; Python's file writes
+    raise, which ``atomic_path`` turns into one DataError naming ``path``.
+    """
+    try:
+        encoded, data = cv2.imencode(Path(path).suffix.lower(), image)
+    except cv2.error as err:
+        raise DataError(f"{path}: could not be encoded ({_reason(err)})") from None
+    if not encoded:
+        raise DataError(f"{path}: OpenCV cannot write this format")
+    with open(tmp, "wb") as handle:
+        handle.write(data.tobytes())
 
 
 def write_npy(path: str | Path, array: np.ndarray) -> None:
@@ -112,8 +228,8 @@ def read_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (ValueError, OSError) as err:
-        raise DataError(f"{path}: not a valid .npy file ({err})") from None
+    except Exception as err:  # a damaged header can make NumPy raise nearly anything
+        raise DataError(f"{path}: not a valid .npy file ({_reason(err)})") from None
 
 
 def write_json(path: str | Path, payload: Any) -> None:
@@ -134,8 +250,8 @@ def read_json(path: str | Path) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON ({err})") from None
+    except (ValueError, OSError) as err:  # bad JSON, bad UTF-8, a folder
+        raise DataError(f"{path}: not valid JSON ({_reason(err)})") from None
 
 
 @dataclass(frozen=True)
@@ -172,7 +288,7 @@ def read_world_file(path: str | Path) -> WorldFile:
         values = [float(line) for line in Path(path).read_text().split()]
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except ValueError:
+    except (ValueError, OSError):
         raise DataError(f"{path}: world file must hold six numbers") from None
     if len(values) != 6:
         raise DataError(f"{path}: world file must hold six numbers, found {len(values)}")
@@ -196,13 +312,13 @@ def write_world_file(path: str | Path, world: WorldFile) -> None:
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; it replaces ``path`` only on success."""
-    import shutil
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        with write_errors_named(path):
+            yield tmp
         os.chmod(tmp, 0o777 & ~_UMASK)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
@@ -221,8 +337,8 @@ def read_index_mask(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
+    mask = decode_image(path)
+    if mask.ndim != 2 or mask.dtype != np.uint8:
         raise DataError(f"{path}: not a single-channel 8-bit mask")
     return mask
 
@@ -232,5 +348,4 @@ def write_index_mask(path: str | Path, mask: np.ndarray) -> None:
     if mask.ndim != 2 or mask.dtype != np.uint8:
         raise ValueError(f"mask must be uint8 (H, W), got {mask.dtype} {mask.shape}")
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), mask):
-            raise DataError(f"{path}: OpenCV could not write the mask")
+        _write_with_opencv(path, tmp, mask)

@@ -8,10 +8,10 @@ pixels; the arithmetic is Keras'.
 
 from __future__ import annotations
 
-import keras
-from keras import ops
-
+from aerialseg.framework import keras
 from aerialseg.palette import IGNORE_INDEX, NUM_CLASSES
+
+ops = keras.ops
 
 
 def _one_hot_valid(y_true, y_pred, num_classes: int):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import keras
-from keras import layers
+from aerialseg.framework import keras
+
+layers = keras.layers
 
 
 def _conv_block(x, filters: int, name: str, batch_norm: bool):

@@ -2,7 +2,9 @@
 
 Each worker handles one scene at a time, so peak memory is bounded by what one scene
 needs, times ``jobs``. Workers report their own peak resident memory, which the stages
-log and the preprocessing benchmark reports.
+log and the preprocessing benchmark reports. Workers never outlive the process that
+started them: killed with SIGKILL, a stage takes its workers (and with them the
+forkserver and resource tracker) down within a second.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tqdm import tqdm
@@ -31,11 +36,37 @@ def _call(function: Callable, item: Any) -> tuple[Any, float]:
     return function(item), peak_rss_mb()
 
 
-def _single_threaded_opencv() -> None:
-    """Workers are the parallelism: OpenCV's own threads would only oversubscribe the cores."""
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not died (a zombie awaiting its parent counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _exit_when_gone(pid: int, interval: float) -> None:
+    while process_alive(pid):
+        time.sleep(interval)
+    os._exit(1)
+
+
+def _worker_setup(owner: int) -> None:
+    """Single-threaded OpenCV (workers are the parallelism), and die with the stage that owns us.
+
+    A worker's parent is the forkserver, not the stage, so the kernel's parent-death
+    signal cannot tie it to the stage; a watchdog thread does.
+    """
     import cv2
 
     cv2.setNumThreads(1)
+    threading.Thread(target=_exit_when_gone, args=(owner, 0.25), daemon=True).start()
 
 
 def map_scenes(function: Callable[[Any], Any], items: Sequence[Any], jobs: int | None,
@@ -59,8 +90,8 @@ def map_scenes(function: Callable[[Any], Any], items: Sequence[Any], jobs: int |
         # module once, so later pools of this process fork ready workers at once.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__, getattr(function, "func", function).__module__])
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                 initializer=_single_threaded_opencv) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_setup,
+                                 initargs=(os.getpid(),)) as pool:
             for result, rss in pool.map(_call, [function] * len(items), items):
                 results.append(result)
                 peak = max(peak, rss)

@@ -19,9 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
-import keras
-
-from aerialseg.io import atomic_path, read_json, write_json
+from aerialseg.framework import keras
+from aerialseg.io import atomic_path, read_json, write_errors_named, write_json
 from aerialseg.names import RUN_FILE, list_states, state_path
 
 
@@ -54,9 +53,10 @@ class EpochState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         final = state_path(self.folder, epoch + 1)
-        partial = final.with_name(f".partial.{final.name}")  # Keras wants the .weights.h5 suffix
-        self.model.save_weights(str(partial))
-        os.replace(partial, final)
+        partial = final.with_name(f".{final.stem.split('.')[0]}.tmp.weights.h5")  # Keras wants this suffix
+        with write_errors_named(final):
+            self.model.save_weights(str(partial))
+            os.replace(partial, final)
         for path in list(list_states(self.folder).values())[:-self.keep]:
             path.unlink(missing_ok=True)
 

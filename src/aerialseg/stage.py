@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
 from aerialseg.errors import UserError
+from aerialseg.io import sweep_temporaries
+
+# where stages write: their temporaries left by a kill are removed by whichever stage runs next
+WORK_FOLDERS = (Path("data"), Path("metrics"), Path("reports"))
 
 
-def run_stage(name: str, main: Callable[[], str | None]) -> None:
+def run_stage(name: str, main: Callable[[], str | None], outputs: Iterable[Path] = ()) -> None:
     """Run a stage's main; print its summary line, or one error line and exit 1.
 
-    User mistakes (bad params, bad or missing input files) never show a traceback.
+    User mistakes (bad params, bad or missing input files) never show a traceback. What an
+    interrupted earlier run left in ``outputs``, beside them and in the work folders
+    (temporary files and folders) is removed first.
     """
+    outputs = [Path(output) for output in outputs]
     try:
+        for folder in {*outputs, *(output.parent for output in outputs), *WORK_FOLDERS}:
+            sweep_temporaries(folder, recursive=folder in outputs)
         summary = main()
     except UserError as err:
         print(f"{name}: error: {err}", file=sys.stderr)

@@ -17,12 +17,10 @@ import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-
 from aerialseg import resume
 from aerialseg.distribute import build_before_fit, is_chief, make_strategy, replica_batch
 from aerialseg.fingerprint import code_digest
+from aerialseg.framework import keras, tf
 from aerialseg.input_pipeline import steps_per_epoch, tile_dataset
 from aerialseg.io import atomic_path
 from aerialseg.losses import DiceFocalLoss, median_frequency_weights, training_metrics
@@ -35,7 +33,7 @@ from aerialseg.tile_reader import TileStore
 # Modules that only carry values or name files: their code does not change what training
 # computes (the values themselves are part of the run's settings), so editing them keeps
 # saved states valid.
-NOT_TRAINING_CODE = ("aerialseg", "aerialseg.errors", "aerialseg.fingerprint", "aerialseg.io",
+NOT_TRAINING_CODE = ("aerialseg", "aerialseg.errors", "aerialseg.fingerprint", "aerialseg.framework", "aerialseg.io",
                      "aerialseg.names", "aerialseg.params")
 
 
