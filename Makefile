@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/blend.py
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/preprocess.py
+	$(BIN)/python bench/train.py
 
 clean-venv:
 	rm -rf $(VENV)

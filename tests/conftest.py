@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from hypothesis import settings
 
 from aerialseg.errors import OffPaletteError
 from aerialseg.palette import encode_label
+
+# CI replays the same fuzzed examples every run (a red CI names a reproducible case);
+# elsewhere every run explores new ones.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

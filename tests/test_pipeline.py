@@ -113,6 +113,7 @@ def test_an_edit_reruns_only_what_it_touches_and_reuses_what_it_can(project):
     src = project / "src" / "aerialseg"
     states = {p: p.stat().st_mtime_ns for p in (project / "data/train_state").iterdir()}
     models = {p.name: p.read_bytes() for p in (project / "data/models").iterdir()}
+    logs = {p: p.read_bytes() for p in (project / "metrics/train").rglob("*") if p.is_file()}
     originals = {}
     try:
         # a docstring of the blending: only prediction is stale, and it predicts nothing again
@@ -133,6 +134,7 @@ def test_an_edit_reruns_only_what_it_touches_and_reuses_what_it_can(project):
         assert "Running stage 'predict_smooth'" not in out
         assert {p: p.stat().st_mtime_ns for p in (project / "data/train_state").iterdir()} == states
         assert {p.name: p.read_bytes() for p in (project / "data/models").iterdir()} == models
+        assert {p: p.read_bytes() for p in (project / "metrics/train").rglob("*") if p.is_file()} == logs
 
         # a change of behaviour in the blending: every checkpoint is predicted again
         _edit(src / "blending.py", "np.maximum(weight, np.float32(1e-12))", "np.maximum(weight, np.float32(1e-11))")

@@ -152,6 +152,7 @@ class TrainParams:
     # "none", "median_frequency", or one relative weight per class in palette order
     class_weights: str | tuple[float, ...] = "none"
     jitter: JitterParams = JitterParams()
+    lr_floor: float = 0.01  # the exponential schedule never goes below lr_floor * learning_rate
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,8 @@ class _Section:
             name = str(unknown[0])
             close = difflib.get_close_matches(name, sorted(self.read), n=1, cutoff=0.6)
             hint = f"did you mean {close[0]}?" if close else f"expected one of {', '.join(sorted(self.read))}"
-            raise ParamsError(f"{self.key(name)}: unknown key; {hint}")
+            shown = name if re.fullmatch(r"[\w.-]+", name) else _shown(unknown[0])  # a key with a newline, say
+            raise ParamsError(f"{self.key(shown)}: unknown key; {hint}")
 
     def integer(self, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
         value = self.get(name)
@@ -452,6 +454,7 @@ def _train(section: _Section) -> TrainParams:
         strategy=section.choice("strategy", STRATEGIES),
         class_weights=_class_weights(section),
         jitter=_sectioned(section, "jitter", _jitter),
+        lr_floor=section.number("lr_floor", minimum=0.0, maximum=1.0),
     )
     if train.lr_decay > 1.0:
         raise ParamsError(f"{section.key('lr_decay')}: {train.lr_decay} would grow the learning rate; use a value <= 1")

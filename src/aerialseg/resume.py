@@ -132,4 +132,4 @@ def rewind_live_summary(folder: Path, epochs_done: int) -> None:
                 values[name] = found[0]
     summary["step"] = step
     with atomic_path(summary_path) as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=4))
+        Path(tmp).write_text(json.dumps(summary, indent=4) + "\n")  # as dvclive writes it

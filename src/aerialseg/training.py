@@ -150,16 +150,33 @@ def resolve_switch(value: str) -> bool:
     return gpu_available() if value == "auto" else value == "on"
 
 
-def learning_rate(train: TrainParams, steps_per_epoch: int):
-    """The learning rate: constant, or multiplied by ``lr_decay`` after every epoch.
+@keras.saving.register_keras_serializable(package="aerialseg")
+class FlooredExponentialDecay(keras.optimizers.schedules.ExponentialDecay):
+    """Keras' staircase exponential decay, held at ``floor * initial_learning_rate`` once it gets there."""
 
-    The decay does not depend on the number of epochs, so a longer run repeats a shorter
-    one's first epochs exactly (and can reuse their checkpoints' evaluations).
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, floor=0.0, staircase=True, name=None):
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase=staircase,
+                         name=name or "FlooredExponentialDecay")
+        self.floor = floor
+
+    def __call__(self, step):
+        decayed = super().__call__(step)
+        return keras.ops.maximum(decayed, keras.ops.cast(self.initial_learning_rate * self.floor, decayed.dtype))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "floor": self.floor}
+
+
+def learning_rate(train: TrainParams, steps_per_epoch: int):
+    """The learning rate: constant, or multiplied by ``lr_decay`` after every epoch down to a floor.
+
+    The schedule does not depend on the number of epochs, so a longer run repeats a shorter
+    one's first epochs exactly (and can reuse their checkpoints' evaluations); the floor
+    (``lr_floor`` of the initial rate) keeps a long run learning to its last epoch.
     """
     if train.lr_schedule == "constant":
         return train.learning_rate
-    return keras.optimizers.schedules.ExponentialDecay(train.learning_rate, steps_per_epoch, train.lr_decay,
-                                                       staircase=True)
+    return FlooredExponentialDecay(train.learning_rate, steps_per_epoch, train.lr_decay, floor=train.lr_floor)
 
 
 def loss_class_weights(train: TrainParams, store: TileStore) -> list[float] | None:
