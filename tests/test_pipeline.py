@@ -195,7 +195,8 @@ def _temporaries(project: Path) -> list[str]:
 
 
 def _kill_stage_midway(project: Path, stage: str, ready) -> list:
-    """SIGKILL a stage's own process (not its workers) once ``ready(process)``; return its descendants then."""
+    """SIGKILL a stage's own process (not its workers) once ``ready(process)`` holds while it is
+    stopped; return its descendants then."""
     import time
 
     import psutil
@@ -209,8 +210,13 @@ def _kill_stage_midway(project: Path, stage: str, ready) -> list:
             scripts = [p for p in psutil.Process(process.pid).children(recursive=True)
                        if f"stages/{stage}.py" in " ".join(p.cmdline())]
             if scripts and ready(scripts[0]):
-                below = scripts[0].children(recursive=True)
-                scripts[0].kill()  # as the OOM killer would: the stage only, not its process group
+                # frozen, the stage cannot finish (rename its temporary) between the check and the kill
+                scripts[0].suspend()
+                if ready(scripts[0]):
+                    below = scripts[0].children(recursive=True)
+                    scripts[0].kill()  # as the OOM killer would: the stage only, not its process group
+                else:
+                    scripts[0].resume()
         except psutil.Error:
             pass
         time.sleep(0.01)
