@@ -4,6 +4,7 @@ Run as a script it trains once, for tests that need a separate process (SIGKILL,
 devices configured before TensorFlow starts, multi-worker clusters):
 
     python tests/tiny_training.py STORE OUT --epochs N [--strategy S] [--logical-cpus K]
+                                  [--encoder E --freeze-encoder-epochs F]
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--strategy", default="one_device")
     parser.add_argument("--logical-cpus", type=int, default=0)
+    parser.add_argument("--encoder", default="none")
+    parser.add_argument("--freeze-encoder-epochs", type=int, default=0)
     args = parser.parse_args()
     # isort: off
     import aerialseg  # noqa: F401  (quiets TensorFlow's start-up logging before it is imported)
@@ -84,7 +87,11 @@ def main() -> None:
     from aerialseg.tile_reader import TileStore
     from aerialseg.training import train
 
-    outcome = train(config(epochs=args.epochs, strategy=args.strategy), TileStore(args.store),
+    overrides = {}
+    if args.encoder != "none":
+        overrides = dict(encoder=args.encoder, freeze_encoder_epochs=args.freeze_encoder_epochs,
+                         encoder_lr_factor=0.1, batch_norm=True)
+    outcome = train(config(epochs=args.epochs, strategy=args.strategy, **overrides), TileStore(args.store),
                     args.out / "models", args.out / "live", args.out / "state", verbose=0)
     print(f"resumed={outcome.reused} epochs_run={outcome.trained}", flush=True)
 

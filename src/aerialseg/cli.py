@@ -92,7 +92,7 @@ def predict_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from aerialseg.blending import blend_rows, count_windows
-    from aerialseg.inference import load_model, model_depth
+    from aerialseg.inference import input_multiple, load_model
     from aerialseg.io import atomic_path, open_npy_memmap, read_world_file, world_file_for, write_rgb, write_world_file
     from aerialseg.palette import NUM_CLASSES, index_to_rgb
 
@@ -102,8 +102,9 @@ def predict_command(args: argparse.Namespace) -> int:
     classes = int(model.output_shape[-1])
     if classes != NUM_CLASSES:
         raise DataError(f"{args.model}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
-    check_window(args.window, model_depth(model), args.subdivisions, window_key="--window",
-                 subdivisions_key="--subdivisions")
+    multiple, multiple_is = input_multiple(model)
+    check_window(args.window, multiple, args.subdivisions, window_key="--window",
+                 subdivisions_key="--subdivisions", multiple_is=multiple_is)
     for note in notes:
         print(f"aerialseg predict: {args.image}: {note}", file=sys.stderr)
 

@@ -11,6 +11,7 @@ from aerialseg.blending import predict_plain, predict_smooth
 from aerialseg.errors import DataError
 from aerialseg.fingerprint import code_digest
 from aerialseg.framework import keras
+from aerialseg.params import ENCODER_STRIDE
 
 # Modules that only carry values or name files (see ``prediction_code_digest``).
 NOT_PREDICTION_CODE = ("aerialseg", "aerialseg.errors", "aerialseg.fingerprint", "aerialseg.framework", "aerialseg.io",
@@ -37,9 +38,15 @@ def load_model(path: str | Path) -> keras.Model:
         raise DataError(f"{path}: not a readable Keras checkpoint ({reason})") from None
 
 
-def model_depth(model: keras.Model) -> int:
-    """How many 2x down-samplings the model has (input sides must be divisible by 2**depth)."""
-    return sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
+def input_multiple(model: keras.Model) -> tuple[int, str]:
+    """What the model's input sides must be divisible by, and how to name it in a message.
+
+    A U-Net on a pretrained encoder (a nested model named ``encoder``) down-samples 32
+    times; the seed's U-Net 2**depth times, one max-pooling per level.
+    """
+    if any(layer.name == "encoder" for layer in model.layers):
+        return ENCODER_STRIDE, "the encoder's output stride"
+    return 2 ** sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers), "2**depth"
 
 
 def predict_class_maps(model: keras.Model, image: np.ndarray, *, window: int, subdivisions: int,

@@ -7,7 +7,7 @@ from aerialseg.framework import keras
 layers = keras.layers
 
 
-def _conv_block(x, filters: int, name: str, batch_norm: bool):
+def conv_block(x, filters: int, name: str, batch_norm: bool):
     """Two 3x3 convolutions, each followed by ReLU (the seed's encoder/decoder block).
 
     With ``batch_norm`` a BatchNormalization sits between each convolution and its ReLU.
@@ -53,15 +53,15 @@ def build_unet(
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
     skips = []
     for level in range(depth):
-        x = _conv_block(x, width(level), name=f"enc{level}", batch_norm=batch_norm)
+        x = conv_block(x, width(level), name=f"enc{level}", batch_norm=batch_norm)
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"enc{level}_pool")(x)
-    x = _conv_block(x, width(depth), name="bridge", batch_norm=batch_norm)
+    x = conv_block(x, width(depth), name="bridge", batch_norm=batch_norm)
     for level in reversed(range(depth)):
         filters = width(level)
         x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"dec{level}_up")(x)
         x = layers.Concatenate(name=f"dec{level}_skip")([x, skips[level]])
-        x = _conv_block(x, filters, name=f"dec{level}", batch_norm=batch_norm)
+        x = conv_block(x, filters, name=f"dec{level}", batch_norm=batch_norm)
     logits = layers.Conv2D(num_classes, 1, name="logits")(x)
     outputs = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, outputs, name=f"unet_d{depth}_f{base_filters}")

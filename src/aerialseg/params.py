@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 import yaml
@@ -25,6 +25,8 @@ SWITCHES = ("auto", "on", "off")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 CLASS_WEIGHTING = ("none", "median_frequency")
 TTA_MODES = ("d4", "flips", "none")
+ENCODERS = ("none", "resnet50", "efficientnetv2b0", "convnext_tiny")
+ENCODER_WEIGHTS_DIR = "weights"  # a DVC dependency of train: weights files given by path live here
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's generators take 32-bit seeds
 _TILE_ID = re.compile(r"^\d+_\d+$")
 _QUOTE_HINT = 'write "2_10", not 2_10 (YAML reads 2_10 as the number 210)'
@@ -116,6 +118,8 @@ class ModelParams:
     base_filters: int
     max_filters: int | None
     batch_norm: bool
+    encoder: str = "none"  # "none": the seed's U-Net; else a keras.applications backbone
+    encoder_weights: str = "none"  # "none" | "imagenet" | a file under weights/
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ class TrainParams:
     class_weights: str | tuple[float, ...] = "none"
     jitter: JitterParams = JitterParams()
     lr_floor: float = 0.01  # the exponential schedule never goes below lr_floor * learning_rate
+    freeze_encoder_epochs: int = 0  # epochs training the decoder alone, encoder frozen
+    encoder_lr_factor: float = 1.0  # the encoder's learning rate, relative, once unfrozen
 
 
 @dataclass(frozen=True)
@@ -405,7 +411,26 @@ def _model(section: _Section) -> ModelParams:
     return ModelParams(depth=section.integer("depth", minimum=1, maximum=10),
                        base_filters=section.integer("base_filters", minimum=1, maximum=1024),
                        max_filters=section.optional_integer("max_filters", minimum=1, maximum=4096),
-                       batch_norm=section.boolean("batch_norm"))
+                       batch_norm=section.boolean("batch_norm"),
+                       encoder=section.choice("encoder", ENCODERS),
+                       encoder_weights=_encoder_weights(section))
+
+
+def _encoder_weights(section: _Section) -> str:
+    value = section.string("encoder_weights")
+    encoder = section.get("encoder")
+    if value == "none":
+        return value
+    if encoder == "none":
+        raise ParamsError(f"{section.key('encoder_weights')}: {value!r} needs a pretrained encoder; set model.encoder "
+                          f"to one of {', '.join(ENCODERS[1:])} or encoder_weights to none")
+    if value == "imagenet":
+        return value
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or path.parts[0] != ENCODER_WEIGHTS_DIR or len(path.parts) < 2:
+        raise ParamsError(f"{section.key('encoder_weights')}: {value!r} is not imagenet, none or a file under "
+                          f"{ENCODER_WEIGHTS_DIR}/ (the folder DVC tracks for train, so that a new file retrains)")
+    return value
 
 
 def _class_weights(section: _Section) -> str | tuple[float, ...]:
@@ -455,6 +480,8 @@ def _train(section: _Section) -> TrainParams:
         class_weights=_class_weights(section),
         jitter=_sectioned(section, "jitter", _jitter),
         lr_floor=section.number("lr_floor", minimum=0.0, maximum=1.0),
+        freeze_encoder_epochs=section.integer("freeze_encoder_epochs", minimum=0, maximum=100_000),
+        encoder_lr_factor=section.number("encoder_lr_factor", minimum=0.0, exclusive=True, maximum=1.0),
     )
     if train.lr_decay > 1.0:
         raise ParamsError(f"{section.key('lr_decay')}: {train.lr_decay} would grow the learning rate; use a value <= 1")
@@ -478,28 +505,41 @@ def _report(section: _Section) -> ReportParams:
     return ReportParams(gallery_scene=section.tile_id("gallery_scene"))
 
 
-def check_window(window: int, depth: int, subdivisions: int, *, window_key: str = "predict.window",
-                 subdivisions_key: str = "predict.subdivisions") -> None:
+ENCODER_STRIDE = 32  # every supported backbone down-samples its input 32 times
+
+
+def input_multiple(model: ModelParams) -> tuple[int, str]:
+    """What model inputs' sides must be divisible by, and how to name it in a message."""
+    if model.encoder == "none":
+        return 2**model.depth, "2**depth"
+    return ENCODER_STRIDE, f"the output stride of encoder {model.encoder}"
+
+
+def check_window(window: int, multiple: int, subdivisions: int, *, window_key: str = "predict.window",
+                 subdivisions_key: str = "predict.subdivisions", multiple_is: str = "2**depth") -> None:
     """Refuse a prediction window the model cannot take or the blending cannot step through.
 
     Shared by the params and the CLI (which names its options instead of the keys).
     """
-    multiple = 2**depth
     if window % multiple:
-        raise ParamsError(f"{window_key}: {window} is not divisible by 2**depth = {multiple} of the model")
+        raise ParamsError(f"{window_key}: {window} is not divisible by {multiple_is} = {multiple} of the model")
     if window % subdivisions:
         raise ParamsError(f"{subdivisions_key}: window {window} is not divisible by {subdivisions}")
 
 
 def _check_across_sections(params: Params) -> None:
     """The rules that tie one section to another."""
-    multiple = 2**params.model.depth
+    multiple, multiple_is = input_multiple(params.model)
     if params.tile.patch_size % multiple:
+        prefix = "model." if params.model.encoder == "none" else ""
         raise ParamsError(f"tile.patch_size: {params.tile.patch_size} is not divisible by "
-                          f"2**model.depth = {multiple}")
-    check_window(params.predict.window, params.model.depth, params.predict.subdivisions)
+                          f"{prefix}{multiple_is} = {multiple}")
+    check_window(params.predict.window, multiple, params.predict.subdivisions, multiple_is=multiple_is)
     if params.checkpoint_every > params.epochs:
         raise ParamsError(f"checkpoint_every: {params.checkpoint_every} exceeds epochs {params.epochs}")
+    if params.train.freeze_encoder_epochs and params.model.encoder == "none":
+        raise ParamsError(f"train.freeze_encoder_epochs: {params.train.freeze_encoder_epochs} needs a pretrained "
+                          "encoder (model.encoder is none); set it to 0")
     test = params.data.split.test
     if params.report.gallery_scene not in test:
         raise ParamsError(f"report.gallery_scene: {params.report.gallery_scene} is not a test scene of "

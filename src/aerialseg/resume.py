@@ -18,6 +18,9 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from aerialseg.framework import keras
 from aerialseg.io import atomic_path, read_json, write_errors_named, write_json
@@ -61,22 +64,40 @@ class EpochState(keras.callbacks.Callback):
             path.unlink(missing_ok=True)
 
 
-def restore_latest(model: keras.Model, folder: Path, at_most: int) -> int:
-    """Load the newest readable state with at most ``at_most`` epochs; return its epoch (0: none).
+class EpochSeeds(keras.callbacks.Callback):
+    """Set every random layer's seed counter from the epoch number when an epoch begins.
 
-    ``model`` must be compiled: the optimizer is built first so that its variables load too.
+    Dropout and stochastic depth (EfficientNet's blocks) draw from seed generators whose
+    counters are not part of a saved state; a resumed process would start them at zero.
+    Tied to the epoch, the draws of an epoch are the same whether the run was resumed or not.
     """
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        for state in [v for v in self.model.variables if v.name == "seed_generator_state"]:
+            seed = int(state.numpy()[0])
+            state.assign(np.array([seed, epoch << 20], dtype=state.dtype))
+
+
+def restore_latest(model_for: Callable[[int], keras.Model], folder: Path,
+                   at_most: int) -> tuple[keras.Model | None, int]:
+    """Load the newest readable state with at most ``at_most`` epochs: (model, its epoch), or (None, 0).
+
+    ``model_for(epoch)`` builds the compiled model a state of that epoch loads into (a
+    fine-tuning run's optimizer has other variables before and after the encoder thaws);
+    its optimizer is built first so that its variables load too.
+    """
     for epoch, path in reversed(list_states(folder).items()):
         if epoch > at_most:
             continue
+        model = model_for(epoch)
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         try:
             model.load_weights(str(path))
         except (OSError, ValueError):
             continue
-        return epoch
-    return 0
+        return model, epoch
+    return None, 0
 
 
 def _keep_first_rows(path: Path, delimiter: str, epochs_done: int) -> None:

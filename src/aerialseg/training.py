@@ -10,15 +10,18 @@ reused (and cut back when fewer epochs are asked for).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from aerialseg import resume
 from aerialseg.distribute import build_before_fit, is_chief, make_strategy, replica_batch
+from aerialseg.encoders import build_encoder_unet
 from aerialseg.fingerprint import code_digest
 from aerialseg.framework import keras, tf
 from aerialseg.input_pipeline import steps_per_epoch, tile_dataset
@@ -152,31 +155,40 @@ def resolve_switch(value: str) -> bool:
 
 @keras.saving.register_keras_serializable(package="aerialseg")
 class FlooredExponentialDecay(keras.optimizers.schedules.ExponentialDecay):
-    """Keras' staircase exponential decay, held at ``floor * initial_learning_rate`` once it gets there."""
+    """Keras' staircase exponential decay, held at ``floor * initial_learning_rate`` once it gets there.
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, floor=0.0, staircase=True, name=None):
+    ``offset`` steps are added to the optimizer's: an optimizer started afresh part-way
+    through a run (when the encoder thaws) carries on the run's schedule.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, floor=0.0, staircase=True, name=None,
+                 offset=0):
         super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase=staircase,
                          name=name or "FlooredExponentialDecay")
         self.floor = floor
+        self.offset = offset
 
     def __call__(self, step):
-        decayed = super().__call__(step)
+        decayed = super().__call__(step + self.offset if self.offset else step)
         return keras.ops.maximum(decayed, keras.ops.cast(self.initial_learning_rate * self.floor, decayed.dtype))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "floor": self.floor}
+        config = {**super().get_config(), "floor": self.floor}
+        return {**config, "offset": self.offset} if self.offset else config
 
 
-def learning_rate(train: TrainParams, steps_per_epoch: int):
+def learning_rate(train: TrainParams, steps_per_epoch: int, first_epoch: int = 0):
     """The learning rate: constant, or multiplied by ``lr_decay`` after every epoch down to a floor.
 
     The schedule does not depend on the number of epochs, so a longer run repeats a shorter
     one's first epochs exactly (and can reuse their checkpoints' evaluations); the floor
     (``lr_floor`` of the initial rate) keeps a long run learning to its last epoch.
+    ``first_epoch`` is where an optimizer created part-way through the run starts.
     """
     if train.lr_schedule == "constant":
         return train.learning_rate
-    return FlooredExponentialDecay(train.learning_rate, steps_per_epoch, train.lr_decay, floor=train.lr_floor)
+    return FlooredExponentialDecay(train.learning_rate, steps_per_epoch, train.lr_decay, floor=train.lr_floor,
+                                   offset=first_epoch * steps_per_epoch)
 
 
 def loss_class_weights(train: TrainParams, store: TileStore) -> list[float] | None:
@@ -189,26 +201,108 @@ def loss_class_weights(train: TrainParams, store: TileStore) -> list[float] | No
     return list(train.class_weights)
 
 
-def compile_model(config: TrainConfig, steps_per_epoch: int, class_weights: list[float] | None = None) -> keras.Model:
-    """Build and compile the U-Net with the seed's loss and metrics.
+@keras.saving.register_keras_serializable(package="aerialseg")
+class EncoderScaledAdam(keras.optimizers.Adam):
+    """Adam that updates the pretrained encoder's variables at ``encoder_lr_factor`` x the learning rate.
 
-    Under mixed precision the layers compute in float16 (the head stays float32) and
-    Keras wraps the optimizer in dynamic loss scaling. Call inside a strategy's scope to
-    distribute it.
+    Fine-tuning moves a pretrained backbone less than a freshly initialised decoder; with
+    Adam, scaling the gradients would change nothing, so the step size itself is scaled.
     """
+
+    def __init__(self, *args, encoder_lr_factor: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.encoder_lr_factor = encoder_lr_factor
+        self._encoder_keys: set = set()
+
+    def scale_variables(self, variables) -> None:
+        """Mark the variables (the encoder's) whose steps are scaled."""
+        self._encoder_keys = {self._var_key(v) for v in variables}
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._var_key(variable) in self._encoder_keys:
+            learning_rate = learning_rate * self.encoder_lr_factor
+        return super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "encoder_lr_factor": self.encoder_lr_factor}
+
+
+def build_model(model: ModelParams) -> keras.Model:
+    """The model section's network: the seed's U-Net, or a U-Net on a pretrained encoder."""
+    if model.encoder == "none":
+        return build_unet(NUM_CLASSES, model.depth, model.base_filters,
+                          max_filters=model.max_filters, batch_norm=model.batch_norm)
+    return build_encoder_unet(model.encoder, model.encoder_weights, NUM_CLASSES, model.base_filters,
+                              model.max_filters, model.batch_norm)
+
+
+def encoder_frozen(config: TrainConfig, epoch: int) -> bool:
+    """Whether the encoder is frozen in the state after ``epoch`` epochs (0: at the start).
+
+    The first ``freeze_encoder_epochs`` epochs train the decoder alone; the state saved at
+    the end of the last of them still has the frozen optimizer.
+    """
+    frozen_epochs = config.train.freeze_encoder_epochs
+    return frozen_epochs > 0 and epoch <= frozen_epochs
+
+
+def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, class_weights: list[float] | None,
+             frozen: bool, first_epoch: int = 0) -> None:
     train = config.train
-    policy = "mixed_float16" if resolve_switch(train.mixed_precision) else "float32"
-    keras.mixed_precision.set_global_policy(policy)
-    model = build_unet(NUM_CLASSES, config.model.depth, config.model.base_filters,
-                       max_filters=config.model.max_filters, batch_norm=config.model.batch_norm)
+    schedule = learning_rate(train, steps_per_epoch, first_epoch)
+    if config.model.encoder == "none":
+        optimizer = keras.optimizers.Adam(schedule, name="adam")  # not adam_1, ...
+    else:
+        encoder = model.get_layer("encoder")
+        encoder.trainable = not frozen  # frozen, its batch normalisation runs in inference mode too
+        optimizer = EncoderScaledAdam(schedule, encoder_lr_factor=train.encoder_lr_factor, name="adam")
+        optimizer.scale_variables(encoder.trainable_variables)
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(train, steps_per_epoch), name="adam"),  # not adam_1, ...
+        optimizer=optimizer,
         loss=DiceFocalLoss(NUM_CLASSES, train.dice_weight, train.focal_weight, train.focal_gamma,
                            class_weights=class_weights),
         metrics=training_metrics(NUM_CLASSES),
         jit_compile=resolve_switch(train.jit_compile),
     )
+
+
+def compile_model(config: TrainConfig, steps_per_epoch: int, class_weights: list[float] | None = None,
+                  frozen: bool = False) -> keras.Model:
+    """Build and compile the model with the seed's loss and metrics (``frozen``: the encoder frozen).
+
+    Under mixed precision the layers compute in float16 (the head stays float32) and
+    Keras wraps the optimizer in dynamic loss scaling. Call inside a strategy's scope to
+    distribute it.
+    """
+    policy = "mixed_float16" if resolve_switch(config.train.mixed_precision) else "float32"
+    keras.mixed_precision.set_global_policy(policy)
+    model = build_model(config.model)
+    _compile(model, config, steps_per_epoch, class_weights, frozen)
     return model
+
+
+def unfreeze_encoder(model: keras.Model, config: TrainConfig, steps_per_epoch: int,
+                     class_weights: list[float] | None, epoch: int) -> None:
+    """Make the encoder trainable after ``epoch`` epochs: a new optimizer, the schedule carried on.
+
+    Adam starts afresh (its moments and bias correction from step 1, so the first steps
+    after the thaw are not inflated); the learning-rate schedule continues where it was.
+    """
+    _compile(model, config, steps_per_epoch, class_weights, frozen=False, first_epoch=epoch)
+
+
+def encoder_weights_digest(model: ModelParams) -> str | None:
+    """A digest of the encoder weights file a run starts from (None unless given by path)."""
+    if model.encoder == "none" or model.encoder_weights in ("none", "imagenet"):
+        return None
+    path = Path(model.encoder_weights)
+    if not path.is_file():
+        return None  # building the model reports the missing file
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _clear(*folders: Path) -> None:
@@ -245,36 +339,45 @@ def _cut_back(config: TrainConfig, models: Path, live_dir: Path, epochs_done: in
     resume.trim_live(live_dir, epochs_done)
 
 
-def _resume_or_start(model: keras.Model, config: TrainConfig, run: dict, models: Path, live_dir: Path,
-                     state_dir: Path) -> int:
-    """Continue from the newest usable state of this run, or start afresh; return the epochs already done.
+def _resume_or_start(model_for: Callable[[int], keras.Model], config: TrainConfig, run: dict, models: Path,
+                     live_dir: Path, state_dir: Path) -> tuple[keras.Model | None, int]:
+    """Continue from the newest usable state of this run, or start afresh; return (model, epochs done).
 
-    A state of the same run that covers ``epochs`` is reused whole when the outputs of those
-    epochs are all on disk (the last checkpoint may be rebuilt from the state): the result
-    is ``epochs`` and nothing needs training. A state short of ``epochs`` is restored into
-    ``model``. Otherwise the output folders are emptied, the state folder is claimed for
-    this run and the result is 0.
+    ``model_for(epoch)`` builds a compiled model that a state saved after ``epoch`` epochs
+    loads into. A state of the same run that covers ``epochs`` is reused whole when the
+    outputs of those epochs are all on disk (the last checkpoint may be rebuilt from the
+    state): nothing needs training. A state short of ``epochs`` is restored. Otherwise the
+    output folders are emptied, the state folder is claimed for this run and the result is
+    (None, 0).
     """
     states = resume.list_states(state_dir)
     if states and resume.read_run(state_dir) == json.loads(json.dumps(run)):
         if max(states) >= config.epochs and _logged_epochs(models) >= config.epochs:
             missing = _missing_checkpoints(config, models, config.epochs)
+            model = None
+            if missing == [config.epochs]:
+                model, done = resume.restore_latest(model_for, state_dir, config.epochs)
+                if done == config.epochs:
+                    save_checkpoint(model, models, config.epochs)
+                    missing = []
             if not missing:
                 _cut_back(config, models, live_dir, config.epochs)
                 resume.rewind_live_summary(live_dir, config.epochs)
-                return config.epochs
-            if missing == [config.epochs] and resume.restore_latest(model, state_dir, config.epochs) == config.epochs:
-                save_checkpoint(model, models, config.epochs)
-                _cut_back(config, models, live_dir, config.epochs)
-                resume.rewind_live_summary(live_dir, config.epochs)
-                return config.epochs
-        start = resume.restore_latest(model, state_dir, config.epochs - 1)
+                return model, config.epochs
+        model, start = resume.restore_latest(model_for, state_dir, config.epochs - 1)
         if start and not _missing_checkpoints(config, models, start) and _logged_epochs(models) >= start:
             _cut_back(config, models, live_dir, start)
-            return start
+            return model, start
     _clear(models, live_dir)
     resume.start_run(state_dir, run)
-    return 0
+    return None, 0
+
+
+def _phases(config: TrainConfig, start: int) -> list[tuple[int, int, bool]]:
+    """(first epoch, end epoch, encoder frozen) of each ``fit`` still to run from ``start``."""
+    frozen_epochs = config.train.freeze_encoder_epochs
+    phases = [(start, min(frozen_epochs, config.epochs), True), (max(start, frozen_epochs), config.epochs, False)]
+    return [phase for phase in phases if phase[0] < phase[1]]
 
 
 def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, state_dir: Path,
@@ -283,10 +386,15 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, s
 
     Leaves checkpoints and ``history.csv`` in ``models``, dvclive logs in ``live_dir``, and
     the latest training state in ``state_dir``. Only the chief process of a multi-worker
-    run writes them; the other workers write to a throw-away folder.
+    run writes them; the other workers write to a throw-away folder. With
+    ``freeze_encoder_epochs``, the decoder trains alone first, then everything.
     """
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
+
+    class LiveLogger(DVCLiveCallback):
+        def on_train_end(self, logs=None) -> None:
+            pass  # one dvclive run spans the fine-tuning phases: ended once, after the last
 
     strategy = make_strategy(config.train.strategy)
     replica_batch(strategy, config.batch_size)
@@ -295,37 +403,51 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, s
         scratch = Path(tempfile.mkdtemp(prefix="aerialseg-worker-"))
         models, live_dir, state_dir = scratch / "models", scratch / "live", scratch / "state"
     run = {"config": config.resume_key(), "tiles": store.digest(), "code": training_code_digest()}
+    weights_digest = encoder_weights_digest(config.model)
+    if weights_digest:
+        run["encoder_weights"] = weights_digest
     steps = steps_per_epoch(store, "train", config.batch_size)
     class_weights = loss_class_weights(config.train, store)
+
+    def model_for(epoch: int) -> keras.Model:
+        with strategy.scope():
+            return compile_model(config, steps, class_weights, frozen=encoder_frozen(config, epoch))
+
     try:
         make_deterministic(config.seed)
-        had_states = bool(resume.list_states(state_dir))
-        with strategy.scope():
-            model = compile_model(config, steps, class_weights)
-            start = _resume_or_start(model, config, run, models, live_dir, state_dir)
+        with strategy.scope():  # optimizer variables are created while states load
+            model, start = _resume_or_start(model_for, config, run, models, live_dir, state_dir)
         if start >= config.epochs:
             return TrainOutcome(reused=start, trained=0)
-        if start == 0 and had_states:  # a state may have been loaded, then rejected: start from clean weights
-            make_deterministic(config.seed)
-            with strategy.scope():
-                model = compile_model(config, steps, class_weights)
+        if model is None:
+            make_deterministic(config.seed)  # a state may have been loaded, then rejected: clean weights
+            model = model_for(0)
 
-        train_ds = tile_dataset(store, "train", config.batch_size, seed=config.seed, training=True,
-                                first_epoch=start, epochs=config.epochs, jitter=config.train.jitter)
-        val_ds = tile_dataset(store, "val", config.batch_size, seed=config.seed, training=False)
-        build_before_fit(model, strategy, next(iter(val_ds)))
         live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=start > 0)
         live.step = start
-        callbacks = [
-            PeriodicCheckpoint(models, config.checkpoint_epochs),
-            keras.callbacks.CSVLogger(str(models / HISTORY_FILE), append=start > 0),
-            DVCLiveCallback(live=live),
-            resume.EpochState(state_dir),  # last: logs may run one epoch ahead of the state, never behind
-        ]
-        history = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=config.epochs,
-                            initial_epoch=start, callbacks=callbacks, verbose=verbose,
-                            shuffle=False)  # tile_dataset orders each epoch, seeded
-        return TrainOutcome(reused=start, trained=config.epochs - start, history=history.history)
+        history: dict[str, list[float]] = {}
+        for first, end, frozen in _phases(config, start):
+            if not frozen and encoder_frozen(config, first):
+                with strategy.scope():
+                    unfreeze_encoder(model, config, steps, class_weights, first)
+            train_ds = tile_dataset(store, "train", config.batch_size, seed=config.seed, training=True,
+                                    first_epoch=first, epochs=end, jitter=config.train.jitter)
+            val_ds = tile_dataset(store, "val", config.batch_size, seed=config.seed, training=False)
+            build_before_fit(model, strategy, next(iter(val_ds)))
+            callbacks = [
+                resume.EpochSeeds(),
+                PeriodicCheckpoint(models, config.checkpoint_epochs),
+                keras.callbacks.CSVLogger(str(models / HISTORY_FILE), append=first > 0),
+                LiveLogger(live=live),
+                resume.EpochState(state_dir),  # last: logs may run one epoch ahead of the state, never behind
+            ]
+            fitted = model.fit(train_ds, steps_per_epoch=steps, validation_data=val_ds, epochs=end,
+                               initial_epoch=first, callbacks=callbacks, verbose=verbose,
+                               shuffle=False)  # tile_dataset orders each epoch, seeded
+            for key, values in fitted.history.items():
+                history.setdefault(key, []).extend(values)
+        live.end()
+        return TrainOutcome(reused=start, trained=config.epochs - start, history=history)
     finally:
         keras.mixed_precision.set_global_policy("float32")
         if scratch is not None:
