@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/predict_backends.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -87,22 +87,66 @@ def check_paths(args: argparse.Namespace) -> None:
         raise ParamsError(f"--probabilities: {args.probabilities} is also the class map (-o)")
 
 
+def load_any_model(path: Path):
+    """A Keras checkpoint, or an exported ONNX model run by ONNX Runtime (without loading TensorFlow);
+    also what its input sides must be divisible by, and that number's name."""
+    if path.suffix.lower() == ".onnx":
+        from aerialseg.onnx_model import OnnxSegmenter
+
+        model = OnnxSegmenter(path)
+        return model, (model.input_multiple, "the input multiple")
+    from aerialseg.inference import input_multiple, load_model
+
+    model = load_model(path)
+    return model, input_multiple(model)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
+    from aerialseg.export import SOURCE_GSD_M, export_model
+    from aerialseg.params import load_params
+
+    defaults = load_params(args.params) if Path(args.params).is_file() else None
+    gsd = args.gsd
+    if gsd is None and defaults is not None:
+        gsd = SOURCE_GSD_M / defaults.resize.scale
+    window = args.window or (defaults.predict.window if defaults else 128)
+    subdivisions = args.subdivisions or (defaults.predict.subdivisions if defaults else 2)
+    tta = defaults.predict.tta if defaults else "d4"
+    if _same_file(Path(args.model), Path(args.output)):
+        raise ParamsError(f"-o: {args.output} is the checkpoint itself")
+    metadata = export_model(args.model, args.output, args.format, gsd_m=gsd, window=window,
+                            subdivisions=subdivisions, tta=tta, layout=args.layout)
+    shown = "unknown ground sample distance (give --gsd)" if gsd is None else f"{gsd:g} m/px"
+    print(f"aerialseg export: wrote {args.output} ({args.format}, {metadata['layout']}, {shown}, "
+          f"window {window}, subdivisions {subdivisions})")
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"must be a positive number of metres, got {text}")
+    return value
+
+
 def predict_command(args: argparse.Namespace) -> int:
     """Blend a checkpoint's predictions over one image and write the class map."""
     from tqdm import tqdm
 
     from aerialseg.blending import blend_rows, count_windows
-    from aerialseg.inference import input_multiple, load_model
     from aerialseg.io import atomic_path, open_npy_memmap, read_world_file, world_file_for, write_rgb, write_world_file
     from aerialseg.palette import NUM_CLASSES, index_to_rgb
 
     check_paths(args)
     image, notes = load_image(Path(args.image))
-    model = load_model(args.model)
+    model, (multiple, multiple_is) = load_any_model(Path(args.model))
     classes = int(model.output_shape[-1])
     if classes != NUM_CLASSES:
         raise DataError(f"{args.model}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
-    multiple, multiple_is = input_multiple(model)
     check_window(args.window, multiple, args.subdivisions, window_key="--window",
                  subdivisions_key="--subdivisions", multiple_is=multiple_is)
     for note in notes:
@@ -162,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="aerialseg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", help="smooth-blended prediction of an image of any size")
-    predict.add_argument("model", help="a checkpoint, e.g. data/models/epoch_050.keras")
+    predict.add_argument("model", help="a checkpoint (data/models/epoch_050.keras) or an exported .onnx model")
     predict.add_argument("image", help="an 8-bit RGB image (TIFF, PNG, JPEG) or an (H, W, 3) uint8 .npy")
     predict.add_argument("-o", "--output", required=True, help="class map in ISPRS colours (.png or .tif)")
     predict.add_argument("--window", type=_bounded(8, 8192), default=128, help="model input size (default 128)")
@@ -172,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=_bounded(1, 4096), default=16, help="windows per model call")
     predict.add_argument("--probabilities", help="also write float16 probabilities (H, W, 6) to this .npy")
     predict.set_defaults(run=predict_command)
+
+    export = sub.add_parser("export", help="write a checkpoint as a TensorFlow SavedModel or an ONNX model")
+    export.add_argument("model", help="a checkpoint, e.g. data/models/epoch_050.keras")
+    export.add_argument("--format", choices=("onnx", "savedmodel"), required=True)
+    export.add_argument("-o", "--output", required=True, help="the .onnx file or the SavedModel folder")
+    export.add_argument("--layout", choices=("nhwc255", "nchw01"), default="nhwc255",
+                        help="input/output layout: nhwc255 (aerialseg's, default) or nchw01 (QGIS Deepness)")
+    export.add_argument("--gsd", type=_positive_float, help="ground sample distance in m/px (default: from params)")
+    export.add_argument("--window", type=_bounded(8, 8192), help="prediction window (default: predict.window)")
+    export.add_argument("--subdivisions", type=_bounded(1, 64), help="default: predict.subdivisions")
+    export.add_argument("--params", default="params.yaml", help="where the defaults come from (if it exists)")
+    export.set_defaults(run=export_command)
     return parser
 
 
