@@ -44,6 +44,16 @@ def test_repository_params_are_valid():
     (lambda p: p.__setitem__("seed", 2**32), "seed"),
     (lambda p: p["tile"].__setitem__("shard_size", 10**9), "tile.shard_size"),
     (lambda p: p["predict"].__setitem__("batch_size", 0), "predict.batch_size"),
+    (lambda p: p["model"].__setitem__("encoder", "vgg16"), "model.encoder"),
+    (lambda p: p["model"].__setitem__("encoder_weights", "imagenet"), "model.encoder_weights"),
+    (lambda p: p["model"].update(encoder="resnet50", encoder_weights="/tmp/r50.h5"), "model.encoder_weights"),
+    (lambda p: p["model"].update(encoder="resnet50", encoder_weights="weights/../r50.h5"), "model.encoder_weights"),
+    (lambda p: p["model"].update(encoder="resnet50", encoder_weights="downloads/r50.h5"), "model.encoder_weights"),
+    (lambda p: p["model"].update(encoder="resnet50", encoder_weights=None), "model.encoder_weights"),
+    (lambda p: p["train"].__setitem__("freeze_encoder_epochs", 5), "train.freeze_encoder_epochs"),
+    (lambda p: p["train"].__setitem__("encoder_lr_factor", 0), "train.encoder_lr_factor"),
+    (lambda p: p["train"].__setitem__("encoder_lr_factor", 2), "train.encoder_lr_factor"),
+    (lambda p: (p["model"].update(encoder="resnet50"), p["tile"].update(patch_size=144, stride=72)), "tile.patch_size"),
 ])
 def test_bad_params_name_the_key(raw_params, edit, key):
     edit(raw_params)
@@ -132,3 +142,14 @@ def test_tta_choices_are_the_blending_ones():
     assert [len(transforms(mode)) for mode in TTA_MODES] == [8, 4, 1]
     with pytest.raises(ValueError):
         transforms("rot")
+
+
+def test_an_encoder_takes_weights_under_the_tracked_folder_and_inputs_divisible_by_32(raw_params):
+    raw_params["model"].update(encoder="convnext_tiny", encoder_weights="weights/convnext_tiny_notop.h5", depth=7)
+    raw_params["train"].update(freeze_encoder_epochs=3, encoder_lr_factor=0.1)
+    params = parse_params(raw_params)  # depth 7 would need 128-divisible inputs; an encoder needs 32
+    assert params.model.encoder_weights == "weights/convnext_tiny_notop.h5"
+    assert params.train.freeze_encoder_epochs == 3
+    raw_params["predict"]["window"] = 112
+    with pytest.raises(ParamsError, match="^predict.window: 112 is not divisible by the output stride of encoder"):
+        parse_params(raw_params)
