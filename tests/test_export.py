@@ -88,13 +88,16 @@ def test_cli_exports_and_predicts_with_onnx_runtime_like_the_checkpoint(tmp_path
     image = tmp_path / "crop.png"
     write_rgb(image, read_rgb(real_crop_paths[0])[:150, :170])
     outputs = {}
-    for name, model in (("keras", checkpoint), ("onnx", onnx_path)):
+    runs = {"keras": (checkpoint, "keras"), "converted": (checkpoint, "auto"), "exported": (onnx_path, "auto")}
+    for name, (model, backend) in runs.items():
         out, probs = tmp_path / f"{name}.png", tmp_path / f"{name}.npy"
         assert main(["predict", str(model), str(image), "-o", str(out), "--window", "64", "--tta", "flips",
-                     "--probabilities", str(probs)]) == 0
+                     "--probabilities", str(probs), "--backend", backend]) == 0
         outputs[name] = read_rgb(out), read_npy(probs).astype(np.float32)
-    assert np.abs(outputs["onnx"][1] - outputs["keras"][1]).max() <= 1e-3  # stored as float16
-    assert (outputs["onnx"][0] == outputs["keras"][0]).all(-1).mean() >= 0.999
+    for name in ("converted", "exported"):  # ONNX Runtime: the CPU default, and the exported file
+        assert np.abs(outputs[name][1] - outputs["keras"][1]).max() <= 1e-3  # stored as float16
+        assert (outputs[name][0] == outputs["keras"][0]).all(-1).mean() >= 0.999
+    assert not list(tmp_path.glob(".*"))  # nothing left behind by the conversion or the writes
 
 
 def test_cli_export_errors_are_one_line(tmp_path, real_crop_paths, capsys):

@@ -45,12 +45,14 @@ def files(tmp_path_factory):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(window=NUMBERS, subdivisions=NUMBERS, batch=NUMBERS,
-       tta=st.one_of(st.sampled_from(["d4", "flips", "none"]), st.text(max_size=5)))
-def test_option_values_predict_or_exit_2_with_one_line(files, capsys, window, subdivisions, batch, tta):
+       tta=st.one_of(st.sampled_from(["d4", "flips", "none"]), st.text(max_size=5)),
+       backend=st.sampled_from(["keras", "keras", "keras", "auto"]))  # auto converts to ONNX: slower, drawn less
+def test_option_values_predict_or_exit_2_with_one_line(files, capsys, window, subdivisions, batch, tta, backend):
     out = files / "out.png"
     out.unlink(missing_ok=True)
     argv = ["predict", str(files / "m.keras"), str(files / "image.npy"), "-o", str(out),
-            f"--window={window}", f"--subdivisions={subdivisions}", f"--batch-size={batch}", f"--tta={tta}"]
+            f"--window={window}", f"--subdivisions={subdivisions}", f"--batch-size={batch}", f"--tta={tta}",
+            f"--backend={backend}"]
     try:
         code = main(argv)
     except SystemExit as exit_:

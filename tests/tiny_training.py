@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--logical-cpus", type=int, default=0)
     parser.add_argument("--encoder", default="none")
     parser.add_argument("--freeze-encoder-epochs", type=int, default=0)
+    parser.add_argument("--eager", action="store_true", help="no tf.function tracing (big backbones trace slowly)")
     args = parser.parse_args()
     # isort: off
     import aerialseg  # noqa: F401  (quiets TensorFlow's start-up logging before it is imported)
@@ -87,6 +88,8 @@ def main() -> None:
     from aerialseg.tile_reader import TileStore
     from aerialseg.training import train
 
+    if args.eager:
+        tf.config.run_functions_eagerly(True)
     overrides = {}
     if args.encoder != "none":
         overrides = dict(encoder=args.encoder, freeze_encoder_epochs=args.freeze_encoder_epochs,

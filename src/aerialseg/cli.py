@@ -88,7 +88,7 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def load_any_model(path: Path):
-    """A Keras checkpoint, or an exported ONNX model run by ONNX Runtime (without loading TensorFlow);
+    """A Keras checkpoint, or an exported ``.onnx`` model on ONNX Runtime (TensorFlow not loaded);
     also what its input sides must be divisible by, and that number's name."""
     if path.suffix.lower() == ".onnx":
         from aerialseg.onnx_model import OnnxSegmenter
@@ -99,6 +99,38 @@ def load_any_model(path: Path):
 
     model = load_model(path)
     return model, input_multiple(model)
+
+
+def choose_backend(model, path: Path, backend: str):
+    """What runs a Keras checkpoint: TensorFlow (keras) or ONNX Runtime (onnx).
+
+    auto picks ONNX Runtime on a CPU, where ``bench/predict_backends.py`` measured it
+    faster (1.17x on the default model, 2 cores), and TensorFlow where it sees a GPU. An
+    exported ONNX model is returned as it is.
+    """
+    from aerialseg.onnx_model import OnnxSegmenter
+
+    if isinstance(model, OnnxSegmenter) or backend == "keras":
+        return model
+    from aerialseg.framework import tf
+
+    if backend == "auto" and tf.config.list_physical_devices("GPU"):
+        return model
+    import warnings
+
+    from aerialseg.export import onnx_runtime_model
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the converter's NumPy deprecation notes
+            return onnx_runtime_model(model)
+    except Exception as err:  # the converter and a full temp disk raise many kinds; TensorFlow still works
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        if backend == "onnx":
+            raise DataError(f"{path}: cannot be converted to ONNX ({reason})") from None
+        print(f"aerialseg predict: {path}: predicting with TensorFlow, the ONNX conversion failed ({reason})",
+              file=sys.stderr)
+        return model
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -151,6 +183,7 @@ def predict_command(args: argparse.Namespace) -> int:
                  subdivisions_key="--subdivisions", multiple_is=multiple_is)
     for note in notes:
         print(f"aerialseg predict: {args.image}: {note}", file=sys.stderr)
+    model = choose_backend(model, Path(args.model), args.backend)
 
     out = Path(args.output)
     height, width = image.shape[:2]
@@ -215,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tta", choices=TTA_MODES, default="d4", help="test-time augmentation (default d4)")
     predict.add_argument("--batch-size", type=_bounded(1, 4096), default=16, help="windows per model call")
     predict.add_argument("--probabilities", help="also write float16 probabilities (H, W, 6) to this .npy")
+    predict.add_argument("--backend", choices=("auto", "onnx", "keras"), default="auto",
+                         help="what runs a Keras checkpoint: auto (ONNX Runtime on CPU, TensorFlow on GPU), "
+                              "onnx or keras; an .onnx model always runs on ONNX Runtime")
     predict.set_defaults(run=predict_command)
 
     export = sub.add_parser("export", help="write a checkpoint as a TensorFlow SavedModel or an ONNX model")

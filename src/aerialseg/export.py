@@ -67,6 +67,24 @@ def with_layout(model: keras.Model, layout: str) -> keras.Model:
     return keras.Model(inputs, outputs, name=model.name)
 
 
+def onnx_runtime_model(model: keras.Model, threads: int = 0):
+    """The Keras model converted to ONNX and loaded by ONNX Runtime (nothing is left on disk).
+
+    On CPU, ONNX Runtime runs aerialseg's models faster than TensorFlow
+    (``bench/predict_backends.py``), which is why ``aerialseg predict`` does this by default.
+    """
+    import tempfile
+
+    from aerialseg.onnx_model import OnnxSegmenter
+
+    multiple = input_multiple(model)[0]
+    model(np.zeros((1, multiple, multiple, 3), np.float32))  # Keras exports called models only
+    with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as folder:
+        path = Path(folder) / "model.onnx"
+        model.export(str(path), format="onnx", verbose=False)
+        return OnnxSegmenter(path, threads=threads)
+
+
 def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: float | None, window: int,
                  subdivisions: int, tta: str = "d4", layout: str = "nhwc255") -> dict:
     """Write ``checkpoint`` as ``fmt`` (onnx | savedmodel) to ``out``, atomically; return its metadata.
