@@ -531,9 +531,8 @@ def _check_across_sections(params: Params) -> None:
     """The rules that tie one section to another."""
     multiple, multiple_is = input_multiple(params.model)
     if params.tile.patch_size % multiple:
-        prefix = "model." if params.model.encoder == "none" else ""
-        raise ParamsError(f"tile.patch_size: {params.tile.patch_size} is not divisible by "
-                          f"{prefix}{multiple_is} = {multiple}")
+        named = "2**model.depth" if params.model.encoder == "none" else multiple_is
+        raise ParamsError(f"tile.patch_size: {params.tile.patch_size} is not divisible by {named} = {multiple}")
     check_window(params.predict.window, multiple, params.predict.subdivisions, multiple_is=multiple_is)
     if params.checkpoint_every > params.epochs:
         raise ParamsError(f"checkpoint_every: {params.checkpoint_every} exceeds epochs {params.epochs}")
