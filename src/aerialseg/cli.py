@@ -116,14 +116,10 @@ def choose_backend(model, path: Path, backend: str):
 
     if backend == "auto" and tf.config.list_physical_devices("GPU"):
         return model
-    import warnings
-
     from aerialseg.export import onnx_runtime_model
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the converter's NumPy deprecation notes
-            return onnx_runtime_model(model)
+        return onnx_runtime_model(model)
     except Exception as err:  # the converter and a full temp disk raise many kinds; TensorFlow still works
         reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
         if backend == "onnx":

@@ -10,6 +10,7 @@ window and overlap, and the input convention. ONNX files carry it as metadata pr
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,8 @@ def onnx_runtime_model(model: keras.Model, threads: int = 0):
 
     multiple = input_multiple(model)[0]
     model(np.zeros((1, multiple, multiple, 3), np.float32))  # Keras exports called models only
-    with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as folder:
+    with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the converter's NumPy deprecation notes
         path = Path(folder) / "model.onnx"
         model.export(str(path), format="onnx", verbose=False)
         return OnnxSegmenter(path, threads=threads)
@@ -104,7 +106,8 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: fl
     if fmt == "onnx":
         import onnx
 
-        with atomic_path(out) as tmp:
+        with atomic_path(out) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the converter's NumPy deprecation notes
             exported.export(str(tmp), format="onnx", verbose=False)
             proto = onnx.load(str(tmp))
             for key, value in onnx_metadata_props(metadata).items():
