@@ -13,7 +13,7 @@ from aerialseg.export import SAVEDMODEL_METADATA, export_model
 from aerialseg.framework import keras, tf
 from aerialseg.io import read_npy, read_rgb, write_rgb
 from aerialseg.model import build_unet
-from aerialseg.onnx_model import METADATA_KEY, OnnxSegmenter, read_metadata
+from aerialseg.onnx_model import METADATA_KEY, OnnxSegmenter
 from aerialseg.palette import CLASS_NAMES
 
 
@@ -41,7 +41,7 @@ def test_onnx_runtime_matches_keras_and_metadata_round_trips(encoder, tmp_path):
     assert ours.shape == (3, 64, 64, 6)
     assert np.abs(ours - model.predict(windows, verbose=0)).max() <= 1e-4
 
-    props = read_metadata(out)
+    props = OnnxSegmenter(out).props
     assert json.loads(props[METADATA_KEY]) == metadata
     assert metadata["class_names"] == list(CLASS_NAMES) and metadata["ground_sample_distance_m"] == 0.4
     assert metadata["input_multiple"] == (8 if encoder == "none" else 32)
@@ -64,7 +64,7 @@ def test_channels_first_export_runs_as_deepness_expects_and_aerialseg_reads_it_b
     expected = model.predict(windows, verbose=0)
     assert np.abs(raw.transpose(0, 2, 3, 1) - expected).max() <= 1e-4
     assert np.abs(OnnxSegmenter(out).predict_on_batch(windows) - expected).max() <= 1e-4
-    props = read_metadata(out)
+    props = OnnxSegmenter(out).props
     assert "resolution" not in props and json.loads(props["tiles_overlap"]) == 75
 
 

@@ -68,7 +68,20 @@ def with_layout(model: keras.Model, layout: str) -> keras.Model:
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def onnx_runtime_model(model: keras.Model, threads: int = 0):
+def _call_once(model: keras.Model, multiple: int, layout: str) -> None:
+    """Run the model on one blank input: Keras exports only models that have been called."""
+    sample = np.zeros((1, multiple, multiple, 3), np.float32)
+    model(sample.transpose(0, 3, 1, 2) if layout == "nchw01" else sample)
+
+
+def _write_onnx(model: keras.Model, path: Path) -> None:
+    """Keras' own ONNX export (through tf2onnx), without the converter's NumPy deprecation notes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.export(str(path), format="onnx", verbose=False)
+
+
+def onnx_runtime_model(model: keras.Model):
     """The Keras model converted to ONNX and loaded by ONNX Runtime (nothing is left on disk).
 
     On CPU, ONNX Runtime runs aerialseg's models faster than TensorFlow
@@ -78,13 +91,11 @@ def onnx_runtime_model(model: keras.Model, threads: int = 0):
 
     from aerialseg.onnx_model import OnnxSegmenter
 
-    multiple = input_multiple(model)[0]
-    model(np.zeros((1, multiple, multiple, 3), np.float32))  # Keras exports called models only
-    with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as folder, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the converter's NumPy deprecation notes
+    _call_once(model, input_multiple(model)[0], "nhwc255")
+    with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as folder:
         path = Path(folder) / "model.onnx"
-        model.export(str(path), format="onnx", verbose=False)
-        return OnnxSegmenter(path, threads=threads)
+        _write_onnx(model, path)
+        return OnnxSegmenter(path)
 
 
 def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: float | None, window: int,
@@ -101,14 +112,12 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: fl
                  multiple_is=multiple_is)
     metadata = model_metadata(model, gsd_m=gsd_m, window=window, subdivisions=subdivisions, tta=tta, layout=layout)
     exported = with_layout(model, layout)
-    sample = np.zeros((1, multiple, multiple, 3), np.float32)
-    exported(sample.transpose(0, 3, 1, 2) if layout == "nchw01" else sample)  # Keras exports called models only
+    _call_once(exported, multiple, layout)
     if fmt == "onnx":
         import onnx
 
-        with atomic_path(out) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the converter's NumPy deprecation notes
-            exported.export(str(tmp), format="onnx", verbose=False)
+        with atomic_path(out) as tmp:
+            _write_onnx(exported, tmp)
             proto = onnx.load(str(tmp))
             for key, value in onnx_metadata_props(metadata).items():
                 entry = proto.metadata_props.add()

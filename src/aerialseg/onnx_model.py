@@ -36,9 +36,9 @@ class OnnxSegmenter:
         except Exception as err:  # ONNX Runtime reports a bad file as one of several exception types
             reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
             raise DataError(f"{path}: not a readable ONNX model ({reason})") from None
-        props = self.session.get_modelmeta().custom_metadata_map
+        self.props = dict(self.session.get_modelmeta().custom_metadata_map)  # ONNX metadata props, as stored
         try:
-            self.metadata = json.loads(props.get(METADATA_KEY, "{}"))
+            self.metadata = json.loads(self.props.get(METADATA_KEY, "{}"))
         except json.JSONDecodeError:
             raise DataError(f"{path}: its {METADATA_KEY!r} metadata is not JSON") from None
         self.layout = self.metadata.get("layout", "nhwc255")
@@ -67,10 +67,3 @@ class OnnxSegmenter:
         y = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
         return y.transpose(0, 2, 3, 1) if self.layout == "nchw01" else y
 
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The metadata props of an ONNX file, as ONNX Runtime reads them (key -> string)."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(session.get_modelmeta().custom_metadata_map)
