@@ -207,8 +207,10 @@ def _kill_stage_midway(project: Path, stage: str, ready) -> list:
     deadline = time.time() + 300
     while below is None and process.poll() is None and time.time() < deadline:
         try:
+            # the Python process itself: with SHELL unset DVC runs "/bin/sh -c 'python stages/…'",
+            # and that shell (dash) stays between DVC and the stage
             scripts = [p for p in psutil.Process(process.pid).children(recursive=True)
-                       if f"stages/{stage}.py" in " ".join(p.cmdline())]
+                       if f"stages/{stage}.py" in p.cmdline()]
             if scripts and ready(scripts[0]):
                 # frozen, the stage cannot finish (rename its temporary) between the check and the kill
                 scripts[0].suspend()
