@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aerialseg.cli import load_image
+from aerialseg.cli import load_image  # any GDAL raster or .npy, through rasterio
 from aerialseg.errors import DataError
 from aerialseg.io import open_rgb, read_index_mask, read_json, read_npy, read_rgb, read_world_file
 

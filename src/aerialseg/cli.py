@@ -8,125 +8,28 @@ with one line, and an existing output is only ever replaced whole, never by an i
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from aerialseg.errors import DataError, ParamsError
-from aerialseg.io import decode_image, map_rgb_tiff, read_npy
 from aerialseg.params import TTA_MODES, check_window
-
-CLASS_MAP_SUFFIXES = (".png", ".tif", ".tiff")  # lossless: a JPEG would blur class colours into others
 
 
 def load_image(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Read an image for prediction as (H, W, 3) uint8 RGB; notes say what was converted.
+    """Read a whole image for prediction as (H, W, 3) uint8 RGB; notes say what was converted.
 
-    ``.npy`` files and uncompressed TIFFs are memory-mapped (pages are read as windows
-    reach them); anything else is decoded whole. DataError names the file for anything
-    that is not a non-empty 8-bit RGB(A) image.
+    What ``aerialseg predict`` reads, in one array: any GDAL raster or an (H, W, 3) ``.npy``.
+    DataError names the file for anything that is not a non-empty 8-bit RGB(A) image.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    if path.suffix.lower() == ".npy":
-        image = read_npy(path, mmap=True)
-    elif (mapped := map_rgb_tiff(path)) is not None:
-        image = mapped
-    else:
-        image = decode_image(path)
-        if image.ndim == 3 and image.shape[2] in (3, 4):
-            image = image[..., [2, 1, 0, 3][: image.shape[2]]]  # OpenCV's BGR(A) to RGB(A)
-    notes = []
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        channels = 1 if image.ndim == 2 else (image.shape[2] if image.ndim == 3 else "?")
-        raise DataError(f"{path}: the model needs 3-channel RGB, this image has {channels} channel(s) "
-                        f"(shape {image.shape})")
-    if image.shape[2] == 4:
-        image = image[..., :3]
-        notes.append("dropped the alpha channel")
-    if image.dtype != np.uint8:
-        raise DataError(f"{path}: the model was trained on 8-bit images, this one is {image.dtype}; "
-                        "convert it to 8-bit first")
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise DataError(f"{path}: the image is empty ({image.shape[1]}x{image.shape[0]} px)")
-    return image, notes
+    from aerialseg.mapping import open_orthophoto
 
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name the same file (also through links), existing or not."""
+    image, notes = open_orthophoto(path)
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return a.resolve() == b.resolve()
-
-
-def check_paths(args: argparse.Namespace) -> None:
-    """Refuse outputs that would be lossy, nameless, or overwrite an input; before any work."""
-    out = Path(args.output)
-    if out.suffix.lower() not in CLASS_MAP_SUFFIXES:
-        raise ParamsError(f"-o: {out}: write class maps losslessly as {' or '.join(CLASS_MAP_SUFFIXES)}, "
-                          f"not {out.suffix or 'a name without extension'}")
-    outputs = {"-o": out}
-    if args.probabilities:
-        probabilities = Path(args.probabilities)
-        if probabilities.suffix.lower() != ".npy":
-            raise ParamsError(f"--probabilities: {probabilities}: must be a .npy file")
-        outputs["--probabilities"] = probabilities
-    inputs = {"image": Path(args.image), "model": Path(args.model)}
-    for option, output in outputs.items():
-        for name, source in inputs.items():
-            if _same_file(output, source):
-                raise ParamsError(f"{option}: {output} is the input {name}; choose another output")
-        if output.is_dir():
-            raise ParamsError(f"{option}: {output} is a folder")
-    if args.probabilities and _same_file(out, Path(args.probabilities)):
-        raise ParamsError(f"--probabilities: {args.probabilities} is also the class map (-o)")
-
-
-def load_any_model(path: Path):
-    """A Keras checkpoint, or an exported ``.onnx`` model on ONNX Runtime (TensorFlow not loaded);
-    also what its input sides must be divisible by, and that number's name."""
-    if path.suffix.lower() == ".onnx":
-        from aerialseg.onnx_model import OnnxSegmenter
-
-        model = OnnxSegmenter(path)
-        return model, (model.input_multiple, "the input multiple")
-    from aerialseg.inference import input_multiple, load_model
-
-    model = load_model(path)
-    return model, input_multiple(model)
-
-
-def choose_backend(model, path: Path, backend: str):
-    """What runs a Keras checkpoint: TensorFlow (keras) or ONNX Runtime (onnx).
-
-    auto picks ONNX Runtime on a CPU, where ``bench/predict_backends.py`` measured it
-    faster (1.17x on the default model, 2 cores), and TensorFlow where it sees a GPU. An
-    exported ONNX model is returned as it is.
-    """
-    from aerialseg.onnx_model import OnnxSegmenter
-
-    if isinstance(model, OnnxSegmenter) or backend == "keras":
-        return model
-    from aerialseg.framework import tf
-
-    if backend == "auto" and tf.config.list_physical_devices("GPU"):
-        return model
-    from aerialseg.export import onnx_runtime_model
-
-    try:
-        return onnx_runtime_model(model)
-    except Exception as err:  # the converter and a full temp disk raise many kinds; TensorFlow still works
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-        if backend == "onnx":
-            raise DataError(f"{path}: cannot be converted to ONNX ({reason})") from None
-        print(f"aerialseg predict: {path}: predicting with TensorFlow, the ONNX conversion failed ({reason})",
-              file=sys.stderr)
-        return model
+        return image.read_rows(np.arange(image.shape[0])), notes
+    finally:
+        image.close()
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -141,7 +44,9 @@ def export_command(args: argparse.Namespace) -> int:
     window = args.window or (defaults.predict.window if defaults else 128)
     subdivisions = args.subdivisions or (defaults.predict.subdivisions if defaults else 2)
     tta = defaults.predict.tta if defaults else "d4"
-    if _same_file(Path(args.model), Path(args.output)):
+    from aerialseg.batch import same_file
+
+    if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
     metadata = export_model(args.model, args.output, args.format, gsd_m=gsd, window=window,
                             subdivisions=subdivisions, tta=tta, layout=args.layout)
@@ -161,50 +66,80 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def predict_command(args: argparse.Namespace) -> int:
-    """Blend a checkpoint's predictions over one image and write the class map."""
+def _progress(image: Path):
+    """A tqdm bar for one image, told its total when the prediction knows it."""
     from tqdm import tqdm
 
-    from aerialseg.blending import blend_rows, count_windows
-    from aerialseg.io import atomic_path, open_npy_memmap, read_world_file, world_file_for, write_rgb, write_world_file
-    from aerialseg.palette import NUM_CLASSES, index_to_rgb
+    bar = tqdm(total=0, unit="window", desc=image.name)
 
-    check_paths(args)
-    image, notes = load_image(Path(args.image))
-    model, (multiple, multiple_is) = load_any_model(Path(args.model))
+    def start(total: int) -> None:
+        bar.total = total
+        bar.refresh()
+
+    return bar, start
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    """Blend a model's predictions over one image or a batch, and write GIS outputs."""
+    from aerialseg.batch import (
+        check_jobs,
+        choose_backend,
+        expand_inputs,
+        finished,
+        is_output_folder,
+        load_any_model,
+        plan_jobs,
+        recorded_gsd,
+        run_on_dask,
+        shard,
+    )
+    from aerialseg.mapping import MapSettings, check_crs, map_orthophoto
+    from aerialseg.palette import NUM_CLASSES
+
+    model_path = Path(args.model)
+    folder = is_output_folder(args.output, args.inputs)
+    if folder and (args.probabilities or args.vector):
+        option = "--probabilities" if args.probabilities else "--vector"
+        raise ParamsError(f"{option}: with an output folder, give the option without a path "
+                          "(each image's file goes beside its class map)")
+    check_crs(args.crs)
+    jobs = plan_jobs(expand_inputs(args.inputs), args.output, folder=folder, probabilities=args.probabilities,
+                     vector=args.vector)
+    check_jobs(jobs, model_path, folder=folder, cog=args.cog)
+    if args.shard is not None:
+        jobs = shard(jobs, *args.shard)
+    todo = [job for job in jobs if args.overwrite or not folder or not finished(job)]
+    if len(todo) < len(jobs):
+        print(f"aerialseg predict: {len(jobs) - len(todo)} of {len(jobs)} images already have their outputs "
+              "(skipped; --overwrite redoes them)", file=sys.stderr)
+
+    model, (multiple, multiple_is) = load_any_model(model_path)
     classes = int(model.output_shape[-1])
     if classes != NUM_CLASSES:
-        raise DataError(f"{args.model}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
+        raise DataError(f"{model_path}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
     check_window(args.window, multiple, args.subdivisions, window_key="--window",
                  subdivisions_key="--subdivisions", multiple_is=multiple_is)
-    for note in notes:
-        print(f"aerialseg predict: {args.image}: {note}", file=sys.stderr)
-    model = choose_backend(model, Path(args.model), args.backend)
+    settings = MapSettings(window=args.window, subdivisions=args.subdivisions, tta=args.tta,
+                           batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
+                           output_grid=args.output_grid, cog=args.cog, crs=args.crs)
+    if args.dask:
+        results = run_on_dask(args.dask, model_path, args.backend, todo, settings)
+    else:
+        model_gsd = recorded_gsd(model, model_path)
+        model = choose_backend(model, model_path, args.backend)
 
-    out = Path(args.output)
-    height, width = image.shape[:2]
-    class_map = np.empty((height, width), np.uint8)
-    probabilities = None
-    total = count_windows((height, width), window=args.window, subdivisions=args.subdivisions, tta=args.tta)
-    with contextlib.ExitStack() as stack:
-        if args.probabilities:
-            probs_tmp = stack.enter_context(atomic_path(args.probabilities))
-            probabilities = open_npy_memmap(probs_tmp, (height, width, classes), np.float16)
-        bar = stack.enter_context(tqdm(total=total, unit="window", desc=Path(args.image).name))
-        for top, rows in blend_rows(lambda idx: image[idx], (height, width), model, window=args.window,
-                                    num_classes=classes, subdivisions=args.subdivisions, tta=args.tta,
-                                    batch_size=args.batch_size, on_batch=bar.update):
-            class_map[top:top + len(rows)] = rows.argmax(-1)
-            if probabilities is not None:
-                probabilities[top:top + len(rows)] = rows
-        if probabilities is not None:
-            probabilities.flush()
-            del probabilities
-    write_rgb(out, index_to_rgb(class_map))
-    world = world_file_for(args.image)
-    if world.is_file():
-        write_world_file(world_file_for(out), read_world_file(world))
-    print(f"aerialseg predict: wrote {out} ({width}x{height} px, {total} windows)")
+        def run_locally():
+            for job in todo:
+                bar, start = _progress(job.image)
+                with bar:
+                    yield job, map_orthophoto(model, job.image, job.outputs, settings, model_gsd=model_gsd,
+                                              on_batch=bar.update, on_start=start)
+
+        results = run_locally()
+    for job, (summary, notes) in results:
+        for note in notes:
+            print(f"aerialseg predict: {job.image}: {note}", file=sys.stderr)
+        print(f"aerialseg predict: {summary}")
     return 0
 
 
@@ -223,6 +158,15 @@ def _bounded(low: int, high: int):
     return parse
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from aerialseg.batch import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """Usage mistakes as one line (``prog: error: ...``) and exit status 2, without the usage dump."""
 
@@ -234,16 +178,40 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aerialseg`` command."""
     parser = _OneLineParser(prog="aerialseg", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    predict = sub.add_parser("predict", help="smooth-blended prediction of an image of any size")
+    predict = sub.add_parser("predict", help="smooth-blended prediction of orthophotos of any size, as GeoTIFFs")
     predict.add_argument("model", help="a checkpoint (data/models/epoch_050.keras) or an exported .onnx model")
-    predict.add_argument("image", help="an 8-bit RGB image (TIFF, PNG, JPEG) or an (H, W, 3) uint8 .npy")
-    predict.add_argument("-o", "--output", required=True, help="class map in ISPRS colours (.png or .tif)")
+    predict.add_argument("inputs", nargs="+", metavar="input",
+                         help="images (any GDAL raster: GeoTIFF, PNG/JPEG with a world file...; or an (H, W, 3) "
+                              "uint8 .npy), folders of them, or quoted globs")
+    predict.add_argument("-o", "--output", required=True,
+                         help="the class map (.tif: GeoTIFF with the input's CRS, colour table, nodata 255; "
+                              ".png: RGB with a world file), or a folder (several inputs: NAME.tif each)")
     predict.add_argument("--window", type=_bounded(8, 8192), default=128, help="model input size (default 128)")
     predict.add_argument("--subdivisions", type=_bounded(1, 64), default=2,
                          help="overlap: step = window/subdivisions (default 2)")
     predict.add_argument("--tta", choices=TTA_MODES, default="d4", help="test-time augmentation (default d4)")
     predict.add_argument("--batch-size", type=_bounded(1, 4096), default=16, help="windows per model call")
-    predict.add_argument("--probabilities", help="also write float16 probabilities (H, W, 6) to this .npy")
+    predict.add_argument("--probabilities", nargs="?", const="", metavar="PATH",
+                         help="also write class probabilities: a .tif (uint8 GeoTIFF, one band per class, "
+                              "scale 1/254, nodata 255) or a float16 (H, W, 6) .npy; without PATH, "
+                              "NAME_probabilities.tif beside the class map")
+    predict.add_argument("--vector", nargs="?", const="", metavar="PATH",
+                         help="also write the classes as polygons in a GeoPackage (.gpkg; without PATH beside "
+                              "the class map)")
+    predict.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs with overviews")
+    predict.add_argument("--gsd", type=_positive_float,
+                         help="the input's ground sample distance in m/px, when its georeference does not say it")
+    predict.add_argument("--model-gsd", type=_positive_float,
+                         help="the ground sample distance the model was trained at, when it does not record it")
+    predict.add_argument("--output-grid", choices=("input", "model"), default="input",
+                         help="write outputs on the input's grid (default) or on the model's resolution")
+    predict.add_argument("--crs", help="CRS of inputs that carry none (e.g. EPSG:25833 for the ISPRS Potsdam tiles)")
+    predict.add_argument("--overwrite", action="store_true",
+                         help="with an output folder, redo images whose outputs exist (default: skip them)")
+    predict.add_argument("--shard", type=_shard, metavar="I/N",
+                         help="predict only this job's share of the inputs (0 <= I < N), e.g. a job array's index")
+    predict.add_argument("--dask", metavar="ADDRESS",
+                         help="run the batch on a Dask distributed scheduler (tcp://host:8786), one image per task")
     predict.add_argument("--backend", choices=("auto", "onnx", "keras"), default="auto",
                          help="what runs a Keras checkpoint: auto (ONNX Runtime on CPU, TensorFlow on GPU), "
                               "onnx or keras; an .onnx model always runs on ONNX Runtime")

@@ -104,6 +104,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_paths(paths: list[Path]) -> Iterator[list[Path]]:
+    """``atomic_path`` for several files that belong together: all move into place if the block
+    succeeds, none if it fails (a full disk on the last one leaves no orphan of the first)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
+
+
 def preallocate(path: str | Path, size: int) -> None:
     """Reserve ``size`` bytes of disk for a file about to be filled through a memory map.
 
@@ -196,7 +204,12 @@ def write_rgb(path: str | Path, rgb: np.ndarray, compress: bool = True) -> None:
         if not compress and Path(path).suffix.lower() in (".tif", ".tiff"):
             tifffile.imwrite(tmp, rgb, photometric="rgb")  # contiguous strips, so ``open_rgb`` can map it
         else:
-            _write_with_opencv(path, tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+            write_rgb_into(tmp, rgb, path)
+
+
+def write_rgb_into(tmp: Path, rgb: np.ndarray, path: str | Path) -> None:
+    """Encode an RGB image into ``tmp``, a temporary of ``path`` (whose suffix sets the format)."""
+    _write_with_opencv(Path(path), tmp, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
 def _write_with_opencv(path: Path, tmp: Path, image: np.ndarray) -> None:

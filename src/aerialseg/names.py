@@ -31,6 +31,7 @@ TILE_INDEX_FILE = "index.csv"
 TILE_MANIFEST_FILE = "manifest.json"
 RUN_FILE = "run.json"
 PREDICTION_KEY_FILE = "key.json"
+MODEL_CARD = "model_card.json"  # beside the checkpoints: what predicting needs (ground sample distance...)
 PREDICTION_KINDS = ("plain", "smooth")
 
 _CHECKPOINT = re.compile(r"^epoch_(\d+)\.keras$")
