@@ -9,7 +9,7 @@ from aerialseg.io import atomic_dir
 from aerialseg.names import RAW, RESIZED
 from aerialseg.parallel import map_scenes
 from aerialseg.params import load_params
-from aerialseg.preprocess import resize_scene_files
+from aerialseg.preprocess import carry_sources, resize_scene_files
 from aerialseg.stage import run_stage
 
 
@@ -20,6 +20,7 @@ def main() -> str:
     with atomic_dir(RESIZED) as tmp:
         shapes, peak = map_scenes(partial(resize_scene_files, source=RAW, target=tmp, scale=scale),
                                   scenes, params.jobs, "resize")
+        carry_sources(RAW, tmp)
     height, width = shapes[-1]
     return (f"{len(scenes)} scenes resized by {scale} (last: {width}x{height} px); "
             f"peak memory per worker {peak:.0f} MB")

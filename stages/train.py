@@ -2,13 +2,15 @@
 
 Killed at any point, the stage continues from the last completed epoch when run again
 (data/train_state, data/models and metrics/train persist between runs). A saved state of
-the same run that already covers ``epochs`` is reused without training.
+the same run that already covers ``epochs`` is reused without training. The model card
+beside the checkpoints records the ground sample distance and classes they predict with.
 """
 
 import pandas as pd
 
-from aerialseg.names import HISTORY_FILE, MODELS, TILES, TRAIN_LIVE, TRAIN_STATE
-from aerialseg.params import load_params
+from aerialseg.io import write_json
+from aerialseg.names import HISTORY_FILE, MODEL_CARD, MODELS, TILES, TRAIN_LIVE, TRAIN_STATE
+from aerialseg.params import load_params, model_card
 from aerialseg.stage import run_stage
 from aerialseg.tile_reader import TileStore
 from aerialseg.training import TrainConfig, train
@@ -18,6 +20,7 @@ def main() -> str:
     params = load_params()
     config = TrainConfig.from_params(params)
     outcome = train(config, TileStore(TILES), MODELS, TRAIN_LIVE, TRAIN_STATE)
+    write_json(MODELS / MODEL_CARD, model_card(params))  # what `aerialseg predict` needs beside the checkpoints
     last = pd.read_csv(MODELS / HISTORY_FILE).iloc[-1]
     values = ", ".join(f"{name} {last[name]:.4f}" for name in ("loss", "val_mean_iou") if name in last)
     return (f"reused {outcome.reused} epochs, trained {outcome.trained}; {params.epochs} epochs, "

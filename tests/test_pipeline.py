@@ -53,7 +53,7 @@ def _run(args, cwd, check=True):
 def project(tmp_path_factory) -> Path:
     """A git + DVC copy of the repository with tiny params, reproduced once."""
     root = tmp_path_factory.mktemp("project")
-    for name in ("stages", "src", "weights", "dvc.yaml", "params.yaml", ".dvcignore"):
+    for name in ("stages", "src", "weights", "external", "dvc.yaml", "params.yaml", ".dvcignore"):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))

@@ -221,4 +221,51 @@ def test_overlay_label_stops_encoding_with_the_tile_and_share_unless_excluded(tm
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("encode_masks: error: ") and "tile 4_12:" in line and "% of pixels are off" in line
     assert 'add "4_12" to data.exclude' in line
+    # the file the user can fix (the archive member), and the param that would tolerate it
+    assert line.startswith("encode_masks: error: release/5_Labels_all.zip: member ") and \
+        "top_potsdam_4_12_label.tif (as data/resized/top_potsdam_4_12_label.tif): tile 4_12" in line
+    assert "more than encode.max_offpalette = " in line and "raise encode.max_offpalette" in line
     assert not (root / "data/masks").exists() and not (root / "metrics/data_report.json").exists()
+
+
+def _dvc_project(root: Path) -> dict:
+    """Make a workspace a git + DVC project running this checkout's stages; the environment to run it."""
+    import shutil
+
+    for name in ("stages", "src"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, root / name)
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(command, cwd=root, check=True, env=env, capture_output=True)
+    return env
+
+
+def _stale(root: Path, env: dict) -> dict:
+    result = subprocess.run(["dvc", "status", "--json", "download"], cwd=root, env=env, capture_output=True,
+                            text=True, timeout=300, check=True)
+    return json.loads(result.stdout or "{}")
+
+
+def test_a_replaced_added_or_removed_archive_makes_download_stale(tmp_path):
+    root = _workspace(tmp_path, train=["2_10"], exclude=[])
+    env = _dvc_project(root)
+    repro = subprocess.run(["dvc", "repro", "download"], cwd=root, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert repro.returncode == 0, repro.stdout[-2000:] + repro.stderr[-2000:]
+    assert _stale(root, env) == {}
+    # a corrected label: the same archive name, other contents
+    make_release(tmp_path / "fixed", {"2_13": "clean", "2_10": "clean", "2_11": "noisy"})
+    (root / "release/5_Labels_all.zip").write_bytes((tmp_path / "fixed/5_Labels_all.zip").read_bytes())
+    changed = _stale(root, env)["download"]
+    assert {"changed deps": {"release": "modified"}} in changed
+    assert subprocess.run(["dvc", "repro", "download"], cwd=root, env=env, capture_output=True).returncode == 0
+    assert _stale(root, env) == {}
+    (root / "release/extra_tile.tif").write_bytes(b"new")  # an added file
+    assert "download" in _stale(root, env)
+    (root / "release/extra_tile.tif").unlink()
+    assert _stale(root, env) == {}
+    (root / "release/5_Labels_all_noBoundary.zip").unlink()  # a removed archive
+    assert "download" in _stale(root, env)

@@ -34,8 +34,8 @@ def load_image(path: Path) -> tuple[np.ndarray, list[str]]:
 
 def export_command(args: argparse.Namespace) -> int:
     """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
-    from aerialseg.export import SOURCE_GSD_M, export_model
-    from aerialseg.params import load_params
+    from aerialseg.export import export_model
+    from aerialseg.params import SOURCE_GSD_M, load_params
 
     defaults = load_params(args.params) if Path(args.params).is_file() else None
     gsd = args.gsd

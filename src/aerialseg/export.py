@@ -23,7 +23,6 @@ from aerialseg.palette import CLASS_COLOURS, CLASS_NAMES
 from aerialseg.params import check_window
 
 FORMATS = ("onnx", "savedmodel")
-SOURCE_GSD_M = 0.05  # ISPRS Potsdam (and the synthetic scenes) at full resolution: 5 cm per pixel
 SAVEDMODEL_METADATA = Path("assets.extra") / "aerialseg.json"
 _INPUTS = {"nhwc255": "float32 (N, H, W, 3) RGB in [0, 255]", "nchw01": "float32 (N, 3, H, W) RGB in [0, 1]"}
 _OUTPUTS = {"nhwc255": "float32 (N, H, W, classes) softmax probabilities",

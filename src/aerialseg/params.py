@@ -17,7 +17,7 @@ from typing import Any, Callable
 import yaml
 
 from aerialseg.errors import ParamsError
-from aerialseg.palette import CLASS_NAMES
+from aerialseg.palette import CLASS_COLOURS, CLASS_NAMES
 
 DATA_SOURCES = ("synthetic", "potsdam")
 LR_SCHEDULES = ("exponential", "constant")
@@ -304,7 +304,9 @@ class _Section:
     def tile_ids(self, name: str, allow_empty: bool = False) -> tuple[str, ...]:
         value = self.get(name)
         if not isinstance(value, list) or (not value and not allow_empty):
-            raise ParamsError(f"{self.key(name)}: expected a list of tile ids like \"2_10\", got {_shown(value)}")
+            hint = f"; {_QUOTE_HINT}" if isinstance(value, int) else ""
+            raise ParamsError(f"{self.key(name)}: expected a list of tile ids like [\"2_10\"], "
+                              f"got {_shown(value)}{hint}")
         for item in value:
             if not isinstance(item, str):
                 raise ParamsError(f"{self.key(name)}: {_shown(item)} is not a quoted tile id; {_QUOTE_HINT}")
@@ -506,6 +508,7 @@ def _report(section: _Section) -> ReportParams:
 
 
 ENCODER_STRIDE = 32  # every supported backbone down-samples its input 32 times
+SOURCE_GSD_M = 0.05  # ISPRS Potsdam (and the synthetic scenes) at full resolution: 5 cm per pixel
 
 
 def input_multiple(model: ModelParams) -> tuple[int, str]:
@@ -567,6 +570,21 @@ def parse_params(raw: Any) -> Params:
     root.close()
     _check_across_sections(params)
     return params
+
+
+def model_card(params: Params) -> dict:
+    """What predicting with a run's checkpoints needs, kept beside them: the ground sample
+    distance the model learned (so ``aerialseg predict`` resamples other resolutions to it),
+    classes and colours, the prediction window and overlap, the architecture and the input
+    convention."""
+    return {
+        "producer": "aerialseg", "ground_sample_distance_m": SOURCE_GSD_M / params.resize.scale,
+        "class_names": list(CLASS_NAMES), "class_colours": [list(c) for c in CLASS_COLOURS],
+        "window": params.predict.window, "subdivisions": params.predict.subdivisions, "tta": params.predict.tta,
+        "model": {"encoder": params.model.encoder, "depth": params.model.depth,
+                  "base_filters": params.model.base_filters, "input_multiple": input_multiple(params.model)[0]},
+        "input": "RGB uint8 in [0, 255], (N, H, W, 3); normalisation is inside the model",
+    }
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

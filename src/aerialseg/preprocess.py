@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from aerialseg.errors import DataError, OffPaletteError
-from aerialseg.io import open_rgb, read_world_file, write_index_mask, write_rgb, write_world_file
-from aerialseg.names import MaskFiles, SceneFiles
+from aerialseg.io import open_rgb, read_json, read_world_file, write_index_mask, write_json, write_rgb, write_world_file
+from aerialseg.names import SOURCES_FILE, MaskFiles, SceneFiles
 from aerialseg.palette import CLASS_NAMES, NUM_CLASSES, LabelEncoding, class_counts, encode_label
 
 
@@ -34,6 +34,24 @@ def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
+def origin_of(path: Path) -> str:
+    """Where a scene file came from (an archive member or the user's file), as the download stage
+    recorded beside it; the path itself where nothing is recorded (synthetic scenes)."""
+    record = Path(path).parent / SOURCES_FILE
+    if record.is_file():
+        origin = read_json(record).get(Path(path).name)
+        if origin:
+            return f"{origin} (as {path})"
+    return str(path)
+
+
+def carry_sources(source: Path, target: Path) -> None:
+    """Keep the record of where scene files came from in a folder derived from ``source``."""
+    record = Path(source) / SOURCES_FILE
+    if record.is_file():
+        write_json(Path(target) / SOURCES_FILE, read_json(record))
+
+
 def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, int]:
     """Resize one scene's image, labels and world file; returns the new (height, width).
 
@@ -48,7 +66,7 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
     for path, out in ((src.label, dst.label), (src.label_noboundary, dst.label_noboundary)):
         label = open_rgb(path)
         if label.shape[:2] != size:
-            raise DataError(f"{path}: label is {label.shape[1]}x{label.shape[0]} px but its image "
+            raise DataError(f"{origin_of(path)}: label is {label.shape[1]}x{label.shape[0]} px but its image "
                             f"{src.image.name} is {size[1]}x{size[0]} px")
         write_rgb(out, resize_label(label, scale), compress=False)
         del label
@@ -86,8 +104,9 @@ def encode_scene(src: SceneFiles, dst: MaskFiles, tolerance: int = 0, max_offpal
         if encoding.off_palette_share > max_offpalette:
             listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours[:3])
             raise OffPaletteError(
-                f"{path}: tile {src.tile_id}: {encoding.off_palette_share:.2%} of pixels are off the ISPRS "
-                f"palette (encode.max_offpalette {max_offpalette:.2%}; commonest {listed}); fix the label or "
+                f"{origin_of(path)}: tile {src.tile_id}: {encoding.off_palette_share:.2%} of pixels are off the "
+                f"ISPRS palette, more than encode.max_offpalette = {max_offpalette:.2%} tolerates (commonest "
+                f"{listed}); fix the label, raise encode.max_offpalette (those pixels become ignore), or "
                 f"add \"{src.tile_id}\" to data.exclude")
         write_index_mask(out, encoding.mask)
         reports[kind] = label_report(encoding)

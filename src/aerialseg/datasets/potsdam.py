@@ -18,7 +18,8 @@ from urllib.parse import unquote, urlparse
 from aerialseg.datasets.archives import Member, extract_members, is_archive, list_members
 from aerialseg.datasets.fetch import download
 from aerialseg.errors import DataError
-from aerialseg.names import SceneFiles
+from aerialseg.io import write_json
+from aerialseg.names import SOURCES_FILE, SceneFiles
 
 OFFICIAL_ARCHIVES = ("2_Ortho_RGB.zip", "5_Labels_all.zip", "5_Labels_all_noBoundary.zip")
 
@@ -58,7 +59,8 @@ def _index(root: Path) -> tuple[dict[str, Path], dict[str, Member]]:
 def collect_tiles(source: Path, destination: Path, tile_ids: list[str]) -> list[str]:
     """Bring the official files of ``tile_ids`` into ``destination`` from a release folder.
 
-    Extracted files are hard-linked (or copied); archive members are extracted. Raises
+    Extracted files are hard-linked (or copied); archive members are extracted; where each
+    came from is recorded in ``SOURCES_FILE`` beside them. Raises
     DataError naming the first tile whose image or label is missing, and saying whether
     the archives are missing altogether.
     """
@@ -92,4 +94,7 @@ def collect_tiles(source: Path, destination: Path, tile_ids: list[str]) -> list[
         except OSError:
             shutil.copyfile(origin, target)
     extract_members(to_extract, destination)
+    sources = {target.name: str(origin) for origin, target in to_link}
+    sources.update({member.base_name: f"{member.archive}: member {member.name}" for member in to_extract})
+    write_json(destination / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
     return list(tile_ids)
