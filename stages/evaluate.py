@@ -14,6 +14,7 @@ from aerialseg.evaluation import (
     score_tree,
     training_values,
 )
+from aerialseg.geoio import read_class_map
 from aerialseg.io import read_index_mask, read_rgb, write_json
 from aerialseg.names import (
     CHECKPOINTS_JSON,
@@ -46,7 +47,7 @@ def main() -> str:
     per_checkpoint, matrices = {}, {}
     for epoch in epochs:
         folder = prediction_folder(PREDICTIONS, epoch)
-        predictions = {s: {k: read_index_mask(prediction_file(folder, s, k)) for k in PREDICTION_KINDS}
+        predictions = {s: {k: read_class_map(prediction_file(folder, s, k)) for k in PREDICTION_KINDS}
                        for s in split.test}
         matrices[epoch] = confusion_matrices(predictions, labels)
         per_checkpoint[f"{epoch:03d}"] = {**history.get(epoch, {}), "test": score_tree(matrices[epoch])}

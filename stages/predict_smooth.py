@@ -1,8 +1,10 @@
 """Stage predict_smooth: every checkpoint x test scene, plain tiles and smooth blending.
 
-Predictions of checkpoints whose weights, settings, test images and predicting code did
-not change are reused (data/predictions persists between runs), so extending ``epochs``
-only predicts the new checkpoints.
+Class maps are GeoTIFFs on the resized scene's grid, in ``data.crs``, with the ISPRS
+colour table. Predictions of checkpoints whose weights, settings (the output format and
+CRS included), test images and predicting code did not change are reused
+(data/predictions persists between runs), so extending ``epochs`` only predicts the new
+checkpoints.
 """
 
 from dataclasses import asdict
@@ -11,8 +13,9 @@ from tqdm import tqdm
 
 from aerialseg import prediction_cache as cache
 from aerialseg.errors import DataError
+from aerialseg.geoio import georeference_of, parse_crs, write_class_geotiff
 from aerialseg.inference import load_model, predict_class_maps, prediction_code_digest, weights_fingerprint
-from aerialseg.io import read_rgb, read_world_file, world_file_for, write_index_mask, write_world_file
+from aerialseg.io import read_rgb
 from aerialseg.names import MODELS, PREDICTIONS, RESIZED, SceneFiles, list_checkpoints, prediction_file
 from aerialseg.params import load_params
 from aerialseg.stage import run_stage
@@ -26,12 +29,16 @@ def main() -> str:
     scenes = params.data.split.test
     paths = {s: SceneFiles(RESIZED, s).image for s in scenes}
     images = {s: read_rgb(p) for s, p in paths.items()}
+    crs = parse_crs(params.data.crs, "data.crs")
+    grids = {s: georeference_of(path, crs) for s, path in paths.items()}
     p = params.predict
+    # what is written is part of what is cached: GeoTIFFs in this CRS
+    settings = {**asdict(p), "format": "geotiff", "crs": crs.to_wkt()}
     code = prediction_code_digest()
     new, reused = [], []
     for epoch, path in tqdm(checkpoints.items(), desc="checkpoints", unit="ckpt"):
         model = load_model(path)
-        key = cache.prediction_key(weights_fingerprint(model), asdict(p), paths, code)
+        key = cache.prediction_key(weights_fingerprint(model), settings, paths, code)
         if cache.is_current(PREDICTIONS, epoch, key):
             reused.append(epoch)
             continue
@@ -39,12 +46,9 @@ def main() -> str:
             for scene_id, image in images.items():
                 plain, smooth = predict_class_maps(model, image, window=p.window, subdivisions=p.subdivisions,
                                                    tta=p.tta, batch_size=p.batch_size)
-                world = SceneFiles(RESIZED, scene_id).world
                 for kind, class_map in (("plain", plain), ("smooth", smooth)):
-                    target = prediction_file(folder, scene_id, kind)
-                    write_index_mask(target, class_map)
-                    if world.is_file():  # same grid as the resized image: opens in place in QGIS
-                        write_world_file(world_file_for(target), read_world_file(world))
+                    # on the resized image's grid, with its CRS: opens in place in QGIS
+                    write_class_geotiff(prediction_file(folder, scene_id, kind), class_map, grids[scene_id])
         new.append(epoch)
     removed = cache.prune(PREDICTIONS, set(checkpoints))
     return (f"predicted {len(new)} new checkpoint(s), reused {len(reused)}, removed {len(removed)} stale; "

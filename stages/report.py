@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from aerialseg import report
+from aerialseg.geoio import read_class_map
 from aerialseg.io import read_index_mask, read_json, read_rgb
 from aerialseg.names import (
     CHECKPOINTS_JSON,
@@ -37,8 +38,8 @@ def main() -> str:
     rows = []
     for epoch in epochs:
         folder = prediction_folder(PREDICTIONS, epoch)
-        rows.append((epoch, read_index_mask(prediction_file(folder, scene, "plain")),
-                     read_index_mask(prediction_file(folder, scene, "smooth"))))
+        rows.append((epoch, read_class_map(prediction_file(folder, scene, "plain")),
+                     read_class_map(prediction_file(folder, scene, "smooth"))))
     report.gallery(image, truth, rows, REPORTS / "gallery.png")
     report.write_animation(report.progress_frames(image, [(e, s) for e, _, s in rows]), REPORTS / "progress.gif")
     report.before_after(image, rows[-1][1], rows[-1][2], rows[-1][0], REPORTS / "plain_vs_smooth.png")

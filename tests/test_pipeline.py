@@ -74,7 +74,8 @@ def test_repro_leaves_every_output(project):
     for path in ("data/raw/top_potsdam_2_10_RGB.tif", "data/raw/top_potsdam_2_10_RGB.tfw",
                  "data/resized/top_potsdam_2_13_label_noBoundary.tif", "data/masks/2_13_noboundary.png",
                  "data/tiles/index.csv", "data/models/epoch_001.keras", "data/models/epoch_002.keras",
-                 "data/predictions/epoch_002/2_13_smooth.png", "data/predictions/epoch_002/2_13_smooth.pgw",
+                 "data/predictions/epoch_002/2_13_smooth.tif", "data/predictions/epoch_002/2_13_plain.tif",
+                 "data/models/model_card.json",
                  "metrics/data_report.json", "metrics/eval.json", "metrics/checkpoints.json",
                  "metrics/epoch_table.md", "metrics/train/metrics.json", "reports/gallery.png",
                  "reports/progress.gif", "reports/loss.png", "reports/iou.png", "reports/confusion.png",
@@ -88,6 +89,17 @@ def test_repro_leaves_every_output(project):
     assert evaluation["epoch"] == 2
     for key in ("smooth", "plain", "colour_baseline"):
         assert 0.0 <= evaluation[key]["noboundary"]["miou_6"] <= 1.0
+    # predictions are GeoTIFFs where the resized test scene lies, in data.crs, as QGIS opens them
+    import rasterio
+
+    with rasterio.open(project / "data/resized/top_potsdam_2_13_RGB.tif") as scene, \
+            rasterio.open(project / "data/predictions/epoch_002/2_13_smooth.tif") as prediction:
+        assert prediction.crs == rasterio.crs.CRS.from_epsg(25833) and scene.crs is None  # world file only
+        assert prediction.transform == scene.transform and prediction.shape == scene.shape
+        assert prediction.colormap(1)[0][:3] == (255, 255, 255) and prediction.nodata == 255
+    card = json.loads((project / "data/models/model_card.json").read_text())
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert card["ground_sample_distance_m"] == pytest.approx(0.05 / params["resize"]["scale"])
 
 
 @pytest.mark.slow

@@ -149,13 +149,19 @@ def load_any_model(path: Path):
     return model, input_multiple(model)
 
 
+def card_gsd(checkpoint: Path) -> float | None:
+    """The ground sample distance (m/px) in the model card the train stage wrote beside a checkpoint."""
+    card = Path(checkpoint).parent / MODEL_CARD
+    value = read_json(card).get("ground_sample_distance_m") if card.is_file() else None
+    return float(value) if value else None
+
+
 def recorded_gsd(model, path: Path) -> float | None:
     """The ground sample distance (m/px) the model was trained at, if it records it: an exported
     model in its metadata, a checkpoint in the model card its training wrote beside it."""
     metadata = getattr(model, "metadata", None)
     if metadata is None:
-        card = path.parent / MODEL_CARD
-        metadata = read_json(card) if card.is_file() else {}
+        return card_gsd(path)
     value = metadata.get("ground_sample_distance_m")
     return float(value) if value else None
 

@@ -34,18 +34,17 @@ def load_image(path: Path) -> tuple[np.ndarray, list[str]]:
 
 def export_command(args: argparse.Namespace) -> int:
     """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
+    from aerialseg.batch import card_gsd, same_file
     from aerialseg.export import export_model
     from aerialseg.params import SOURCE_GSD_M, load_params
 
     defaults = load_params(args.params) if Path(args.params).is_file() else None
-    gsd = args.gsd
+    gsd = args.gsd or card_gsd(Path(args.model))
     if gsd is None and defaults is not None:
         gsd = SOURCE_GSD_M / defaults.resize.scale
     window = args.window or (defaults.predict.window if defaults else 128)
     subdivisions = args.subdivisions or (defaults.predict.subdivisions if defaults else 2)
     tta = defaults.predict.tta if defaults else "d4"
-    from aerialseg.batch import same_file
-
     if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
     metadata = export_model(args.model, args.output, args.format, gsd_m=gsd, window=window,
@@ -223,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", required=True, help="the .onnx file or the SavedModel folder")
     export.add_argument("--layout", choices=("nhwc255", "nchw01"), default="nhwc255",
                         help="input/output layout: nhwc255 (aerialseg's, default) or nchw01 (QGIS Deepness)")
-    export.add_argument("--gsd", type=_positive_float, help="ground sample distance in m/px (default: from params)")
+    export.add_argument("--gsd", type=_positive_float,
+                        help="m/px (default: the model card beside the checkpoint, or params)")
     export.add_argument("--window", type=_bounded(8, 8192), help="prediction window (default: predict.window)")
     export.add_argument("--subdivisions", type=_bounded(1, 64), help="default: predict.subdivisions")
     export.add_argument("--params", default="params.yaml", help="where the defaults come from (if it exists)")

@@ -18,11 +18,11 @@ import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from aerialseg.errors import DataError
+from aerialseg.errors import DataError, ParamsError
 from aerialseg.io import atomic_path, write_errors_named
 from aerialseg.palette import CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX
 
@@ -146,11 +146,48 @@ class Orthophoto:
         GDAL's dataset mask combines nodata values, an alpha band and an internal mask.
         """
         grid = grid or self.native
+        if all(flags == [MaskFlags.all_valid] for flags in self.dataset.mask_flag_enums):
+            return np.ones((grid.height, grid.width), bool)  # no nodata, alpha or mask: nothing to read
         try:
             mask = self.dataset.dataset_mask(out_shape=(grid.height, grid.width), resampling=Resampling.nearest)
         except Exception as err:
             raise DataError(f"{self.path}: cannot be read ({_reason(err)})") from None
         return mask > 0
+
+
+def parse_crs(value: str, key: str) -> CRS:
+    """A CRS from any form PROJ reads (EPSG:25833, WKT, a PROJ string); ParamsError naming ``key``."""
+    from rasterio.errors import CRSError
+
+    try:
+        return CRS.from_user_input(value)
+    except CRSError:
+        raise ParamsError(f"{key}: {value!r} is not a coordinate reference system PROJ knows "
+                          "(e.g. EPSG:25833)") from None
+
+
+def georeference_of(path: str | Path, crs: CRS | None = None) -> Georeference:
+    """Where a raster lies (its world file counts); ``crs`` where the file names none."""
+    with Orthophoto(path, crs) as image:
+        return image.native
+
+
+def read_class_map(path: str | Path) -> np.ndarray:
+    """A single-band uint8 class map (H, W) as written by ``write_class_geotiff``; DataError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if src.count != 1 or src.dtypes[0] != "uint8":
+                    raise DataError(f"{path}: not a single-band 8-bit class map ({src.count} bands, {src.dtypes[0]})")
+                return src.read(1)
+    except DataError:
+        raise
+    except Exception as err:  # GDAL reports a damaged file as several kinds of error
+        raise DataError(f"{path}: not a readable class map ({_reason(err)})") from None
 
 
 def colour_table() -> dict[int, tuple[int, int, int, int]]:

@@ -17,12 +17,13 @@ import numpy as np
 from affine import Affine
 
 from aerialseg.blending import blend_rows, count_windows
-from aerialseg.errors import DataError, ParamsError
+from aerialseg.errors import DataError
 from aerialseg.geoio import (
     GEOTIFF_SUFFIXES,
     NODATA,
     Georeference,
     Orthophoto,
+    parse_crs,
     quantise_probabilities,
     write_class_geotiff,
     write_class_polygons,
@@ -116,9 +117,7 @@ def open_orthophoto(path: str | Path, crs: str | None = None) -> tuple[Orthophot
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() == ".npy":
         return ArrayImage(path, notes), notes
-    from rasterio.crs import CRS
-
-    image = Orthophoto(path, CRS.from_user_input(crs) if crs else None)
+    image = Orthophoto(path, parse_crs(crs, "--crs") if crs else None)
     if image.has_alpha:
         notes.append("its alpha band marks the footprint; transparent pixels are nodata")
     return image, notes
@@ -126,16 +125,8 @@ def open_orthophoto(path: str | Path, crs: str | None = None) -> tuple[Orthophot
 
 def check_crs(value: str | None, key: str = "--crs") -> None:
     """ParamsError naming ``key`` unless ``value`` is a CRS that PROJ knows (EPSG:25833, a WKT...)."""
-    if value is None:
-        return
-    from rasterio.crs import CRS
-    from rasterio.errors import CRSError
-
-    try:
-        CRS.from_user_input(value)
-    except CRSError:
-        raise ParamsError(f"{key}: {value!r} is not a coordinate reference system PROJ knows "
-                          "(e.g. EPSG:25833)") from None
+    if value is not None:
+        parse_crs(value, key)
 
 
 def working_size(native: Georeference, settings: MapSettings, model_gsd: float | None,

@@ -133,7 +133,7 @@ def list_prediction_folders(root: Path) -> dict[int, Path]:
 
 def prediction_file(folder: Path, scene: str, kind: str) -> Path:
     """The class map of one test scene in a checkpoint's prediction folder (kind: plain or smooth)."""
-    return Path(folder) / f"{scene}_{kind}.png"
+    return Path(folder) / f"{scene}_{kind}.tif"
 
 
 def shard_files(folder: Path, split: str, shard: int) -> tuple[Path, Path]:

@@ -86,6 +86,7 @@ class DataParams:
     exclude: tuple[str, ...]
     synthetic: SyntheticParams
     potsdam: PotsdamParams
+    crs: str = "EPSG:25833"  # of scenes whose world files place them without saying in which CRS
 
     @property
     def split(self) -> Split:
@@ -377,7 +378,8 @@ def _data(section: _Section) -> DataParams:
     data = DataParams(source=section.choice("source", DATA_SOURCES),
                       exclude=section.tile_ids("exclude", allow_empty=True),
                       synthetic=_sectioned(section, "synthetic", _synthetic),
-                      potsdam=_sectioned(section, "potsdam", _potsdam))
+                      potsdam=_sectioned(section, "potsdam", _potsdam),
+                      crs=section.string("crs"))
     for name, ids in data.split.items():
         if not ids:
             raise ParamsError(f"data.{data.source}.{name}: no tiles left after data.exclude")
