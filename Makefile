@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/predict_backends.py
+	$(BIN)/python bench/predict_geotiff.py
 	$(BIN)/python bench/seed_setting.py
 
 clean-venv:
