@@ -1,9 +1,10 @@
 """A 6000 x 6000 LZW-compressed, tiled GeoTIFF with a CRS through ``aerialseg predict`` to a COG,
 against the floor: the same model's calls on the same number of windows, nothing else.
 
-Both sides run in their own process, alternating; the exported ONNX model of the default
-params (seeded weights; speed does not depend on training) runs on ONNX Runtime, as
-``aerialseg predict`` runs models on a CPU. Peak RSS is the whole command's (``wait4``).
+Both sides run in their own process, alternating, and both walls include starting Python;
+the exported ONNX model of the default params (seeded weights; speed does not depend on
+training) runs on ONNX Runtime, as ``aerialseg predict`` runs models on a CPU. Peak RSS is
+the whole command's (``wait4``).
 Prints one JSON line:
 
   {"image": "6000x6000 ...", "windows": ..., "cli_s": ..., "floor_s": ..., "cli_over_floor": ...,
@@ -79,29 +80,45 @@ def run(command: list[str]) -> tuple[float, float, str]:
     return elapsed, usage.ru_maxrss / 1024, out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=6000)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--tta", default="none", help="none keeps the run short; d4 multiplies both sides by 8")
-    args = parser.parse_args()
+def setup(folder: Path, size: int) -> None:
+    """The model (built, saved, exported to ONNX) and the orthophoto, in ``folder``.
 
-    from aerialseg.blending import count_windows
+    Run in its own process: Linux hands a child the parent's peak RSS at fork, so the
+    process that measures must stay small (no TensorFlow loaded in it).
+    """
     from aerialseg.export import export_model
     from aerialseg.framework import keras
     from aerialseg.params import load_params
     from aerialseg.training import build_model
 
     params = load_params(ROOT / "params.yaml")
+    keras.utils.set_random_seed(params.seed)
+    build_model(params.model).save(folder / "model.keras")
+    export_model(folder / "model.keras", folder / "model.onnx", "onnx", gsd_m=0.05, window=params.predict.window,
+                 subdivisions=params.predict.subdivisions)
+    make_orthophoto(folder / "ortho.tif", size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=6000)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--tta", default="none", help="none keeps the run short; d4 multiplies both sides by 8")
+    parser.add_argument("--setup", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.setup:
+        setup(args.setup, args.size)
+        return
+
+    from aerialseg.blending import count_windows
+    from aerialseg.params import load_params
+
+    params = load_params(ROOT / "params.yaml")
     window, batch, subdivisions = params.predict.window, params.predict.batch_size, params.predict.subdivisions
     windows = count_windows((args.size, args.size), window=window, subdivisions=subdivisions, tta=args.tta)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        keras.utils.set_random_seed(params.seed)
-        build_model(params.model).save(tmp / "model.keras")
-        export_model(tmp / "model.keras", tmp / "model.onnx", "onnx", gsd_m=0.05, window=window,
-                     subdivisions=subdivisions)
-        make_orthophoto(tmp / "ortho.tif", args.size)
+        run([sys.executable, __file__, "--setup", str(tmp), "--size", str(args.size)])
         cli = [sys.executable, "-m", "aerialseg.cli", "predict", str(tmp / "model.onnx"), str(tmp / "ortho.tif"),
                "-o", str(tmp / "map.tif"), "--cog", "--window", str(window), "--subdivisions", str(subdivisions),
                "--tta", args.tta, "--batch-size", str(batch)]

@@ -214,7 +214,8 @@ def blend_rows(
 
     for start, row_windows in _windows_by_row(rows_geo, cols_geo, tta).items():
         yield from band.release(start)
-        strip = read_rows(row_source[start:start + window])[:, col_source].astype(np.float32, copy=False)
+        # np.take keeps the strip C-contiguous ([:, cols] would not), so windows batch without copies
+        strip = np.take(read_rows(row_source[start:start + window]), col_source, axis=1).astype(np.float32)
         jobs = [(variant, int(c)) for variant, cols in row_windows for c in cols]
         for first in range(0, len(jobs), batch_size):
             chunk = jobs[first:first + batch_size]

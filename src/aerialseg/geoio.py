@@ -65,7 +65,7 @@ class Georeference:
 
     def resampled(self, width: int, height: int) -> "Georeference":
         """The same footprint on a grid of ``width`` x ``height`` pixels."""
-        return Georeference(self.crs, self.transform * Affine.scale(self.width / width, self.height / height),
+        return Georeference(self.crs, self.transform @ Affine.scale(self.width / width, self.height / height),
                             width, height)
 
 
@@ -138,7 +138,8 @@ class Orthophoto:
             return self._resampled[rows]
         first, last = int(rows.min()), int(rows.max()) + 1
         strip = self._read(indexes=self.bands, window=Window(0, first, self.native.width, last - first))
-        return strip.transpose(1, 2, 0)[rows - first]
+        # pixel-interleaved in memory, as every later step (windows, batches, the model) wants it
+        return np.ascontiguousarray(strip.transpose(1, 2, 0))[rows - first]
 
     def footprint(self, grid: Georeference | None = None) -> np.ndarray:
         """(H, W) bool on ``grid`` (default the native one): True where the image has data.
