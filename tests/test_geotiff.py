@@ -148,7 +148,8 @@ def test_a_5cm_image_into_a_40cm_model_maps_as_the_40cm_image(checkpoint, crop, 
     coarse = write_geotiff(tmp_path / "coarse.tif", coarse_rgb, gsd=0.4)
     args = ["--window", "32", "--tta", "none", "--backend", "keras"]
     assert main(["predict", str(model), str(coarse), "-o", str(tmp_path / "coarse_map.tif"), *args]) == 0
-    assert main(["predict", str(model), str(fine), "-o", str(tmp_path / "fine_map.tif"), *args]) == 0
+    assert main(["predict", str(model), str(fine), "-o", str(tmp_path / "fine_map.tif"), *args,
+                 "--probabilities"]) == 0
     assert main(["predict", str(model), str(fine), "-o", str(tmp_path / "fine_model_grid.tif"), *args,
                  "--output-grid", "model"]) == 0
     with rasterio.open(tmp_path / "coarse_map.tif") as c, rasterio.open(tmp_path / "fine_map.tif") as f, \
@@ -156,6 +157,9 @@ def test_a_5cm_image_into_a_40cm_model_maps_as_the_40cm_image(checkpoint, crop, 
         coarse_map, fine_map, model_grid = c.read(1), f.read(1), g.read(1)
         assert f.transform == Affine(0.05, 0, ORIGIN[0], 0, -0.05, ORIGIN[1]) and f.shape == (512, 512)
         assert g.transform == c.transform and g.shape == (64, 64)
+    with rasterio.open(tmp_path / "fine_map_probabilities.tif") as p:  # brought back to the input's grid too
+        assert p.shape == (512, 512) and p.transform == f.transform and p.count == 6
+        assert (np.abs(p.read().astype(int).sum(0) - 254) <= 6).all()
     np.testing.assert_array_equal(model_grid, coarse_map)
     np.testing.assert_array_equal(fine_map[4::8, 4::8], coarse_map)  # each 40 cm pixel covers 8 x 8 of 5 cm
     # without resampling, the model sees 5 cm pixels it never learned: a different map
