@@ -14,11 +14,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aerialseg.cli import load_image  # any GDAL raster or .npy, through rasterio
 from aerialseg.errors import DataError
 from aerialseg.io import open_rgb, read_index_mask, read_json, read_npy, read_rgb, read_world_file
+from aerialseg.mapping import open_orthophoto
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+
+
+def load_image(path: Path) -> tuple[np.ndarray, list[str]]:
+    """What ``aerialseg predict`` reads (any GDAL raster or an .npy), all rows at once, with its notes."""
+    image, notes = open_orthophoto(path)
+    try:
+        return image.read_rows(np.arange(image.shape[0])), notes
+    finally:
+        image.close()
 
 
 def _originals(folder: Path) -> dict[str, bytes]:

@@ -11,25 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from aerialseg.errors import DataError, ParamsError
 from aerialseg.params import TTA_MODES, check_window
-
-
-def load_image(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Read a whole image for prediction as (H, W, 3) uint8 RGB; notes say what was converted.
-
-    What ``aerialseg predict`` reads, in one array: any GDAL raster or an (H, W, 3) ``.npy``.
-    DataError names the file for anything that is not a non-empty 8-bit RGB(A) image.
-    """
-    from aerialseg.mapping import open_orthophoto
-
-    image, notes = open_orthophoto(path)
-    try:
-        return image.read_rows(np.arange(image.shape[0])), notes
-    finally:
-        image.close()
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -159,15 +159,16 @@ def _to_grid(array: np.ndarray, size: tuple[int, int], interpolation: int) -> np
     return cv2.resize(array, size, interpolation=interpolation).reshape(size[1], size[0], *array.shape[2:])
 
 
-def predict_map(model, image: Orthophoto | ArrayImage, settings: MapSettings, *, model_gsd: float | None,
-                notes: list[str], keep_probabilities: bool,
+def predict_map(model, image: Orthophoto | ArrayImage, settings: MapSettings, size: tuple[int, int], *,
+                keep_probabilities: bool,
                 on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None, Georeference]:
-    """Blend ``model`` over the image: (class map, probabilities or None, the grid they lie on).
+    """Blend ``model`` over the image seen at ``size`` = (width, height) (see ``working_size``):
+    (class map, probabilities or None, the grid they lie on).
 
     The class map is uint8 with nodata 255 outside the footprint; probabilities are
     float16 (H, W, classes).
     """
-    width, height = working_size(image.native, settings, model_gsd, notes)
+    width, height = size
     if (width, height) != (image.native.width, image.native.height):
         image.resample_to(width, height)
     shape = image.shape
@@ -240,12 +241,12 @@ def map_orthophoto(model, path: str | Path, outputs: MapOutputs, settings: MapSe
     """
     image, notes = open_orthophoto(path, settings.crs)
     try:
-        width, height = working_size(image.native, settings, model_gsd, [])
+        width, height = working_size(image.native, settings, model_gsd, notes)
         total = count_windows((height, width), window=settings.window, subdivisions=settings.subdivisions,
                               tta=settings.tta)
         if on_start is not None:
             on_start(total)
-        class_map, probabilities, grid = predict_map(model, image, settings, model_gsd=model_gsd, notes=notes,
+        class_map, probabilities, grid = predict_map(model, image, settings, (width, height),
                                                      keep_probabilities=outputs.probabilities is not None,
                                                      on_batch=on_batch)
     finally:
