@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from aerialseg.errors import DataError, ParamsError
+from aerialseg.errors import DataError, ParamsError, one_line_reason
 from aerialseg.io import read_json
 from aerialseg.mapping import MapOutputs, MapSettings, map_orthophoto
 from aerialseg.names import MODEL_CARD
@@ -186,7 +186,7 @@ def choose_backend(model, path: Path, backend: str):
     try:
         return onnx_runtime_model(model)
     except Exception as err:  # the converter and a full temp disk raise many kinds; TensorFlow still works
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        reason = one_line_reason(err)
         if backend == "onnx":
             raise DataError(f"{path}: cannot be converted to ONNX ({reason})") from None
         print(f"aerialseg predict: {path}: predicting with TensorFlow, the ONNX conversion failed ({reason})",

@@ -19,9 +19,12 @@ from aerialseg.params import STRATEGIES
 def make_strategy(name: str) -> tf.distribute.Strategy:
     """The strategy named by ``train.strategy``.
 
-    ``auto``: all local GPUs when there are several, else one device. ``mirrored``: every
-    local GPU, or every logical CPU when there is no GPU. ``multi_worker``: one process per
-    machine, the cluster read from ``TF_CONFIG``.
+    ``auto``: all local GPUs when there are several, else one device. ``one_device``:
+    TensorFlow's default strategy, which runs on the first GPU, else the CPU; not
+    ``OneDeviceStrategy``, whose distributed input iterator made every CPU epoch take twice
+    as long (bench/train.py). ``mirrored``: every local GPU, or every logical CPU when
+    there is no GPU. ``multi_worker``: one process per machine, the cluster read from
+    ``TF_CONFIG``.
     """
     if name == "multi_worker":  # first: it must be created before TensorFlow starts its runtime
         if "TF_CONFIG" not in os.environ:
@@ -33,7 +36,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "one_device"
     if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+        return tf.distribute.get_strategy()
     if name == "mirrored":
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)

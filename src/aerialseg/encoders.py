@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aerialseg.errors import DataError
+from aerialseg.errors import DataError, one_line_reason
 from aerialseg.framework import keras
 from aerialseg.model import conv_block
 
@@ -56,7 +56,6 @@ ENCODERS = {
                                               16: "convnext_tiny_stage_2_block_8_identity",
                                               32: None}),
 }
-STRIDES = (2, 4, 8, 16, 32)
 
 
 def resolve_weights(encoder: str, weights: str) -> str | None:
@@ -85,7 +84,7 @@ def load_backbone(encoder: str, weights: str) -> keras.Model:
     try:
         return spec.build(source)
     except Exception as err:  # urllib, h5py and Keras raise many kinds for an unreachable or wrong file
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        reason = one_line_reason(err, 300)
         if source == "imagenet":
             raise DataError(f"model.encoder_weights: cannot get the ImageNet weights of {encoder} ({reason}); on a "
                             f"machine without network, copy the file into $KERAS_HOME/models or under weights/ and "

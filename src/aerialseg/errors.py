@@ -21,3 +21,13 @@ class DataError(UserError, ValueError):
 
 class OffPaletteError(DataError):
     """A label holds colours that are neither a class colour nor (where allowed) the boundary."""
+
+
+def one_line_reason(err: BaseException, limit: int = 200) -> str:
+    """What a library said when it failed, as ``Type: message`` on one line of at most ``limit`` characters.
+
+    User-facing errors quote it after the file they name, so a multi-line message from a
+    decoder or runtime never breaks the one-line report.
+    """
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}"[:limit] if text else type(err).__name__

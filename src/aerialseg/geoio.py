@@ -22,7 +22,7 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from aerialseg.errors import DataError, ParamsError
+from aerialseg.errors import DataError, ParamsError, one_line_reason
 from aerialseg.io import atomic_path, write_errors_named
 from aerialseg.palette import CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX
 
@@ -30,10 +30,6 @@ NODATA = IGNORE_INDEX  # class maps: 0..5 are classes, 255 is outside the image 
 PROBABILITY_SCALE = 254  # probabilities quantised to 0..254 (value / 254), 255 is nodata
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 _TILED_DEFLATE = {"tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 1}
-
-
-def _reason(err: BaseException) -> str:
-    return " ".join(f"{type(err).__name__}: {err}".split())[:200]
 
 
 @dataclass(frozen=True)
@@ -86,7 +82,7 @@ class Orthophoto:
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self.dataset = rasterio.open(self.path)
         except Exception as err:  # GDAL reports a damaged or foreign file as several kinds of error
-            raise DataError(f"{self.path}: not a readable raster ({_reason(err)})") from None
+            raise DataError(f"{self.path}: not a readable raster ({one_line_reason(err)})") from None
         ds = self.dataset
         if ds.count < 3 or ColorInterp.palette in ds.colorinterp:
             self.close()
@@ -129,7 +125,7 @@ class Orthophoto:
         try:
             return self.dataset.read(**kwargs)
         except Exception as err:  # a truncated or damaged file fails at the block that is missing
-            raise DataError(f"{self.path}: cannot be read ({_reason(err)})") from None
+            raise DataError(f"{self.path}: cannot be read ({one_line_reason(err)})") from None
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
         """The working grid's rows ``rows`` (any order, repeats allowed) as (len(rows), W, 3) uint8."""
@@ -152,7 +148,7 @@ class Orthophoto:
         try:
             mask = self.dataset.dataset_mask(out_shape=(grid.height, grid.width), resampling=Resampling.nearest)
         except Exception as err:
-            raise DataError(f"{self.path}: cannot be read ({_reason(err)})") from None
+            raise DataError(f"{self.path}: cannot be read ({one_line_reason(err)})") from None
         return mask > 0
 
 
@@ -188,7 +184,7 @@ def read_class_map(path: str | Path) -> np.ndarray:
     except DataError:
         raise
     except Exception as err:  # GDAL reports a damaged file as several kinds of error
-        raise DataError(f"{path}: not a readable class map ({_reason(err)})") from None
+        raise DataError(f"{path}: not a readable class map ({one_line_reason(err)})") from None
 
 
 def colour_table() -> dict[int, tuple[int, int, int, int]]:
@@ -225,7 +221,7 @@ def _write_geotiff(path: Path, bands: np.ndarray, grid: Georeference, *, cog: bo
                 rasterio.shutil.copy(target, into, driver="COG", compress="DEFLATE", blocksize=512,
                                      overview_resampling="nearest" if colour_map else "average")
     except RasterioError as err:
-        raise DataError(f"{path}: cannot be written ({_reason(err)})") from None
+        raise DataError(f"{path}: cannot be written ({one_line_reason(err)})") from None
     finally:
         if cog:
             target.unlink(missing_ok=True)
@@ -282,5 +278,5 @@ def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georefer
     except (DataError, OSError):
         raise
     except Exception as err:  # Fiona and GDAL report failures as several kinds of error
-        raise DataError(f"{path}: cannot be written ({_reason(err)})") from None
+        raise DataError(f"{path}: cannot be written ({one_line_reason(err)})") from None
     return count

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from aerialseg.blending import predict_plain, predict_smooth
-from aerialseg.errors import DataError
+from aerialseg.errors import DataError, one_line_reason
 from aerialseg.fingerprint import code_digest
 from aerialseg.framework import keras
 from aerialseg.params import ENCODER_STRIDE
@@ -34,7 +34,7 @@ def load_model(path: str | Path) -> keras.Model:
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as err:  # a damaged archive makes zipfile, h5py or Keras raise nearly anything
-        reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        reason = one_line_reason(err)
         raise DataError(f"{path}: not a readable Keras checkpoint ({reason})") from None
 
 

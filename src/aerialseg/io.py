@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from aerialseg.errors import DataError
+from aerialseg.errors import DataError, one_line_reason
 
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(2**34))
 _UMASK = os.umask(0)
@@ -112,6 +113,15 @@ def atomic_paths(paths: list[Path]) -> Iterator[list[Path]]:
         yield [stack.enter_context(atomic_path(path)) for path in paths]
 
 
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks: how downloads are verified and weight files keyed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def preallocate(path: str | Path, size: int) -> None:
     """Reserve ``size`` bytes of disk for a file about to be filled through a memory map.
 
@@ -134,19 +144,13 @@ def open_npy_memmap(path: str | Path, shape: tuple[int, ...], dtype) -> np.ndarr
     return array
 
 
-def _reason(err: BaseException) -> str:
-    """What a decoder said, on one line."""
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text}"[:200] if text else type(err).__name__
-
-
 def decode_image(path: str | Path) -> np.ndarray:
     """Decode an image file as OpenCV stores it (BGR order, any depth); DataError if it cannot be."""
     path = Path(path)
     try:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     except Exception as err:  # OpenCV raises cv2.error on some damaged files
-        raise DataError(f"{path}: not a readable image ({_reason(err)})") from None
+        raise DataError(f"{path}: not a readable image ({one_line_reason(err)})") from None
     if image is None or image.size == 0:
         raise DataError(f"{path}: not a readable image (corrupt, truncated or unsupported format)")
     return image
@@ -221,7 +225,7 @@ def _write_with_opencv(path: Path, tmp: Path, image: np.ndarray) -> None:
     try:
         encoded, data = cv2.imencode(Path(path).suffix.lower(), image)
     except cv2.error as err:
-        raise DataError(f"{path}: could not be encoded ({_reason(err)})") from None
+        raise DataError(f"{path}: could not be encoded ({one_line_reason(err)})") from None
     if not encoded:
         raise DataError(f"{path}: OpenCV cannot write this format")
     with open(tmp, "wb") as handle:
@@ -242,7 +246,7 @@ def read_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except Exception as err:  # a damaged header can make NumPy raise nearly anything
-        raise DataError(f"{path}: not a valid .npy file ({_reason(err)})") from None
+        raise DataError(f"{path}: not a valid .npy file ({one_line_reason(err)})") from None
 
 
 def write_json(path: str | Path, payload: Any) -> None:
@@ -264,7 +268,7 @@ def read_json(path: str | Path) -> Any:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (ValueError, OSError) as err:  # bad JSON, bad UTF-8, a folder
-        raise DataError(f"{path}: not valid JSON ({_reason(err)})") from None
+        raise DataError(f"{path}: not valid JSON ({one_line_reason(err)})") from None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aerialseg.errors import DataError
+from aerialseg.errors import DataError, one_line_reason
 
 METADATA_KEY = "aerialseg"
 LAYOUTS = ("nhwc255", "nchw01")  # (N, H, W, 3) RGB in [0, 255] | (N, 3, H, W) RGB in [0, 1] (Deepness)
@@ -34,7 +34,7 @@ class OnnxSegmenter:
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as err:  # ONNX Runtime reports a bad file as one of several exception types
-            reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+            reason = one_line_reason(err)
             raise DataError(f"{path}: not a readable ONNX model ({reason})") from None
         self.props = dict(self.session.get_modelmeta().custom_metadata_map)  # ONNX metadata props, as stored
         try:

@@ -10,7 +10,6 @@ reused (and cut back when fewer epochs are asked for).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -25,7 +24,7 @@ from aerialseg.encoders import build_encoder_unet
 from aerialseg.fingerprint import code_digest
 from aerialseg.framework import keras, tf
 from aerialseg.input_pipeline import steps_per_epoch, tile_dataset
-from aerialseg.io import atomic_path
+from aerialseg.io import atomic_path, sha256_of
 from aerialseg.losses import DiceFocalLoss, median_frequency_weights, training_metrics
 from aerialseg.model import build_unet
 from aerialseg.names import HISTORY_FILE, checkpoint_path, list_checkpoints
@@ -298,11 +297,7 @@ def encoder_weights_digest(model: ModelParams) -> str | None:
     path = Path(model.encoder_weights)
     if not path.is_file():
         return None  # building the model reports the missing file
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256_of(path)
 
 
 def _clear(*folders: Path) -> None:

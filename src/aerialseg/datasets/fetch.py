@@ -9,7 +9,6 @@ verified archive or nothing.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import urllib.error
@@ -18,17 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from aerialseg.errors import DataError
+from aerialseg.io import sha256_of
 
 _CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    """The SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def partial_path(destination: Path) -> Path:
