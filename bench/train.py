@@ -6,6 +6,8 @@ On the default model and tile size of ``params.yaml``, each side in its own proc
   cross-entropy, no metrics, no op determinism, no callbacks: what the framework costs.
 - ``step``: aerialseg's compiled model (its Dice + focal loss, its metrics, op determinism,
   the ``train.jit_compile`` setting) ``fit`` on the same batches, no callbacks.
+- ``step_xla``: the same with XLA (``jit_compile`` on): what ``train.jit_compile: auto``
+  should choose on this machine.
 - ``epoch``: the real ``aerialseg.training.train`` on a tile store of the default run's
   size (144 train, 18 val tiles), with every callback, validation and the state save.
 
@@ -13,12 +15,12 @@ All three train on the same tiles, drawn by the synthetic generator as the defau
 draws them (random pixels would make the network collapse and the steps artificially fast).
 
 Sides alternate ``--repeats`` times; medians. Prints one JSON line: tiles/s of each side,
-the ratios step/floor and epoch/floor (as time per training tile), and the floor's
-GFLOP/s with its share of this CPU's peak (cores x clock x FP32 FLOP per cycle, from
-``/proc/cpuinfo``; printed with the figures it came from). ``--jit on`` times the step
-with XLA; ``--side`` runs one side (used by the driver).
+the ratios step/floor, epoch/floor and step_xla/step (as time per training tile), and the
+floor's GFLOP/s with its share of this CPU's peak (cores x clock x FP32 FLOP per cycle,
+from ``/proc/cpuinfo``; printed with the figures it came from). ``--side`` runs one side
+(used by the driver).
 
-    python bench/train.py [--repeats 3] [--jit on|off]
+    python bench/train.py [--repeats 3] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -185,8 +187,7 @@ def run_epoch(params, epochs: int, tiles: Path) -> dict:
 
 
 def _spawn(side: str, args, tiles: Path) -> dict:
-    command = [sys.executable, __file__, "--side", side, "--epochs", str(args.epochs), "--jit", args.jit,
-               "--tiles", str(tiles)]
+    command = [sys.executable, __file__, "--side", side, "--epochs", str(args.epochs), "--tiles", str(tiles)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode:
         raise SystemExit(f"bench/train.py: the {side} side failed:\n{result.stderr[-3000:]}")
@@ -197,8 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each side (medians)")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per run")
-    parser.add_argument("--jit", choices=("on", "off", "auto"), default="auto", help="the step side's XLA setting")
-    parser.add_argument("--side", choices=("floor", "step", "epoch"), help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=("floor", "step", "step_xla", "epoch"), help=argparse.SUPPRESS)
     parser.add_argument("--tiles", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -207,12 +207,13 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     if args.side:
         run = {"floor": lambda: run_floor(params, args.epochs, args.tiles),
-               "step": lambda: run_step(params, args.epochs, args.jit, args.tiles),
+               "step": lambda: run_step(params, args.epochs, params.train.jit_compile, args.tiles),
+               "step_xla": lambda: run_step(params, args.epochs, "on", args.tiles),
                "epoch": lambda: run_epoch(params, args.epochs, args.tiles)}[args.side]
         print(json.dumps(run()))
         return
 
-    runs: dict[str, list[dict]] = {"floor": [], "step": [], "epoch": []}
+    runs: dict[str, list[dict]] = {"floor": [], "step": [], "step_xla": [], "epoch": []}
     with tempfile.TemporaryDirectory() as tiles:
         make_tiles(params, Path(tiles))
         for _ in range(args.repeats):
@@ -221,17 +222,20 @@ def main() -> None:
     rate = {side: statistics.median(r["tiles_per_s"] for r in results) for side, results in runs.items()}
     ratios = {f"{side}_over_floor": [round(f["tiles_per_s"] / s["tiles_per_s"], 3)
                                      for f, s in zip(runs["floor"], runs[side])] for side in ("step", "epoch")}
+    ratios["step_xla_over_step"] = [round(s["tiles_per_s"] / x["tiles_per_s"], 3)
+                                    for s, x in zip(runs["step"], runs["step_xla"])]
     peak = cpu_peak()
     train_gflop = 3 * runs["floor"][0]["forward_gflop"]  # forward + backward (about twice the forward)
     floor_gflops = rate["floor"] * train_gflop
     print(json.dumps({
         "bench": "train", "patch_size": params.tile.patch_size, "batch_size": params.batch_size,
         "depth": params.model.depth, "base_filters": params.model.base_filters,
-        "max_filters": params.model.max_filters, "step_jit": args.jit, "repeats": args.repeats,
+        "max_filters": params.model.max_filters, "step_jit": params.train.jit_compile, "repeats": args.repeats,
         "floor_tiles_per_s": round(rate["floor"], 2), "step_tiles_per_s": round(rate["step"], 2),
-        "epoch_tiles_per_s": round(rate["epoch"], 2),
+        "step_xla_tiles_per_s": round(rate["step_xla"], 2), "epoch_tiles_per_s": round(rate["epoch"], 2),
         "step_over_floor": round(rate["floor"] / rate["step"], 3),
         "epoch_over_floor": round(rate["floor"] / rate["epoch"], 3),
+        "step_xla_over_step": round(rate["step"] / rate["step_xla"], 3),
         "ratio_runs": ratios,
         "forward_gflop_per_tile": round(runs["floor"][0]["forward_gflop"], 3),
         "floor_gflops": round(floor_gflops, 1), "cpu": peak,
