@@ -9,18 +9,23 @@ On the default model and tile size of ``params.yaml``, each side in its own proc
 - ``step_xla``: the same with XLA (``jit_compile`` on): what ``train.jit_compile: auto``
   should choose on this machine.
 - ``epoch``: the real ``aerialseg.training.train`` on a tile store of the default run's
-  size (144 train, 18 val tiles), with every callback, validation and the state save.
+  size (144 train, 18 val tiles), with every callback, validation and the state save;
+  an epoch is timed from its start to the next one's, so all of that is inside.
 
-All three train on the same tiles, drawn by the synthetic generator as the default run
+All sides train on the same tiles, drawn by the synthetic generator as the default run
 draws them (random pixels would make the network collapse and the steps artificially fast).
 
-Sides alternate ``--repeats`` times; medians. Prints one JSON line: tiles/s of each side,
-the ratios step/floor, epoch/floor and step_xla/step (as time per training tile), and the
-floor's GFLOP/s with its share of this CPU's peak (cores x clock x FP32 FLOP per cycle,
-from ``/proc/cpuinfo``; printed with the figures it came from). ``--side`` runs one side
-(used by the driver).
+The sides run in lock-step: all four processes start and warm up (one untimed epoch
+each), then each round runs one epoch of every side in turn (the order rotates), while
+the others wait idle. A ratio is taken within each round, between epochs seconds apart,
+and the medians over ``--rounds`` are printed: shared and burstable machines change speed
+over minutes (this one by 2x), which would swamp separate runs. Prints one JSON line:
+tiles/s of each side (median epoch), the ratios step/floor, epoch/floor and step_xla/step
+(as time per training tile) with their spread, and the floor's GFLOP/s with its share of
+this CPU's peak (cores x clock x FP32 FLOP per cycle, from ``/proc/cpuinfo``; printed with
+the figures it came from).
 
-    python bench/train.py [--repeats 3] [--epochs 3]
+    python bench/train.py [--rounds 9]
 """
 
 from __future__ import annotations
@@ -115,7 +120,30 @@ def cpu_peak() -> dict:
             "peak_gflops": round(cores * ghz * per_cycle, 1)}
 
 
-def run_floor(params, epochs: int, tiles: Path) -> dict:
+SIDES = ("floor", "step", "step_xla", "epoch")
+
+
+def _lockstep(run_one_epoch) -> None:
+    """Serve the driver: after a "go" line on stdin, run one epoch and print its seconds."""
+    for line in sys.stdin:
+        if line.strip() != "go":
+            return
+        print(json.dumps({"seconds": run_one_epoch()}), flush=True)
+
+
+def _fit_worker(model, images, masks, batch: int, ready: dict) -> None:
+    def one_epoch() -> float:
+        started = time.perf_counter()
+        model.fit(images, masks, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+        return time.perf_counter() - started
+
+    one_epoch()  # traces and warms up
+    print(json.dumps({"ready": True, **ready}), flush=True)
+    _lockstep(one_epoch)
+
+
+def serve_floor(params, tiles: Path) -> None:
+    """Keras' own loop at its plainest: cross-entropy, no metrics, no determinism."""
     from aerialseg.framework import keras
     from aerialseg.model import build_unet
 
@@ -125,10 +153,11 @@ def run_floor(params, epochs: int, tiles: Path) -> dict:
     model.compile(optimizer=keras.optimizers.Adam(params.train.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy())
     images, masks = _batches(tiles, ignore_as_class=True)
-    return _time_fit(model, images, masks, params.batch_size, epochs) | {"forward_gflop": forward_flops(model) / 1e9}
+    _fit_worker(model, images, masks, params.batch_size, {"forward_gflop": forward_flops(model) / 1e9})
 
 
-def run_step(params, epochs: int, jit: str, tiles: Path) -> dict:
+def serve_step(params, jit: str, tiles: Path) -> None:
+    """aerialseg's compiled model (loss, metrics, determinism) on in-memory batches."""
     from dataclasses import replace
 
     from aerialseg.training import TrainConfig, compile_model, make_deterministic
@@ -138,30 +167,42 @@ def run_step(params, epochs: int, jit: str, tiles: Path) -> dict:
     config = replace(config, train=replace(config.train, jit_compile=jit))
     model = compile_model(config, -(-TRAIN_TILES // params.batch_size))
     images, masks = _batches(tiles)
-    return _time_fit(model, images, masks, params.batch_size, epochs)
+    _fit_worker(model, images, masks, params.batch_size, {})
 
 
-def _time_fit(model, images, masks, batch: int, epochs: int) -> dict:
-    """Seconds per epoch of ``fit`` after a first epoch that traces and warms up."""
-    model.fit(images, masks, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    started = time.perf_counter()
-    model.fit(images, masks, batch_size=batch, epochs=epochs, verbose=0, shuffle=False)
-    seconds = (time.perf_counter() - started) / epochs
-    return {"epoch_s": seconds, "tiles_per_s": len(images) / seconds}
+def serve_epoch(params, rounds: int, tiles: Path) -> None:
+    """The real train(), held at the start of every epoch until the driver says go.
 
-
-def run_epoch(params, epochs: int, tiles: Path) -> dict:
-    """The real train(): seconds of epochs 2.. (a run of 1 epoch against one of 1 + epochs, same store)."""
+    Epoch 0 warms up; epochs 1..rounds are timed from their start to the next epoch's
+    start (so validation and every callback's end-of-epoch work count); the start of the
+    last epoch only ends the timing, and the worker stops there when the driver closes its
+    input. The hold sits in the first callback's ``on_epoch_begin``.
+    """
     from dataclasses import replace
 
     import pandas as pd
 
+    from aerialseg import resume
     from aerialseg.params import checkpoint_epochs
     from aerialseg.tile_reader import TileStore
     from aerialseg.tile_writer import write_manifest, write_split
     from aerialseg.tiling import Tile
     from aerialseg.training import TrainConfig, train
 
+    seed_epoch = resume.EpochSeeds.on_epoch_begin
+    started = [0.0]
+
+    def held(self, epoch: int, logs=None) -> None:
+        if epoch >= 2:
+            print(json.dumps({"seconds": time.perf_counter() - started[0]}), flush=True)
+        if epoch == 1:
+            print(json.dumps({"ready": True}), flush=True)
+        if epoch >= 1 and sys.stdin.readline().strip() != "go":
+            raise SystemExit(0)  # the driver is done: the last epoch is never run
+        started[0] = time.perf_counter()
+        seed_epoch(self, epoch, logs)
+
+    resume.EpochSeeds.on_epoch_begin = held
     patch = params.tile.patch_size
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -171,34 +212,54 @@ def run_epoch(params, epochs: int, tiles: Path) -> dict:
             cut = (Tile("2_10", i, 0, images[i].astype("uint8"), masks[i]) for i in range(len(masks)))
             frames.append(write_split(tmp / "tiles", split, cut, patch, params.tile.shard_size))
         write_manifest(tmp / "tiles", pd.concat(frames, ignore_index=True), patch, params.tile.stride)
-        store = TileStore(tmp / "tiles")
-        seconds = []
-        # a first run pays the process's one-time costs (imports, first traces); it is not timed
-        for total in (1, 1, 1 + epochs):
-            every = min(params.checkpoint_every, total)
-            config = replace(TrainConfig.from_params(params), epochs=total,
-                             checkpoint_epochs=checkpoint_epochs(total, every))
-            out = tmp / f"run{len(seconds)}"
-            started = time.perf_counter()
-            train(config, store, out / "models", out / "live", out / "state", verbose=0)
-            seconds.append(time.perf_counter() - started)
-    per_epoch = (seconds[2] - seconds[1]) / epochs
-    return {"epoch_s": per_epoch, "tiles_per_s": TRAIN_TILES / per_epoch}
+        total = rounds + 2
+        config = replace(TrainConfig.from_params(params), epochs=total,
+                         checkpoint_epochs=checkpoint_epochs(total, min(params.checkpoint_every, total)))
+        train(config, TileStore(tmp / "tiles"), tmp / "models", tmp / "live", tmp / "state", verbose=0)
 
 
-def _spawn(side: str, args, tiles: Path) -> dict:
-    command = [sys.executable, __file__, "--side", side, "--epochs", str(args.epochs), "--tiles", str(tiles)]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise SystemExit(f"bench/train.py: the {side} side failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+class Side:
+    """One side's worker process, driven line by line."""
+
+    def __init__(self, name: str, rounds: int, tiles: Path, log: Path) -> None:
+        self.name = name
+        self.log = log
+        command = [sys.executable, __file__, "--side", name, "--rounds", str(rounds), "--tiles", str(tiles)]
+        with log.open("w") as stderr:
+            self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                            text=True)
+
+    def read(self) -> dict:
+        """The worker's next JSON line (its ready line, or the seconds of an epoch)."""
+        for line in self.process.stdout:
+            if line.startswith("{"):
+                return json.loads(line)
+        raise SystemExit(f"bench/train.py: the {self.name} side failed:\n{self.log.read_text()[-3000:]}")
+
+    def epoch(self) -> float:
+        """Run one epoch of this side now; its seconds."""
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        return self.read()["seconds"]
+
+    def close(self) -> None:
+        """Let the worker finish (or stop it)."""
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _spread(values: list[float]) -> list[float]:
+    return [round(min(values), 3), round(max(values), 3)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each side (medians)")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per run")
-    parser.add_argument("--side", choices=("floor", "step", "step_xla", "epoch"), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=9, help="timed epochs of every side, in lock-step (medians)")
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--tiles", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -206,38 +267,46 @@ def main() -> None:
 
     params = load_params(ROOT / "params.yaml")
     if args.side:
-        run = {"floor": lambda: run_floor(params, args.epochs, args.tiles),
-               "step": lambda: run_step(params, args.epochs, params.train.jit_compile, args.tiles),
-               "step_xla": lambda: run_step(params, args.epochs, "on", args.tiles),
-               "epoch": lambda: run_epoch(params, args.epochs, args.tiles)}[args.side]
-        print(json.dumps(run()))
+        {"floor": lambda: serve_floor(params, args.tiles),
+         "step": lambda: serve_step(params, params.train.jit_compile, args.tiles),
+         "step_xla": lambda: serve_step(params, "on", args.tiles),
+         "epoch": lambda: serve_epoch(params, args.rounds, args.tiles)}[args.side]()
         return
 
-    runs: dict[str, list[dict]] = {"floor": [], "step": [], "step_xla": [], "epoch": []}
-    with tempfile.TemporaryDirectory() as tiles:
-        make_tiles(params, Path(tiles))
-        for _ in range(args.repeats):
-            for side in runs:
-                runs[side].append(_spawn(side, args, Path(tiles)))
-    rate = {side: statistics.median(r["tiles_per_s"] for r in results) for side, results in runs.items()}
-    ratios = {f"{side}_over_floor": [round(f["tiles_per_s"] / s["tiles_per_s"], 3)
-                                     for f, s in zip(runs["floor"], runs[side])] for side in ("step", "epoch")}
-    ratios["step_xla_over_step"] = [round(s["tiles_per_s"] / x["tiles_per_s"], 3)
-                                    for s, x in zip(runs["step"], runs["step_xla"])]
+    seconds: dict[str, list[float]] = {side: [] for side in SIDES}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        make_tiles(params, tmp)
+        sides = {name: Side(name, args.rounds, tmp, tmp / f"{name}.log") for name in SIDES}
+        try:
+            ready = {name: side.read() for name, side in sides.items()}
+            for round_ in range(args.rounds):
+                order = SIDES[round_ % len(SIDES):] + SIDES[:round_ % len(SIDES)]
+                for name in order:
+                    seconds[name].append(sides[name].epoch())
+        finally:
+            for side in sides.values():
+                side.close()
+
+    def ratios(slow: str, fast: str) -> list[float]:
+        return [s / f for s, f in zip(seconds[slow], seconds[fast])]
+
+    rate = {side: TRAIN_TILES / statistics.median(values) for side, values in seconds.items()}
+    paired = {"step_over_floor": ratios("step", "floor"), "epoch_over_floor": ratios("epoch", "floor"),
+              "step_xla_over_step": ratios("step_xla", "step")}
     peak = cpu_peak()
-    train_gflop = 3 * runs["floor"][0]["forward_gflop"]  # forward + backward (about twice the forward)
+    forward_gflop = ready["floor"]["forward_gflop"]
+    train_gflop = 3 * forward_gflop  # forward + backward (about twice the forward)
     floor_gflops = rate["floor"] * train_gflop
     print(json.dumps({
         "bench": "train", "patch_size": params.tile.patch_size, "batch_size": params.batch_size,
         "depth": params.model.depth, "base_filters": params.model.base_filters,
-        "max_filters": params.model.max_filters, "step_jit": params.train.jit_compile, "repeats": args.repeats,
-        "floor_tiles_per_s": round(rate["floor"], 2), "step_tiles_per_s": round(rate["step"], 2),
-        "step_xla_tiles_per_s": round(rate["step_xla"], 2), "epoch_tiles_per_s": round(rate["epoch"], 2),
-        "step_over_floor": round(rate["floor"] / rate["step"], 3),
-        "epoch_over_floor": round(rate["floor"] / rate["epoch"], 3),
-        "step_xla_over_step": round(rate["step"] / rate["step_xla"], 3),
-        "ratio_runs": ratios,
-        "forward_gflop_per_tile": round(runs["floor"][0]["forward_gflop"], 3),
+        "max_filters": params.model.max_filters, "step_jit": params.train.jit_compile, "rounds": args.rounds,
+        **{f"{side}_tiles_per_s": round(rate[side], 2) for side in SIDES},
+        **{name: round(statistics.median(values), 3) for name, values in paired.items()},
+        "ratio_spread": {name: _spread(values) for name, values in paired.items()},
+        "floor_epoch_s_spread": _spread(seconds["floor"]),
+        "forward_gflop_per_tile": round(forward_gflop, 3),
         "floor_gflops": round(floor_gflops, 1), "cpu": peak,
         "floor_share_of_peak": round(floor_gflops / peak["peak_gflops"], 3),
     }))
