@@ -19,9 +19,10 @@ The sides run in lock-step: all four processes start and warm up (one untimed ep
 each), then each round runs one epoch of every side in turn (the order rotates), while
 the others wait idle. A ratio is taken within each round, between epochs seconds apart,
 and the medians over ``--rounds`` are printed: shared and burstable machines change speed
-over minutes (this one by 2x), which would swamp separate runs. Prints one JSON line:
+(this one by 2x, within seconds), which would swamp separate runs. Prints one JSON line:
 tiles/s of each side (median epoch), the ratios step/floor, epoch/floor and step_xla/step
-(as time per training tile) with their spread, and the floor's GFLOP/s with its share of
+(as time per training tile; medians of the rounds' ratios, with their spread, and the
+ratios of each side's fastest epoch), and the floor's GFLOP/s with its share of
 this CPU's peak (cores x clock x FP32 FLOP per cycle, from ``/proc/cpuinfo``; printed with
 the figures it came from).
 
@@ -305,7 +306,11 @@ def main() -> None:
         **{f"{side}_tiles_per_s": round(rate[side], 2) for side in SIDES},
         **{name: round(statistics.median(values), 3) for name, values in paired.items()},
         "ratio_spread": {name: _spread(values) for name, values in paired.items()},
-        "floor_epoch_s_spread": _spread(seconds["floor"]),
+        # each side's fastest epoch: slowdowns only ever add time, so minima compare best cases
+        "best_epoch_s": {side: round(min(values), 3) for side, values in seconds.items()},
+        "best_step_over_floor": round(min(seconds["step"]) / min(seconds["floor"]), 3),
+        "best_epoch_over_floor": round(min(seconds["epoch"]) / min(seconds["floor"]), 3),
+        "best_step_xla_over_step": round(min(seconds["step_xla"]) / min(seconds["step"]), 3),
         "forward_gflop_per_tile": round(forward_gflop, 3),
         "floor_gflops": round(floor_gflops, 1), "cpu": peak,
         "floor_share_of_peak": round(floor_gflops / peak["peak_gflops"], 3),
