@@ -122,6 +122,7 @@ def cpu_peak() -> dict:
 
 
 SIDES = ("floor", "step", "step_xla", "epoch")
+RATIOS = (("step", "floor"), ("epoch", "floor"), ("step_xla", "step"))  # (slower side, its baseline)
 
 
 def _lockstep(run_one_epoch) -> None:
@@ -289,12 +290,10 @@ def main() -> None:
             for side in sides.values():
                 side.close()
 
-    def ratios(slow: str, fast: str) -> list[float]:
-        return [s / f for s, f in zip(seconds[slow], seconds[fast])]
-
     rate = {side: TRAIN_TILES / statistics.median(values) for side, values in seconds.items()}
-    paired = {"step_over_floor": ratios("step", "floor"), "epoch_over_floor": ratios("epoch", "floor"),
-              "step_xla_over_step": ratios("step_xla", "step")}
+    paired = {f"{slow}_over_{base}": [s / b for s, b in zip(seconds[slow], seconds[base])] for slow, base in RATIOS}
+    # each side's fastest epoch: slowdowns only ever add time, so minima compare best cases
+    best = {f"best_{slow}_over_{base}": round(min(seconds[slow]) / min(seconds[base]), 3) for slow, base in RATIOS}
     peak = cpu_peak()
     forward_gflop = ready["floor"]["forward_gflop"]
     train_gflop = 3 * forward_gflop  # forward + backward (about twice the forward)
@@ -306,11 +305,7 @@ def main() -> None:
         **{f"{side}_tiles_per_s": round(rate[side], 2) for side in SIDES},
         **{name: round(statistics.median(values), 3) for name, values in paired.items()},
         "ratio_spread": {name: _spread(values) for name, values in paired.items()},
-        # each side's fastest epoch: slowdowns only ever add time, so minima compare best cases
-        "best_epoch_s": {side: round(min(values), 3) for side, values in seconds.items()},
-        "best_step_over_floor": round(min(seconds["step"]) / min(seconds["floor"]), 3),
-        "best_epoch_over_floor": round(min(seconds["epoch"]) / min(seconds["floor"]), 3),
-        "best_step_xla_over_step": round(min(seconds["step_xla"]) / min(seconds["step"]), 3),
+        "best_epoch_s": {side: round(min(values), 3) for side, values in seconds.items()}, **best,
         "forward_gflop_per_tile": round(forward_gflop, 3),
         "floor_gflops": round(floor_gflops, 1), "cpu": peak,
         "floor_share_of_peak": round(floor_gflops / peak["peak_gflops"], 3),
