@@ -27,6 +27,7 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check src stages tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python bench/blend.py

@@ -45,7 +45,7 @@ def worker(kind: str, size: int, window: int, subdivisions: int, batch: int) -> 
     """Run one measurement in this process; return its figures."""
     import numpy as np
 
-    from aerialseg.blending import blend_rows, count_windows, predict_smooth
+    from aerialseg.predict.blending import blend_rows, count_windows, predict_smooth
 
     bench = _harness()
     model = bench.build_unet(window, 6, seed=0)

@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT / "src"))
 def _write_store(folder: Path, count: int, patch: int, shard_size: int):
     import numpy as np
 
-    from aerialseg.tile_reader import TileStore
-    from aerialseg.tile_writer import write_manifest, write_split
-    from aerialseg.tiling import Tile
+    from aerialseg.prepare.tile_writer import write_manifest, write_split
+    from aerialseg.prepare.tiling import Tile
+    from aerialseg.train.tile_reader import TileStore
 
     rng = np.random.default_rng(0)
     scenes = max(1, count // 64)
@@ -57,13 +57,14 @@ def main() -> None:
     parser.add_argument("--jitter", action="store_true", help="add photometric jitter to the pipeline")
     args = parser.parse_args()
 
-    from aerialseg.input_pipeline import steps_per_epoch, tile_dataset
-    from aerialseg.params import JitterParams, load_params
-    from aerialseg.training import TrainConfig, compile_model, make_deterministic
+    from aerialseg.core.params import JitterParams, load_params
+    from aerialseg.train.compiling import TrainConfig, compile_model, make_deterministic
+    from aerialseg.train.input_pipeline import steps_per_epoch, tile_dataset
 
     params = load_params(ROOT / "params.yaml")
     batch, patch = params.batch_size, params.tile.patch_size
-    jitter = JitterParams(0.1, 0.2, 0.2, 0.02) if args.jitter else params.train.jitter
+    strong = JitterParams(brightness=0.1, contrast=0.2, saturation=0.2, hue=0.02)
+    jitter = strong if args.jitter else params.train.jitter
     with tempfile.TemporaryDirectory() as tmp:
         store = _write_store(Path(tmp), args.tiles, patch, params.tile.shard_size)
         dataset = tile_dataset(store, "train", batch, seed=params.seed, training=True, epochs=2, jitter=jitter)

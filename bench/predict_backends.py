@@ -1,7 +1,7 @@
 """Prediction backends on this CPU: Keras/TensorFlow vs ONNX Runtime, same model, same windows.
 
 Builds the default-params model (seeded weights; speed does not depend on training),
-exports it to ONNX with ``aerialseg.export``, checks both backends agree, then times
+exports it to ONNX with ``aerialseg.predict.export``, checks both backends agree, then times
 ``predict_on_batch`` over the same windows in alternating repeats. Prints one JSON line:
 
   {"windows": ..., "window": 128, "batch": 16, "keras_windows_per_s": ..., "onnx_windows_per_s": ...,
@@ -36,11 +36,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    from aerialseg.export import export_model
-    from aerialseg.framework import keras
-    from aerialseg.onnx_model import OnnxSegmenter
-    from aerialseg.params import load_params
-    from aerialseg.training import build_model
+    from aerialseg.core.framework import keras
+    from aerialseg.core.params import load_params
+    from aerialseg.predict.export import export_model
+    from aerialseg.predict.onnx_model import OnnxSegmenter
+    from aerialseg.train.compiling import build_model
 
     params = load_params(ROOT / "params.yaml")
     window, batch = params.predict.window, params.predict.batch_size
@@ -50,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "model.keras"
         model.save(checkpoint)
-        export_model(checkpoint, Path(tmp) / "model.onnx", "onnx", gsd_m=None, window=window, subdivisions=2)
+        export_model(checkpoint, Path(tmp) / "model.onnx", "onnx", gsd_m=None, window=window, subdivisions=2, tta="d4")
         onnx_model = OnnxSegmenter(Path(tmp) / "model.onnx")
 
         def run(backend) -> float:
@@ -71,7 +71,7 @@ def main() -> None:
         "windows": args.windows, "window": window, "batch": batch, "repeats": args.repeats,
         "keras_windows_per_s": round(args.windows / keras_t, 1), "onnx_windows_per_s": round(args.windows / onnx_t, 1),
         "onnx_over_keras": round(keras_t / onnx_t, 3),
-        "run_ratios": [round(k / o, 3) for k, o in zip(keras_s, onnx_s)],
+        "run_ratios": [round(k / o, 3) for k, o in zip(keras_s, onnx_s, strict=True)],
         "max_abs_diff": diff, "cores": len(os.sched_getaffinity(0)),
         "model": {"encoder": params.model.encoder, "depth": params.model.depth,
                   "base_filters": params.model.base_filters, "max_filters": params.model.max_filters},

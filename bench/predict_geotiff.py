@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 FLOOR = """
 import sys, time
 import numpy as np
-from aerialseg.onnx_model import OnnxSegmenter
+from aerialseg.predict.onnx_model import OnnxSegmenter
 model_path, windows, window, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 model = OnnxSegmenter(model_path)
 rng = np.random.default_rng(0)
@@ -52,7 +52,7 @@ def make_orthophoto(path: Path, size: int) -> None:
     import rasterio
     from affine import Affine
 
-    from aerialseg.io import read_rgb
+    from aerialseg.core.io import read_rgb
 
     crop = read_rgb(ROOT / "tests/fixtures/top_potsdam_2_10_crop512_RGB.png")
     reps = -(-size // crop.shape[0])
@@ -86,16 +86,16 @@ def setup(folder: Path, size: int) -> None:
     Run in its own process: Linux hands a child the parent's peak RSS at fork, so the
     process that measures must stay small (no TensorFlow loaded in it).
     """
-    from aerialseg.export import export_model
-    from aerialseg.framework import keras
-    from aerialseg.params import load_params
-    from aerialseg.training import build_model
+    from aerialseg.core.framework import keras
+    from aerialseg.core.params import load_params
+    from aerialseg.predict.export import export_model
+    from aerialseg.train.compiling import build_model
 
     params = load_params(ROOT / "params.yaml")
     keras.utils.set_random_seed(params.seed)
     build_model(params.model).save(folder / "model.keras")
     export_model(folder / "model.keras", folder / "model.onnx", "onnx", gsd_m=0.05, window=params.predict.window,
-                 subdivisions=params.predict.subdivisions)
+                 subdivisions=params.predict.subdivisions, tta=params.predict.tta)
     make_orthophoto(folder / "ortho.tif", size)
 
 
@@ -110,8 +110,8 @@ def main() -> None:
         setup(args.setup, args.size)
         return
 
-    from aerialseg.blending import count_windows
-    from aerialseg.params import load_params
+    from aerialseg.core.params import load_params
+    from aerialseg.predict.blending import count_windows
 
     params = load_params(ROOT / "params.yaml")
     window, batch, subdivisions = params.predict.window, params.predict.batch_size, params.predict.subdivisions
@@ -139,7 +139,7 @@ def main() -> None:
         "tta": args.tta, "batch": batch, "backend": "onnxruntime (CPU)",
         "cli_s": round(cli_median, 2), "floor_s": round(floor_median, 2),
         "cli_over_floor": round(cli_median / floor_median, 3),
-        "cli_over_floor_each": [round(c / f, 3) for c, f in zip(cli_s, floor_s)],
+        "cli_over_floor_each": [round(c / f, 3) for c, f in zip(cli_s, floor_s, strict=True)],
         "cli_peak_rss_mb": round(max(cli_rss)), "floor_peak_rss_mb": round(max(floor_rss)),
         "repeats": args.repeats, "cpus": os.cpu_count(),
     }))

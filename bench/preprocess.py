@@ -43,9 +43,9 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
     import cv2
     import numpy as np
 
-    from aerialseg.io import WorldFile, write_world_file
-    from aerialseg.names import SceneFiles
-    from aerialseg.palette import index_to_rgb
+    from aerialseg.core.names import SceneFiles
+    from aerialseg.core.palette import index_to_rgb
+    from aerialseg.core.worldfile import WorldFile, write_world_file
 
     ids = SCENE_IDS[:count]
     flags = [cv2.IMWRITE_TIFF_COMPRESSION, 1]
@@ -72,9 +72,9 @@ def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: in
     """Our stages' library calls, as the stages make them."""
     from functools import partial
 
-    from aerialseg.parallel import map_scenes, peak_rss_mb
-    from aerialseg.preprocess import encode_scene_files, resize_scene_files
-    from aerialseg.tile_writer import scene_tiles, write_split
+    from aerialseg.prepare.parallel import map_scenes, peak_rss_mb
+    from aerialseg.prepare.preprocess import encode_scene_files, resize_scene_files
+    from aerialseg.prepare.tile_writer import scene_tiles, write_split
 
     resized, masks, tiles = work / "resized", work / "masks", work / "tiles"
     started = time.perf_counter()
@@ -99,8 +99,8 @@ def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
     import numpy as np
     from sklearn.preprocessing import MinMaxScaler
 
-    from aerialseg.names import SceneFiles
-    from aerialseg.palette import CLASS_COLOURS
+    from aerialseg.core.names import SceneFiles
+    from aerialseg.core.palette import CLASS_COLOURS
 
     started = time.perf_counter()
     images, labels = [], []
@@ -112,7 +112,7 @@ def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
         images.append(cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4))
         labels.append(cv2.resize(label, size, interpolation=cv2.INTER_NEAREST_EXACT))
     image_patches, mask_patches = [], []
-    for image, label in zip(images, labels):
+    for image, label in zip(images, labels, strict=True):
         for y in range(0, image.shape[0] - patch + 1, patch):
             for x in range(0, image.shape[1] - patch + 1, patch):
                 single = image[y:y + patch, x:x + patch]
@@ -166,7 +166,7 @@ def main() -> None:
     import shutil
     from statistics import median
 
-    from aerialseg.parallel import resolve_jobs
+    from aerialseg.prepare.parallel import resolve_jobs
 
     ours, naive = [], []
     with tempfile.TemporaryDirectory(prefix="aerialseg-bench-") as tmp:
@@ -180,7 +180,7 @@ def main() -> None:
             naive.append(_in_subprocess("naive", args, raw, work))
     megapixels = args.scenes * args.size * args.size / 1e6
     ours_s, naive_s = median(r["seconds"] for r in ours), median(r["seconds"] for r in naive)
-    ratios = [n["seconds"] / o["seconds"] for o, n in zip(ours, naive)]
+    ratios = [n["seconds"] / o["seconds"] for o, n in zip(ours, naive, strict=True)]
     print(json.dumps({
         "bench": "preprocess", "scenes": args.scenes, "size": args.size, "scale": args.scale, "patch": args.patch,
         "jobs": resolve_jobs(args.jobs, args.scenes), "repeats": args.repeats,

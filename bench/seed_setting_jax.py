@@ -1,7 +1,7 @@
 """The notebook's U-Net step on a machine with Keras 3 and JAX but no TensorFlow (a GPU box).
 
-Times ``aerialseg.model.build_unet`` (depth 6, 16 filters doubling without a cap, 1024²
-tiles) with Keras on the JAX backend: ``aerialseg.framework`` (which imports TensorFlow) is
+Times ``aerialseg.train.model.build_unet`` (depth 6, 16 filters doubling without a cap, 1024²
+tiles) with Keras on the JAX backend: ``aerialseg.core.framework`` (which imports TensorFlow) is
 replaced by a stand-in that hands out plain ``keras``, and the loss is Keras' sparse
 cross-entropy (aerialseg's Dice + focal loss is written against TensorFlow). So it measures
 the architecture, not aerialseg's training loop. One configuration per process (the GPU's
@@ -30,10 +30,10 @@ def main() -> None:
     import numpy as np
 
     policy, batch = sys.argv[1], int(sys.argv[2])
-    stand_in = types.ModuleType("aerialseg.framework")
+    stand_in = types.ModuleType("aerialseg.core.framework")
     stand_in.keras, stand_in.tf = keras, None
-    sys.modules["aerialseg.framework"] = stand_in
-    from aerialseg.model import build_unet
+    sys.modules["aerialseg.core.framework"] = stand_in
+    from aerialseg.train.model import build_unet
 
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)

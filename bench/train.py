@@ -8,7 +8,7 @@ On the default model and tile size of ``params.yaml``, each side in its own proc
   the ``train.jit_compile`` setting) ``fit`` on the same batches, no callbacks.
 - ``step_xla``: the same with XLA (``jit_compile`` on): what ``train.jit_compile: auto``
   should choose on this machine.
-- ``epoch``: the real ``aerialseg.training.train`` on a tile store of the default run's
+- ``epoch``: the real ``aerialseg.train.loop.train`` on a tile store of the default run's
   size (144 train, 18 val tiles), with every callback, validation and the state save;
   an epoch is timed from its start to the next one's, so all of that is inside.
 
@@ -54,9 +54,9 @@ def make_tiles(params, folder: Path) -> None:
     """
     import numpy as np
 
-    from aerialseg.datasets.synthetic import generate_scene
-    from aerialseg.preprocess import resize_image, resize_label
-    from aerialseg.tiling import cut_tiles
+    from aerialseg.prepare.preprocess import resize_image, resize_label
+    from aerialseg.prepare.sources.synthetic import generate_scene
+    from aerialseg.prepare.tiling import cut_tiles
 
     split = params.data.synthetic.split
     for name, ids, count in (("train", split.train, TRAIN_TILES), ("val", split.val, VAL_TILES)):
@@ -84,7 +84,7 @@ def _batches(folder: Path, split: str = "train", ignore_as_class: bool = False):
 
 def forward_flops(model) -> float:
     """Multiply-adds x 2 of the convolutions of one forward pass of a single tile."""
-    from aerialseg.framework import keras
+    from aerialseg.core.framework import keras
 
     flops = 0.0
     for layer in model.layers:
@@ -146,8 +146,8 @@ def _fit_worker(model, images, masks, batch: int, ready: dict) -> None:
 
 def serve_floor(params, tiles: Path) -> None:
     """Keras' own loop at its plainest: cross-entropy, no metrics, no determinism."""
-    from aerialseg.framework import keras
-    from aerialseg.model import build_unet
+    from aerialseg.core.framework import keras
+    from aerialseg.train.model import build_unet
 
     keras.utils.set_random_seed(params.seed)
     model = build_unet(6, params.model.depth, params.model.base_filters, input_size=params.tile.patch_size,
@@ -162,7 +162,7 @@ def serve_step(params, jit: str, tiles: Path) -> None:
     """aerialseg's compiled model (loss, metrics, determinism) on in-memory batches."""
     from dataclasses import replace
 
-    from aerialseg.training import TrainConfig, compile_model, make_deterministic
+    from aerialseg.train.compiling import TrainConfig, compile_model, make_deterministic
 
     make_deterministic(params.seed)
     config = TrainConfig.from_params(params)
@@ -184,12 +184,13 @@ def serve_epoch(params, rounds: int, tiles: Path) -> None:
 
     import pandas as pd
 
-    from aerialseg import resume
-    from aerialseg.params import checkpoint_epochs
-    from aerialseg.tile_reader import TileStore
-    from aerialseg.tile_writer import write_manifest, write_split
-    from aerialseg.tiling import Tile
-    from aerialseg.training import TrainConfig, train
+    from aerialseg.core.params import checkpoint_epochs
+    from aerialseg.prepare.tile_writer import write_manifest, write_split
+    from aerialseg.prepare.tiling import Tile
+    from aerialseg.train import resume
+    from aerialseg.train.compiling import TrainConfig
+    from aerialseg.train.loop import train
+    from aerialseg.train.tile_reader import TileStore
 
     seed_epoch = resume.EpochSeeds.on_epoch_begin
     started = [0.0]
@@ -265,7 +266,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from aerialseg.params import load_params
+    from aerialseg.core.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     if args.side:
@@ -291,7 +292,8 @@ def main() -> None:
                 side.close()
 
     rate = {side: TRAIN_TILES / statistics.median(values) for side, values in seconds.items()}
-    paired = {f"{slow}_over_{base}": [s / b for s, b in zip(seconds[slow], seconds[base])] for slow, base in RATIOS}
+    paired = {f"{slow}_over_{base}": [s / b for s, b in zip(seconds[slow], seconds[base], strict=True)]
+              for slow, base in RATIOS}
     # each side's fastest epoch: slowdowns only ever add time, so minima compare best cases
     best = {f"best_{slow}_over_{base}": round(min(seconds[slow]) / min(seconds[base]), 3) for slow, base in RATIOS}
     peak = cpu_peak()

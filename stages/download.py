@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from aerialseg.datasets import potsdam, synthetic
-from aerialseg.io import atomic_dir
-from aerialseg.names import RAW
-from aerialseg.params import load_params
-from aerialseg.stage import run_stage
+from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.names import RAW
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.prepare.sources import potsdam, synthetic
 
 
 def _progress_bar(url: str):

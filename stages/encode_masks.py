@@ -7,12 +7,13 @@ Everything counted goes to metrics/data_report.json.
 
 from functools import partial
 
-from aerialseg.io import atomic_dir, write_json
-from aerialseg.names import DATA_REPORT, MASKS, RESIZED
-from aerialseg.parallel import map_scenes
-from aerialseg.params import load_params
-from aerialseg.preprocess import data_report, encode_scene_files
-from aerialseg.stage import run_stage
+from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.io import write_json
+from aerialseg.core.names import DATA_REPORT, MASKS, RESIZED
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.prepare.parallel import map_scenes
+from aerialseg.prepare.preprocess import data_report, encode_scene_files
 
 
 def main() -> str:
@@ -22,7 +23,7 @@ def main() -> str:
     with atomic_dir(MASKS) as tmp:
         reports, peak = map_scenes(partial(encode_scene_files, source=RESIZED, target=tmp, tolerance=tolerance,
                                            max_offpalette=max_offpalette), scenes, params.jobs, "encode")
-        report = data_report(dict(zip(scenes, reports)), tolerance, max_offpalette)
+        report = data_report(dict(zip(scenes, reports, strict=True)), tolerance, max_offpalette)
         write_json(DATA_REPORT, report)
     totals = report["totals"]
     return (f"{len(scenes)} scenes encoded; {totals['snapped']} near-palette pixels snapped, "

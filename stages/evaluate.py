@@ -5,18 +5,10 @@ and smooth, full and eroded-boundary labels) and metrics/eval.json (the last che
 and the colour baseline). Reads class maps and logs only: no TensorFlow.
 """
 
-from aerialseg.errors import DataError
-from aerialseg.evaluation import (
-    colour_baseline,
-    confusion_matrices,
-    label_masks,
-    predict_colours,
-    score_tree,
-    training_values,
-)
-from aerialseg.geoio import read_class_map
-from aerialseg.io import read_index_mask, read_rgb, write_json
-from aerialseg.names import (
+from aerialseg.core.errors import DataError
+from aerialseg.core.geoio import read_class_map
+from aerialseg.core.io import read_index_mask, read_rgb, write_json
+from aerialseg.core.names import (
     CHECKPOINTS_JSON,
     CONFUSION_JSON,
     EVAL_JSON,
@@ -32,8 +24,16 @@ from aerialseg.names import (
     prediction_file,
     prediction_folder,
 )
-from aerialseg.params import load_params
-from aerialseg.stage import run_stage
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.evaluate.scoring import (
+    colour_baseline,
+    confusion_matrices,
+    label_masks,
+    predict_colours,
+    score_tree,
+    training_values,
+)
 
 
 def main() -> str:

@@ -11,14 +11,14 @@ from dataclasses import asdict
 
 from tqdm import tqdm
 
-from aerialseg import prediction_cache as cache
-from aerialseg.errors import DataError
-from aerialseg.geoio import georeference_of, parse_crs, write_class_geotiff
-from aerialseg.inference import load_model, predict_class_maps, prediction_code_digest, weights_fingerprint
-from aerialseg.io import read_rgb
-from aerialseg.names import MODELS, PREDICTIONS, RESIZED, SceneFiles, list_checkpoints, prediction_file
-from aerialseg.params import load_params
-from aerialseg.stage import run_stage
+from aerialseg.core.errors import DataError
+from aerialseg.core.geoio import georeference_of, parse_crs, write_class_geotiff
+from aerialseg.core.io import read_rgb
+from aerialseg.core.names import MODELS, PREDICTIONS, RESIZED, SceneFiles, list_checkpoints, prediction_file
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.predict import prediction_cache as cache
+from aerialseg.predict.inference import load_model, predict_class_maps, prediction_code_digest, weights_fingerprint
 
 
 def main() -> str:

@@ -3,10 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from aerialseg import report
-from aerialseg.geoio import read_class_map
-from aerialseg.io import read_index_mask, read_json, read_rgb
-from aerialseg.names import (
+from aerialseg.core.geoio import read_class_map
+from aerialseg.core.io import read_index_mask, read_json, read_rgb
+from aerialseg.core.names import (
     CHECKPOINTS_JSON,
     CONFUSION_JSON,
     EPOCH_TABLE,
@@ -21,8 +20,9 @@ from aerialseg.names import (
     prediction_file,
     prediction_folder,
 )
-from aerialseg.params import load_params
-from aerialseg.stage import run_stage
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.evaluate import report
 
 
 def main() -> str:

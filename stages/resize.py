@@ -5,12 +5,12 @@ Scenes are resized in parallel (params ``jobs``), one scene per worker at a time
 
 from functools import partial
 
-from aerialseg.io import atomic_dir
-from aerialseg.names import RAW, RESIZED
-from aerialseg.parallel import map_scenes
-from aerialseg.params import load_params
-from aerialseg.preprocess import carry_sources, resize_scene_files
-from aerialseg.stage import run_stage
+from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.names import RAW, RESIZED
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.prepare.parallel import map_scenes
+from aerialseg.prepare.preprocess import carry_sources, resize_scene_files
 
 
 def main() -> str:

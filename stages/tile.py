@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from aerialseg.io import atomic_dir
-from aerialseg.names import MASKS, RESIZED, TILES
-from aerialseg.params import load_params
-from aerialseg.stage import run_stage
-from aerialseg.tile_writer import scene_tiles, write_manifest, write_split
+from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.names import MASKS, RESIZED, TILES
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.prepare.tile_writer import scene_tiles, write_manifest, write_split
 
 
 def main() -> str:

@@ -8,12 +8,14 @@ beside the checkpoints records the ground sample distance and classes they predi
 
 import pandas as pd
 
-from aerialseg.io import write_json
-from aerialseg.names import HISTORY_FILE, MODEL_CARD, MODELS, TILES, TRAIN_LIVE, TRAIN_STATE
-from aerialseg.params import load_params, model_card
-from aerialseg.stage import run_stage
-from aerialseg.tile_reader import TileStore
-from aerialseg.training import TrainConfig, train
+from aerialseg.core.io import write_json
+from aerialseg.core.model_card import model_card
+from aerialseg.core.names import HISTORY_FILE, MODEL_CARD, MODELS, TILES, TRAIN_LIVE, TRAIN_STATE
+from aerialseg.core.params import load_params
+from aerialseg.core.stage import run_stage
+from aerialseg.train.compiling import TrainConfig
+from aerialseg.train.loop import train
+from aerialseg.train.tile_reader import TileStore
 
 
 def main() -> str:

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from hypothesis import settings
 
-from aerialseg.errors import OffPaletteError
-from aerialseg.palette import encode_label
+from aerialseg.core.errors import OffPaletteError
+from aerialseg.core.palette import encode_label
 
 # CI replays the same fuzzed examples every run (a red CI names a reproducible case);
 # elsewhere every run explores new ones.
@@ -34,6 +34,31 @@ def raw_params() -> dict:
 def real_crop_paths() -> tuple[Path, Path]:
     """(RGB, eroded-boundary label) of the real 512-px Potsdam crop."""
     return FIXTURES / "top_potsdam_2_10_crop512_RGB.png", FIXTURES / "top_potsdam_2_10_crop512_label_noBoundary.png"
+
+
+def save_tiny_checkpoint(path: Path, *, depth: int = 2, base_filters: int = 2, num_classes: int = 6,
+                         batch_norm: bool | None = None, encoder: str = "none", seed: int = 0):
+    """Build a tiny untrained U-Net (or one on a pretrained-encoder architecture, random weights) with
+    a fixed seed and save it as a Keras checkpoint at ``path``; return the model. ``batch_norm``
+    None keeps the builder's default (off for the seed's U-Net, on for an encoder's decoder)."""
+    from aerialseg.core.framework import keras
+    from aerialseg.train.encoders import build_encoder_unet
+    from aerialseg.train.model import build_unet
+
+    keras.utils.set_random_seed(seed)
+    norm = {} if batch_norm is None else {"batch_norm": batch_norm}
+    if encoder == "none":
+        model = build_unet(num_classes, depth, base_filters, **norm)
+    else:
+        model = build_encoder_unet(encoder, "none", num_classes, base_filters=base_filters, max_filters=16, **norm)
+    model.save(path)
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint():
+    """The tiny-checkpoint factory (``save_tiny_checkpoint``), for tests and fixtures of any scope."""
+    return save_tiny_checkpoint
 
 
 def strict_index(rgb: np.ndarray, allow_boundary: bool = False) -> np.ndarray:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aerialseg.blending import predict_smooth
 from aerialseg.cli import main
-from aerialseg.io import WorldFile, read_rgb, read_world_file, write_rgb, write_world_file
-from aerialseg.model import build_unet
-from aerialseg.palette import index_to_rgb
+from aerialseg.core.io import read_rgb, write_rgb
+from aerialseg.core.palette import index_to_rgb
+from aerialseg.core.worldfile import WorldFile, read_world_file, write_world_file
+from aerialseg.predict.blending import predict_smooth
 
 from conftest import strict_index
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tmp_path_factory, tiny_checkpoint):
     path = tmp_path_factory.mktemp("model") / "epoch_001.keras"
-    build_unet(depth=2, base_filters=2).save(path)
+    tiny_checkpoint(path, depth=2, base_filters=2)
     return path
 
 
@@ -58,9 +58,9 @@ def test_grey_image_is_refused(checkpoint, tmp_path, capsys):
     assert "needs 3-channel RGB" in capsys.readouterr().err
 
 
-def test_model_with_other_classes_is_refused(tmp_path, real_crop_paths, capsys):
+def test_model_with_other_classes_is_refused(tmp_path, real_crop_paths, capsys, tiny_checkpoint):
     path = tmp_path / "m.keras"
-    build_unet(num_classes=4, depth=1, base_filters=2).save(path)
+    tiny_checkpoint(path, num_classes=4, depth=1, base_filters=2)
     assert main(["predict", str(path), str(real_crop_paths[0]), "-o", str(tmp_path / "p.png")]) == 1
     assert "predicts 4 classes, the ISPRS palette has 6" in capsys.readouterr().err
 

@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aerialseg.cli import main
-from aerialseg.model import build_unet
 
 DEPTH = 2
 NUMBERS = st.one_of(st.integers(-20, 300).map(str), st.integers(-2**70, 2**70).map(str),
@@ -36,9 +35,9 @@ def _valid(window: str, subdivisions: str, batch: str, tta: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, tiny_checkpoint):
     folder = tmp_path_factory.mktemp("cli_fuzz")
-    build_unet(depth=DEPTH, base_filters=2).save(folder / "m.keras")
+    tiny_checkpoint(folder / "m.keras", depth=DEPTH, base_filters=2)
     np.save(folder / "image.npy", np.random.default_rng(0).integers(0, 256, (20, 18, 3), dtype=np.uint8))
     return folder
 

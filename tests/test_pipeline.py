@@ -129,7 +129,8 @@ def test_an_edit_reruns_only_what_it_touches_and_reuses_what_it_can(project):
     originals = {}
     try:
         # a docstring of the blending: only prediction is stale, and it predicts nothing again
-        originals["blending.py"] = _edit(src / "blending.py", '"""Map a window (..., H, W, C) of the image',
+        originals["predict/blending.py"] = _edit(src / "predict/blending.py",
+                                                 '"""Map a window (..., H, W, C) of the image',
                                          '"""Map a window (..., H, W, C) (reworded) of the image')
         assert _stale(project) == {"predict_smooth"}
         out = _run(["dvc", "repro"], project).stdout
@@ -137,8 +138,9 @@ def test_an_edit_reruns_only_what_it_touches_and_reuses_what_it_can(project):
         assert "Running stage 'evaluate'" not in out and "Running stage 'train'" not in out
 
         # a docstring of the model and a comment in training: train reruns but trains nothing
-        originals["model.py"] = _edit(src / "model.py", '"""Return an uncompiled U-Net', '"""Build an uncompiled U-Net')
-        originals["training.py"] = _edit(src / "training.py", "# a state may have been loaded, then rejected",
+        originals["train/model.py"] = _edit(src / "train/model.py", '"""Return an uncompiled U-Net',
+                                            '"""Build an uncompiled U-Net')
+        originals["train/loop.py"] = _edit(src / "train/loop.py", "# a state may have been loaded, then rejected",
                                          "# a state may have been restored and then refused")
         assert _stale(project) == {"train"}
         out = _run(["dvc", "repro"], project).stdout
@@ -149,7 +151,8 @@ def test_an_edit_reruns_only_what_it_touches_and_reuses_what_it_can(project):
         assert {p: p.read_bytes() for p in (project / "metrics/train").rglob("*") if p.is_file()} == logs
 
         # a change of behaviour in the blending: every checkpoint is predicted again
-        _edit(src / "blending.py", "np.maximum(weight, np.float32(1e-12))", "np.maximum(weight, np.float32(1e-11))")
+        _edit(src / "predict/blending.py", "np.maximum(weight, np.float32(1e-12))",
+              "np.maximum(weight, np.float32(1e-11))")
         out = _run(["dvc", "repro"], project).stdout
         assert "predicted 2 new checkpoint(s), reused 0" in out
     finally:
@@ -196,7 +199,7 @@ def test_more_epochs_predict_only_new_checkpoints_and_diff_per_key(project):
 
 
 def _temporaries(project: Path) -> list[str]:
-    from aerialseg.io import is_temporary
+    from aerialseg.core.atomic import is_temporary
 
     found = []
     for top in ("data", "metrics", "reports"):
@@ -319,7 +322,7 @@ def test_sigkilled_repro_resumes_and_matches_a_fresh_run(project):
     out = _run(["dvc", "repro", "--force", "train"], project).stdout
     assert "train: reused 0 epochs, trained 8" in out
     pd.testing.assert_frame_equal(pd.read_csv(project / "data/models/history.csv"), resumed_history)
-    for ours, theirs in zip(resumed_weights, final_weights(project / "data/models")):
+    for ours, theirs in zip(resumed_weights, final_weights(project / "data/models"), strict=True):
         np.testing.assert_array_equal(ours, theirs)
     assert list(resumed_live["step"]) == list(range(8))
     pd.testing.assert_frame_equal(pd.read_csv(project / "metrics/train/plots/metrics/train/loss.tsv", sep="\t"),

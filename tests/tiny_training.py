@@ -21,9 +21,9 @@ TRAIN_IDS, VAL_IDS = ["2_10", "2_11"], ["5_12"]
 
 def make_store(folder: Path):
     """Two small scenes whose classes follow simple shapes, tiled into train and val."""
-    from aerialseg.tile_reader import TileStore
-    from aerialseg.tile_writer import write_manifest, write_split
-    from aerialseg.tiling import cut_tiles
+    from aerialseg.prepare.tile_writer import write_manifest, write_split
+    from aerialseg.prepare.tiling import cut_tiles
+    from aerialseg.train.tile_reader import TileStore
 
     rng = np.random.default_rng(0)
     frames = []
@@ -45,8 +45,8 @@ def config(seed=1, epochs=2, **overrides):
     """A U-Net small enough to train an epoch on the tiny store in about a second."""
     from dataclasses import fields
 
-    from aerialseg.params import ModelParams, TrainParams
-    from aerialseg.training import TrainConfig
+    from aerialseg.core.params import ModelParams, TrainParams
+    from aerialseg.train.compiling import TrainConfig
 
     model = dict(depth=2, base_filters=4, max_filters=None, batch_norm=False)
     train = dict(learning_rate=0.003, lr_schedule="exponential", lr_decay=0.9, dice_weight=1.0, focal_weight=1.0,
@@ -61,7 +61,7 @@ def final_weights(models: Path) -> list[np.ndarray]:
     """The weights of the newest checkpoint in a models folder."""
     import keras
 
-    from aerialseg.names import list_checkpoints
+    from aerialseg.core.names import list_checkpoints
 
     return keras.saving.load_model(list(list_checkpoints(models).values())[-1], compile=False).get_weights()
 
@@ -85,8 +85,8 @@ def main() -> None:
     if args.logical_cpus:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.logical_cpus)
-    from aerialseg.tile_reader import TileStore
-    from aerialseg.training import train
+    from aerialseg.train.loop import train
+    from aerialseg.train.tile_reader import TileStore
 
     if args.eager:
         tf.config.run_functions_eagerly(True)

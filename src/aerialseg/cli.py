@@ -11,23 +11,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from aerialseg.errors import DataError, ParamsError
-from aerialseg.params import TTA_MODES, check_window
+from aerialseg.core.declarations import declared_default, option_choices, option_type
+from aerialseg.core.errors import DataError, ParamsError
+from aerialseg.core.params import PredictParams, check_window
 
 
 def export_command(args: argparse.Namespace) -> int:
     """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
-    from aerialseg.batch import card_gsd, same_file
-    from aerialseg.export import export_model
-    from aerialseg.params import SOURCE_GSD_M, load_params
+    from aerialseg.core.params import SOURCE_GSD_M, load_params
+    from aerialseg.predict.backends import card_gsd
+    from aerialseg.predict.batch import same_file
+    from aerialseg.predict.export import export_model
 
     defaults = load_params(args.params) if Path(args.params).is_file() else None
     gsd = args.gsd or card_gsd(Path(args.model))
     if gsd is None and defaults is not None:
         gsd = SOURCE_GSD_M / defaults.resize.scale
-    window = args.window or (defaults.predict.window if defaults else 128)
-    subdivisions = args.subdivisions or (defaults.predict.subdivisions if defaults else 2)
-    tta = defaults.predict.tta if defaults else "d4"
+    predict = defaults.predict if defaults else PredictParams()
+    window = args.window or predict.window
+    subdivisions = args.subdivisions or predict.subdivisions
+    tta = predict.tta
     if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
     metadata = export_model(args.model, args.output, args.format, gsd_m=gsd, window=window,
@@ -63,20 +66,18 @@ def _progress(image: Path):
 
 def predict_command(args: argparse.Namespace) -> int:
     """Blend a model's predictions over one image or a batch, and write GIS outputs."""
-    from aerialseg.batch import (
+    from aerialseg.core.palette import NUM_CLASSES
+    from aerialseg.predict.backends import choose_backend, load_any_model, recorded_gsd
+    from aerialseg.predict.batch import (
         check_jobs,
-        choose_backend,
         expand_inputs,
         finished,
         is_output_folder,
-        load_any_model,
         plan_jobs,
-        recorded_gsd,
         run_on_dask,
         shard,
     )
-    from aerialseg.mapping import MapSettings, check_crs, map_orthophoto
-    from aerialseg.palette import NUM_CLASSES
+    from aerialseg.predict.mapping import MapSettings, check_crs, map_orthophoto
 
     model_path = Path(args.model)
     folder = is_output_folder(args.output, args.inputs)
@@ -125,28 +126,18 @@ def predict_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bounded(low: int, high: int):
-    """An argparse type: an integer within [low, high] (the same bounds as the matching param)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
-        return value
-
-    parse.__name__ = "integer"
-    return parse
-
-
 def _shard(text: str) -> tuple[int, int]:
-    from aerialseg.batch import parse_shard
+    from aerialseg.predict.batch import parse_shard
 
     try:
         return parse_shard(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _default(name: str) -> object:
+    """The CLI's default for a ``predict`` option: the one declared with its param."""
+    return declared_default(PredictParams, name)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -168,11 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-o", "--output", required=True,
                          help="the class map (.tif: GeoTIFF with the input's CRS, colour table, nodata 255; "
                               ".png: RGB with a world file), or a folder (several inputs: NAME.tif each)")
-    predict.add_argument("--window", type=_bounded(8, 8192), default=128, help="model input size (default 128)")
-    predict.add_argument("--subdivisions", type=_bounded(1, 64), default=2,
-                         help="overlap: step = window/subdivisions (default 2)")
-    predict.add_argument("--tta", choices=TTA_MODES, default="d4", help="test-time augmentation (default d4)")
-    predict.add_argument("--batch-size", type=_bounded(1, 4096), default=16, help="windows per model call")
+    predict.add_argument("--window", type=option_type(PredictParams, "window"), default=_default("window"),
+                         help="model input size (default %(default)s)")
+    predict.add_argument("--subdivisions", type=option_type(PredictParams, "subdivisions"),
+                         default=_default("subdivisions"),
+                         help="overlap: step = window/subdivisions (default %(default)s)")
+    predict.add_argument("--tta", choices=option_choices(PredictParams, "tta"), default=_default("tta"),
+                         help="test-time augmentation (default %(default)s)")
+    predict.add_argument("--batch-size", type=option_type(PredictParams, "batch_size"), default=_default("batch_size"),
+                         help="windows per model call (default %(default)s)")
     predict.add_argument("--probabilities", nargs="?", const="", metavar="PATH",
                          help="also write class probabilities: a .tif (uint8 GeoTIFF, one band per class, "
                               "scale 1/254, nodata 255) or a float16 (H, W, 6) .npy; without PATH, "
@@ -207,8 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="input/output layout: nhwc255 (aerialseg's, default) or nchw01 (QGIS Deepness)")
     export.add_argument("--gsd", type=_positive_float,
                         help="m/px (default: the model card beside the checkpoint, or params)")
-    export.add_argument("--window", type=_bounded(8, 8192), help="prediction window (default: predict.window)")
-    export.add_argument("--subdivisions", type=_bounded(1, 64), help="default: predict.subdivisions")
+    export.add_argument("--window", type=option_type(PredictParams, "window"),
+                        help="prediction window (default: predict.window)")
+    export.add_argument("--subdivisions", type=option_type(PredictParams, "subdivisions"),
+                        help="default: predict.subdivisions")
     export.add_argument("--params", default="params.yaml", help="where the defaults come from (if it exists)")
     export.set_defaults(run=export_command)
     return parser

@@ -166,7 +166,7 @@ def predict_smooth_reference(img, window_size, subdivisions, nb_classes, pred_fu
             if out.shape != (len(part), ws, ws, nb_classes):
                 raise ValueError("pred_func returned shape %r, expected %r"
                                  % (out.shape, (len(part), ws, ws, nb_classes)))
-            for (r, c), o in zip(part, out):
+            for (r, c), o in zip(part, out, strict=True):
                 dst[r:r + ws, c:c + ws] += o * win
                 if wdst is not None:
                     wdst[r:r + ws, c:c + ws] += win

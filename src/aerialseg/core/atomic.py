@@ -1,0 +1,146 @@
+"""Atomic writes: every output appears whole, by rename of a temporary beside it, or not at all.
+
+Temporaries have one naming scheme (``.<name>.<random>.tmp[.<suffix>]``, ``.<name>.old``) so
+that what a SIGKILL or power loss left behind can be recognised and swept, and never reaches
+``dvc.lock``; failed writes the user can fix (space, quota, permissions) become one
+``DataError`` naming the file the user asked for, never the temporary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from aerialseg.core.errors import DataError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+# Every temporary name this package writes: ".<name>.<random>.tmp[.<suffix>]" and ".<name>.old".
+_TEMPORARY = re.compile(r"^\..+\.(tmp(\.[^.]+)*|old)$")
+
+
+# Errors of a write that the user can fix (space, quota, permissions, a read-only disk, a bad path).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
+                 errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file or folder name is one of this package's temporary names."""
+    return bool(_TEMPORARY.match(name))
+
+
+def sweep_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Remove what an interrupted write left in ``folder`` (SIGKILL, power loss); return it.
+
+    Only names of the form this package gives its temporaries are touched, so a user's
+    files are safe. Call it when nothing else writes there (a stage's start).
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in sorted(folder.iterdir()):
+        if is_temporary(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        elif recursive and entry.is_dir() and not entry.is_symlink():
+            removed += sweep_temporaries(entry)
+    return removed
+
+
+_TEMPORARY_FILE = re.compile(r"^\.(?P<stem>.+)\.[^.]+\.tmp(?P<suffix>(\.[^.]+)*)$")
+
+
+def final_name(path: str | Path) -> Path:
+    """The file a temporary of ``atomic_path`` will become (``path`` itself if it is no temporary)."""
+    path = Path(path)
+    match = _TEMPORARY_FILE.match(path.name)
+    return path.with_name(match["stem"] + match["suffix"]) if match else path
+
+
+@contextlib.contextmanager
+def write_errors_named(path: str | Path) -> Iterator[None]:
+    """Turn a failed write (disk full, quota, permission, read-only) into a DataError naming the file.
+
+    The file named is the one the user asked for, never a temporary on its way to it.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _WRITE_ERRNOS:
+            raise
+        raise DataError(f"{final_name(err.filename or path)}: {os.strerror(err.errno)}") from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    path = Path(path)
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        with write_errors_named(path):
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp's 0600 would make outputs private
+            os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: list[Path]) -> Iterator[list[Path]]:
+    """``atomic_path`` for several files that belong together: all move into place if the block
+    succeeds, none if it fails (a full disk on the last one leaves no orphan of the first)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it replaces ``path`` only on success."""
+    path = Path(path)
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        with write_errors_named(path):
+            yield tmp
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def preallocate(path: str | Path, size: int) -> None:
+    """Reserve ``size`` bytes of disk for a file about to be filled through a memory map.
+
+    A memory map over a sparse file on a full disk dies with SIGBUS at the first page the
+    disk cannot hold; reserved blocks turn that into one clear DataError up front.
+    """
+    with write_errors_named(path):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)

@@ -1,0 +1,2 @@
+"""Evaluation: scores from confusion matrices, scoring predictions against masks, and the report.
+"""

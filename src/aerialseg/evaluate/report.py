@@ -1,0 +1,169 @@
+"""The seed's report, regenerated: epoch table, curves, gallery, progress animation, legend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from aerialseg.core.atomic import atomic_path  # noqa: E402
+from aerialseg.core.io import write_text  # noqa: E402
+from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES, index_to_rgb  # noqa: E402
+
+TABLE_PROTOCOL = "noboundary"
+TABLE_MEAN = "miou_6"
+
+
+def _fmt(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"
+
+
+def epoch_table(checkpoints: dict) -> str:
+    """The seed's "Training Metrics" table plus test mIoU and mean F1, plain vs smooth.
+
+    One row per checkpoint, in epoch order. Test scores use the eroded-boundary labels
+    and the mean over all six classes.
+    """
+    header = ("| Epoch | Loss | Accuracy | Jaccard | Val loss | Val accuracy | Val Jaccard "
+              "| Test mIoU plain | Test mIoU smooth | Test mF1 plain | Test mF1 smooth |")
+    lines = [header, "|" + ":---:|" * 11]
+    for key in sorted(checkpoints, key=int):
+        entry = checkpoints[key]
+        train, val, test = entry.get("train", {}), entry.get("val", {}), entry["test"]
+        cells = [str(int(key)), *(_fmt(train.get(k)) for k in ("loss", "accuracy", "jaccard")),
+                 *(_fmt(val.get(k)) for k in ("loss", "accuracy", "jaccard")),
+                 _fmt(test["plain"][TABLE_PROTOCOL][TABLE_MEAN]), _fmt(test["smooth"][TABLE_PROTOCOL][TABLE_MEAN]),
+                 _fmt(test["plain"][TABLE_PROTOCOL]["mf1_6"]), _fmt(test["smooth"][TABLE_PROTOCOL]["mf1_6"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    note = ("\nTest scores: ISPRS eroded-boundary labels (boundary pixels ignored), mean over all 6 classes. "
+            "Jaccard: the seed's global soft Jaccard coefficient (not a per-class IoU).\n")
+    return "\n".join(lines) + "\n" + note
+
+
+def _save(fig, path: Path, dpi: int = 100) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."), bbox_inches="tight")
+    plt.close(fig)
+
+
+def training_curves(history: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Training/validation loss and IoU curves as PNG (the seed's two plots)."""
+    epochs = history["epoch"] + 1
+    paths = []
+    for name, columns, title in (
+        ("loss.png", [("loss", "training"), ("val_loss", "validation")], "Training and validation loss"),
+        ("iou.png", [("mean_iou", "training mean IoU"), ("val_mean_iou", "validation mean IoU"),
+                     ("jaccard", "training Jaccard (seed)"), ("val_jaccard", "validation Jaccard (seed)")],
+         "Training and validation IoU"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for column, label in columns:
+            if column in history:
+                ax.plot(epochs, history[column], label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        _save(fig, out_dir / name)
+        paths.append(out_dir / name)
+    return paths
+
+
+def gallery(image: np.ndarray, truth: np.ndarray, rows: list[tuple[int, np.ndarray, np.ndarray]], path: Path,
+            thumb: int = 256) -> None:
+    """The seed's "Output" table: input | ground truth | plain | smooth, one row per checkpoint."""
+    n = len(rows)
+    fig, axes = plt.subplots(n, 4, figsize=(4 * thumb / 100, n * thumb / 100 + 0.4), squeeze=False)
+    titles = ("input", "ground truth", "plain tiles", "smooth blending")
+    for r, (epoch, plain, smooth) in enumerate(rows):
+        for c, picture in enumerate((image, index_to_rgb(truth), index_to_rgb(plain), index_to_rgb(smooth))):
+            ax = axes[r, c]
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=10)
+            if c == 0:
+                ax.set_ylabel(f"epoch {epoch}", fontsize=10)
+    fig.subplots_adjust(wspace=0.02, hspace=0.05)
+    _save(fig, path)
+
+
+def progress_frames(image: np.ndarray, rows: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+    """One frame per checkpoint: input beside the smooth prediction, the epoch printed on it."""
+    import cv2
+
+    frames = []
+    for epoch, smooth in rows:
+        frame = np.concatenate([image, index_to_rgb(smooth)], axis=1).copy()
+        text = f"epoch {epoch}"
+        scale = max(0.5, frame.shape[0] / 400)
+        origin = (10, int(30 * scale))
+        cv2.putText(frame, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA)
+        cv2.putText(frame, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        frames.append(frame)
+    return frames
+
+
+def write_animation(frames: list[np.ndarray], path: Path, seconds_per_frame: float = 0.8) -> None:
+    """Write frames as a looping GIF (the seed's progress video)."""
+    import imageio.v3 as iio
+
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=int(seconds_per_frame * 1000), loop=0)
+
+
+def legend(path: Path) -> None:
+    """The six ISPRS classes with their official colours."""
+    fig, ax = plt.subplots(figsize=(3.2, 2.2))
+    for i, (name, colour) in enumerate(zip(CLASS_NAMES, CLASS_COLOURS, strict=True)):
+        ax.add_patch(plt.Rectangle((0, -i), 0.8, 0.8, facecolor=np.array(colour) / 255, edgecolor="black"))
+        ax.text(1.1, -i + 0.4, name.replace("_", " "), va="center", fontsize=10)
+    ax.set_xlim(0, 5)
+    ax.set_ylim(-len(CLASS_NAMES) + 0.8, 1)
+    ax.axis("off")
+    _save(fig, path)
+
+
+def confusion_figure(matrix: np.ndarray, path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (recall per class on the diagonal)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = [n.replace("_", "\n") for n in CLASS_NAMES]
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("label")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    _save(fig, path)
+
+
+def write_table(path: Path, checkpoints: dict) -> None:
+    """Write the epoch table as Markdown."""
+    write_text(path, epoch_table(checkpoints))
+
+
+def before_after(image: np.ndarray, plain: np.ndarray, smooth: np.ndarray, epoch: int, path: Path,
+                 thumb: int = 384) -> None:
+    """Input beside the plain tiled and the smooth-blended prediction of one checkpoint."""
+    fig, axes = plt.subplots(1, 3, figsize=(3 * thumb / 100, thumb / 100 + 0.5))
+    for ax, picture, title in zip(axes, (image, index_to_rgb(plain), index_to_rgb(smooth)),
+                                  ("input", f"plain tiles (epoch {epoch})", f"smooth blending (epoch {epoch})"),
+                                  strict=True):
+        ax.imshow(picture, interpolation="nearest")
+        ax.set_title(title, fontsize=10)
+        ax.axis("off")
+    fig.subplots_adjust(wspace=0.03)
+    _save(fig, path)

@@ -1,0 +1,75 @@
+"""What runs a trained model: a Keras checkpoint on TensorFlow or ONNX Runtime, or an exported
+``.onnx`` model on ONNX Runtime; and the ground sample distance the model records.
+
+Loading is lazy on purpose: an ``.onnx`` model never imports TensorFlow, so predicting with
+an exported model starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.io import read_json
+from aerialseg.core.names import MODEL_CARD
+from aerialseg.core.protocols import BatchModel
+
+
+def load_any_model(path: Path) -> tuple[BatchModel, tuple[int, str]]:
+    """A Keras checkpoint, or an exported ``.onnx`` model on ONNX Runtime (TensorFlow not loaded);
+    also what its input sides must be divisible by, and that number's name."""
+    if path.suffix.lower() == ".onnx":
+        from aerialseg.predict.onnx_model import OnnxSegmenter
+
+        model = OnnxSegmenter(path)
+        return model, (model.input_multiple, "the input multiple")
+    from aerialseg.predict.inference import input_multiple, load_model
+
+    model = load_model(path)
+    return model, input_multiple(model)
+
+
+def card_gsd(checkpoint: Path) -> float | None:
+    """The ground sample distance (m/px) in the model card the train stage wrote beside a checkpoint."""
+    card = Path(checkpoint).parent / MODEL_CARD
+    value = read_json(card).get("ground_sample_distance_m") if card.is_file() else None
+    return float(value) if value else None
+
+
+def recorded_gsd(model: BatchModel, path: Path) -> float | None:
+    """The ground sample distance (m/px) the model was trained at, if it records it: an exported
+    model in its metadata, a checkpoint in the model card its training wrote beside it."""
+    metadata = getattr(model, "metadata", None)
+    if metadata is None:
+        return card_gsd(path)
+    value = metadata.get("ground_sample_distance_m")
+    return float(value) if value else None
+
+
+def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:
+    """What runs a Keras checkpoint: TensorFlow (keras) or ONNX Runtime (onnx).
+
+    auto picks ONNX Runtime on a CPU, where ``bench/predict_backends.py`` measured it
+    faster (1.17x on the default model, 2 cores), and TensorFlow where it sees a GPU. An
+    exported ONNX model is returned as it is.
+    """
+    from aerialseg.predict.onnx_model import OnnxSegmenter
+
+    if isinstance(model, OnnxSegmenter) or backend == "keras":
+        return model
+    from aerialseg.core.framework import tf
+
+    if backend == "auto" and tf.config.list_physical_devices("GPU"):
+        return model
+    from aerialseg.predict.export import onnx_runtime_model
+
+    try:
+        return onnx_runtime_model(model)
+    except Exception as err:  # the converter and a full temp disk raise many kinds; TensorFlow still works
+        reason = one_line_reason(err)
+        if backend == "onnx":
+            raise DataError(f"{path}: cannot be converted to ONNX ({reason})") from None
+        print(f"aerialseg predict: {path}: predicting with TensorFlow, the ONNX conversion failed ({reason})",
+              file=sys.stderr)
+        return model

@@ -1,0 +1,165 @@
+"""Predict many orthophotos: inputs from files, folders and globs; outputs named, skipped when
+finished; a share of the work for one job of a job array; or the whole batch on Dask.
+
+Every output is written atomically, so an output that exists is finished: a killed batch
+resumes where it stopped. Dask runs one image per task and loads the model once per worker.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from aerialseg.core.errors import DataError, ParamsError
+from aerialseg.core.protocols import BatchModel
+from aerialseg.predict.backends import choose_backend, load_any_model, recorded_gsd
+from aerialseg.predict.mapping import MapOutputs, MapSettings, map_orthophoto
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt", ".img", ".npy")
+
+
+CLASS_MAP_SUFFIXES = (".png", ".tif", ".tiff")  # lossless: a JPEG would blur class colours into others
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (also through links), existing or not."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def expand_inputs(patterns: list[str]) -> list[Path]:
+    """Files as given, a folder's images (not recursive), globs' matches; sorted, each once.
+
+    ParamsError names a pattern that matches nothing.
+    """
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            matches = [p for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                       and not p.name.startswith(".")]
+        elif path.exists():
+            matches = [path]
+        else:
+            matches = [Path(m) for m in sorted(glob.glob(pattern)) if Path(m).is_file()]
+        if not matches:
+            what = "no image in this folder" if path.is_dir() else "no such file, and no file matches it"
+            raise ParamsError(f"{pattern}: {what}")
+        found.update(dict.fromkeys(matches))
+    return list(found)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``i/n`` (0 <= i < n): this job's share of a batch split n ways, as a job array numbers its jobs."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"expected i/n such as 0/4, got {text!r}") from None
+    if not 0 <= index < count:
+        raise ValueError(f"needs 0 <= i < n, got {text}")
+    return index, count
+
+
+def shard(items: list, index: int, count: int) -> list:
+    """Job ``index`` of ``count``'s share: every count-th item from the index-th (disjoint, covering)."""
+    return items[index::count]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image and where its outputs go."""
+
+    image: Path
+    outputs: MapOutputs
+
+
+def is_output_folder(output: str, inputs: list[str]) -> bool:
+    """Whether ``-o`` names a folder: it is one, ends with a slash, or several images go into it."""
+    return (Path(output).is_dir() or output.endswith(("/", os.sep)) or len(inputs) > 1
+            or any(Path(p).is_dir() or not Path(p).exists() for p in inputs))
+
+
+def plan_jobs(images: list[Path], output: str, *, folder: bool, probabilities: str | None,
+              vector: str | None) -> list[Job]:
+    """Name every output. ``probabilities``/``vector``: a path (one image), "" for beside the class
+    map (``NAME_probabilities.tif``, ``NAME.gpkg``), or None for none."""
+    jobs = []
+    for image in images:
+        class_map = Path(output) / f"{image.stem}.tif" if folder else Path(output)
+        beside = class_map.with_name(f"{class_map.stem}_probabilities.tif")
+        probs = None if probabilities is None else (Path(probabilities) if probabilities else beside)
+        polygons = None if vector is None else (Path(vector) if vector else class_map.with_suffix(".gpkg"))
+        jobs.append(Job(image, MapOutputs(class_map, probs, polygons)))
+    return jobs
+
+
+def check_jobs(jobs: list[Job], model: Path, *, folder: bool, cog: bool) -> None:
+    """Refuse, before any work, outputs that are lossy, nameless, an input or a folder, or named twice."""
+    inputs = [("the model", model), *(("the input image", job.image) for job in jobs)]
+    seen: dict[Path, str] = {}
+    for job in jobs:
+        out = job.outputs
+        if out.class_map.suffix.lower() not in CLASS_MAP_SUFFIXES:
+            found = out.class_map.suffix or "a name without extension"
+            raise ParamsError(f"-o: {out.class_map}: write class maps losslessly as "
+                              f"{' or '.join(CLASS_MAP_SUFFIXES)}, not {found}")
+        if cog and out.class_map.suffix.lower() == ".png":
+            raise ParamsError(f"--cog: {out.class_map}: a Cloud-Optimized GeoTIFF needs a .tif name")
+        checks = [("-o", out.class_map)]
+        if out.probabilities is not None:
+            if out.probabilities.suffix.lower() not in (".npy", ".tif", ".tiff"):
+                raise ParamsError(f"--probabilities: {out.probabilities}: must be a .tif (GeoTIFF) or .npy file")
+            checks.append(("--probabilities", out.probabilities))
+        if out.vector is not None:
+            if out.vector.suffix.lower() != ".gpkg":
+                raise ParamsError(f"--vector: {out.vector}: must be a .gpkg (GeoPackage) file")
+            checks.append(("--vector", out.vector))
+        for option, path in checks:
+            for name, source in inputs:
+                if same_file(path, source):
+                    raise ParamsError(f"{option}: {path} is {name}; choose another output")
+            if path.is_dir():
+                raise ParamsError(f"{option}: {path} is a folder")
+            key = path.resolve()
+            if key in seen:
+                raise ParamsError(f"{option}: {path} is also {seen[key]}; "
+                                  + ("two inputs share a name" if folder else "choose another output"))
+            seen[key] = f"the output of {job.image}" if folder else {"-o": "the class map (-o)"}.get(option, option)
+
+
+def finished(job: Job) -> bool:
+    """Whether every output of ``job`` exists (written atomically, so complete)."""
+    return all(path.is_file() for path in job.outputs.all())
+
+
+_WORKER_MODELS: dict[tuple[str, str], tuple[BatchModel, float | None]] = {}
+
+
+def predict_job(model_path: str, backend: str, job: Job, settings: MapSettings) -> tuple[str, list[str]]:
+    """One image as a Dask task: the model is loaded once per worker process and kept."""
+    key = (str(Path(model_path).resolve()), backend)
+    if key not in _WORKER_MODELS:
+        model, _ = load_any_model(Path(model_path))
+        _WORKER_MODELS[key] = (choose_backend(model, Path(model_path), backend), recorded_gsd(model, Path(model_path)))
+    model, gsd = _WORKER_MODELS[key]
+    return map_orthophoto(model, job.image, job.outputs, settings, model_gsd=gsd)
+
+
+def run_on_dask(address: str, model_path: Path, backend: str, jobs: list[Job], settings: MapSettings):
+    """Run ``jobs`` on the Dask distributed cluster at ``address``, one image per task; yield each
+    job with its (summary, notes) as it finishes. DataError if the scheduler cannot be reached."""
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError) as err:
+        raise DataError(f"--dask: cannot reach a Dask scheduler at {address} ({err})") from None
+    with client:
+        futures = {client.submit(predict_job, str(model_path), backend, job, settings, pure=False,
+                                 key=f"aerialseg-predict-{i}-{job.image.name}"): job for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            yield futures[future], future.result()

@@ -1,0 +1,259 @@
+"""Turn one orthophoto into GIS outputs with a trained model, at the model's resolution.
+
+The image is read by rows (or resampled with Lanczos to the ground sample distance the
+model was trained at), smooth-blended, and written on the input's own grid (or the
+model's): a class GeoTIFF with the input's CRS and transform, optionally probabilities
+and polygons. Pixels outside the image footprint are nodata in every output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from affine import Affine
+
+from aerialseg.core.atomic import atomic_paths
+from aerialseg.core.errors import DataError
+from aerialseg.core.geoio import (
+    GEOTIFF_SUFFIXES,
+    NODATA,
+    Georeference,
+    Orthophoto,
+    parse_crs,
+    quantise_probabilities,
+    write_class_geotiff,
+    write_class_polygons,
+    write_probability_geotiff,
+)
+from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
+from aerialseg.core.palette import NUM_CLASSES, index_to_rgb
+from aerialseg.core.protocols import BatchModel, RowImage
+from aerialseg.core.worldfile import WorldFile, world_file_for
+from aerialseg.predict.blending import blend_rows, count_windows
+
+GSD_TOLERANCE = 0.01  # relative: closer than this, the input is taken to be at the model's resolution
+OUTPUT_GRIDS = ("input", "model")
+
+
+@dataclass(frozen=True)
+class MapSettings:
+    """How to predict: blending, resolution and output choices (one image or a whole batch)."""
+
+    window: int
+    subdivisions: int
+    tta: str
+    batch_size: int
+    input_gsd: float | None = None  # metres per pixel of the input, when its georeference does not say
+    model_gsd: float | None = None  # metres per pixel the model was trained at, when it does not record it
+    output_grid: str = "input"
+    cog: bool = False
+    crs: str | None = None  # assigned to inputs that carry none (e.g. EPSG:25833 for the ISPRS tiles)
+
+
+@dataclass(frozen=True)
+class MapOutputs:
+    """Where one image's outputs go; None: not written."""
+
+    class_map: Path
+    probabilities: Path | None = None
+    vector: Path | None = None
+
+    def all(self) -> list[Path]:
+        """Every path that will be written."""
+        return [p for p in (self.class_map, self.probabilities, self.vector) if p is not None]
+
+
+class ArrayImage:
+    """An (H, W, 3) uint8 array from a ``.npy`` file, read like an ungeoreferenced orthophoto."""
+
+    has_alpha = False
+
+    def __init__(self, path: Path, notes: list[str]) -> None:
+        self.path = path
+        array = read_npy(path, mmap=True)
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            channels = 1 if array.ndim == 2 else (array.shape[2] if array.ndim == 3 else "?")
+            raise DataError(f"{path}: the model needs 3-channel RGB, this image has {channels} channel(s) "
+                            f"(shape {array.shape})")
+        if array.dtype != np.uint8:
+            raise DataError(f"{path}: the model was trained on 8-bit images, this one is {array.dtype}; "
+                            "convert it to 8-bit first")
+        if array.shape[0] == 0 or array.shape[1] == 0:
+            raise DataError(f"{path}: the image is empty ({array.shape[1]}x{array.shape[0]} px)")
+        if array.shape[2] == 4:
+            notes.append("dropped the alpha channel")
+        self.array = array[..., :3]
+        self.native = self.grid = Georeference(None, Affine.identity(), array.shape[1], array.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the working grid."""
+        return self.grid.height, self.grid.width
+
+    def resample_to(self, width: int, height: int) -> None:
+        """Resample (Lanczos) to ``width`` x ``height`` pixels."""
+        self.grid = self.native.resampled(width, height)
+        self.array = cv2.resize(np.ascontiguousarray(self.array), (width, height), interpolation=cv2.INTER_LANCZOS4)
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows of the working grid, (len(rows), W, 3) uint8."""
+        return self.array[rows]
+
+    def footprint(self, grid: Georeference | None = None) -> np.ndarray:
+        """Every pixel of an array is image."""
+        grid = grid or self.native
+        return np.ones((grid.height, grid.width), bool)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def open_orthophoto(path: str | Path, crs: str | None = None) -> tuple[RowImage, list[str]]:
+    """An image to predict, and notes on what was assumed or converted; DataError names the file."""
+    path = Path(path)
+    notes: list[str] = []
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.suffix.lower() == ".npy":
+        return ArrayImage(path, notes), notes
+    image = Orthophoto(path, parse_crs(crs, "--crs") if crs else None)
+    if image.has_alpha:
+        notes.append("its alpha band marks the footprint; transparent pixels are nodata")
+    return image, notes
+
+
+def check_crs(value: str | None, key: str = "--crs") -> None:
+    """ParamsError naming ``key`` unless ``value`` is a CRS that PROJ knows (EPSG:25833, a WKT...)."""
+    if value is not None:
+        parse_crs(value, key)
+
+
+def working_size(native: Georeference, settings: MapSettings, model_gsd: float | None,
+                 notes: list[str]) -> tuple[int, int]:
+    """(width, height) at which the model sees the image: its own size, or resampled from the
+    input's ground sample distance to the model's. Notes say what was assumed."""
+    input_gsd = settings.input_gsd or native.gsd_m
+    model_gsd = settings.model_gsd or model_gsd
+    if model_gsd is None:
+        notes.append("the model does not record its ground sample distance: predicting at the input's "
+                     "resolution (give --model-gsd to resample)")
+        return native.width, native.height
+    if input_gsd is None:
+        notes.append(f"no georeference says the input's pixel size: assuming the model's {model_gsd:g} m/px "
+                     "(give --gsd if it differs)")
+        return native.width, native.height
+    factor = input_gsd / model_gsd
+    if abs(factor - 1) <= GSD_TOLERANCE:
+        return native.width, native.height
+    width, height = max(1, round(native.width * factor)), max(1, round(native.height * factor))
+    notes.append(f"resampled from {input_gsd:g} to the model's {model_gsd:g} m/px (Lanczos): "
+                 f"{native.width}x{native.height} -> {width}x{height} px")
+    return width, height
+
+
+def _to_grid(array: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """Resize (H, W[, C]) to ``size`` = (width, height), more than 4 channels included."""
+    if array.ndim == 3 and array.shape[2] > 4:
+        return np.dstack([_to_grid(array[..., i:i + 4], size, interpolation) for i in range(0, array.shape[2], 4)])
+    return cv2.resize(array, size, interpolation=interpolation).reshape(size[1], size[0], *array.shape[2:])
+
+
+def predict_map(model: BatchModel, image: RowImage, settings: MapSettings, size: tuple[int, int], *,
+                keep_probabilities: bool,
+                on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None, Georeference]:
+    """Blend ``model`` over the image seen at ``size`` = (width, height) (see ``working_size``):
+    (class map, probabilities or None, the grid they lie on).
+
+    The class map is uint8 with nodata 255 outside the footprint; probabilities are
+    float16 (H, W, classes).
+    """
+    width, height = size
+    if (width, height) != (image.native.width, image.native.height):
+        image.resample_to(width, height)
+    shape = image.shape
+    class_map = np.empty(shape, np.uint8)
+    probabilities = np.empty((*shape, NUM_CLASSES), np.float16) if keep_probabilities else None
+    for top, rows in blend_rows(image.read_rows, shape, model, window=settings.window, num_classes=NUM_CLASSES,
+                                subdivisions=settings.subdivisions, tta=settings.tta,
+                                batch_size=settings.batch_size, on_batch=on_batch):
+        class_map[top:top + len(rows)] = rows.argmax(-1)
+        if probabilities is not None:
+            probabilities[top:top + len(rows)] = rows
+    grid = image.grid
+    if settings.output_grid == "input" and grid != image.native:
+        grid = image.native
+        size = (grid.width, grid.height)
+        class_map = _to_grid(class_map, size, cv2.INTER_NEAREST_EXACT)
+        if probabilities is not None:
+            probabilities = _to_grid(probabilities.astype(np.float32), size, cv2.INTER_LINEAR).astype(np.float16)
+    footprint = image.footprint(grid)
+    class_map[~footprint] = NODATA
+    if probabilities is not None:
+        probabilities[~footprint] = 0
+    return class_map, probabilities, grid
+
+
+def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.ndarray | None,
+                  grid: Georeference, *, cog: bool) -> None:
+    """Write the class map (GeoTIFF, or an RGB PNG with a world file), probabilities and polygons:
+    all of them, or none if one fails (a full disk)."""
+    paths = outputs.all()
+    geotiff = outputs.class_map.suffix.lower() in GEOTIFF_SUFFIXES
+    world = world_file_for(outputs.class_map) if not geotiff and grid.is_georeferenced else None
+    if world is not None:
+        paths.append(world)
+    with atomic_paths(paths) as temporaries:
+        into = dict(zip(paths, temporaries, strict=True))
+        if geotiff:
+            write_class_geotiff(outputs.class_map, class_map, grid, cog=cog, into=into[outputs.class_map])
+        else:
+            write_rgb_into(into[outputs.class_map], index_to_rgb(class_map), outputs.class_map)
+        if world is not None:
+            into[world].write_text(_world_file(grid.transform).to_text())
+        if outputs.probabilities is not None and probabilities is not None:
+            tmp = into[outputs.probabilities]
+            if outputs.probabilities.suffix.lower() == ".npy":
+                array = open_npy_memmap(tmp, probabilities.shape, np.float16)
+                array[:] = probabilities
+                array.flush()
+                del array
+            else:
+                write_probability_geotiff(outputs.probabilities,
+                                          quantise_probabilities(probabilities, class_map != NODATA), grid,
+                                          cog=cog, into=tmp)
+        if outputs.vector is not None:
+            write_class_polygons(outputs.vector, class_map, grid, into=into[outputs.vector])
+
+
+def _world_file(transform: Affine) -> WorldFile:
+    """The world file of a GDAL transform (world files place the centre of the top-left pixel)."""
+    centre = transform * (0.5, 0.5)
+    return WorldFile(transform.a, transform.d, transform.b, transform.e, centre[0], centre[1])
+
+
+def map_orthophoto(model: BatchModel, path: str | Path, outputs: MapOutputs, settings: MapSettings, *,
+                   model_gsd: float | None = None, on_batch: Callable[[int], None] | None = None,
+                   on_start: Callable[[int], None] | None = None) -> tuple[str, list[str]]:
+    """Predict one image into its outputs; a summary line and the notes on what was assumed.
+
+    ``on_start`` is told how many windows will run (for a progress bar).
+    """
+    image, notes = open_orthophoto(path, settings.crs)
+    try:
+        width, height = working_size(image.native, settings, model_gsd, notes)
+        total = count_windows((height, width), window=settings.window, subdivisions=settings.subdivisions,
+                              tta=settings.tta)
+        if on_start is not None:
+            on_start(total)
+        class_map, probabilities, grid = predict_map(model, image, settings, (width, height),
+                                                     keep_probabilities=outputs.probabilities is not None,
+                                                     on_batch=on_batch)
+    finally:
+        image.close()
+    write_outputs(outputs, class_map, probabilities, grid, cog=settings.cog)
+    crs = f", {grid.crs.to_string()}" if grid.crs else ""
+    return f"wrote {outputs.class_map} ({grid.width}x{grid.height} px{crs}, {total} windows)", notes

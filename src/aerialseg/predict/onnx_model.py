@@ -1,0 +1,69 @@
+"""Run an exported ONNX model with ONNX Runtime, the way blending runs a Keras model.
+
+An ONNX file written by ``aerialseg export`` carries its metadata (classes, colours,
+ground sample distance, window, layout) as ONNX metadata props: the keys QGIS's Deepness
+plugin reads, plus one ``aerialseg`` JSON entry holding everything. Nothing here
+imports TensorFlow, so predicting with an exported model starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from aerialseg.core.errors import DataError, one_line_reason
+
+METADATA_KEY = "aerialseg"
+LAYOUTS = ("nhwc255", "nchw01")  # (N, H, W, 3) RGB in [0, 255] | (N, 3, H, W) RGB in [0, 1] (Deepness)
+
+
+class OnnxSegmenter:
+    """An exported segmentation model: ``predict_on_batch`` maps (N, h, w, 3) RGB uint8-range
+    windows to (N, h, w, classes) probabilities, whatever the file's own layout."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: model not found")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads  # 0: one per core
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # ONNX Runtime reports a bad file as one of several exception types
+            reason = one_line_reason(err)
+            raise DataError(f"{path}: not a readable ONNX model ({reason})") from None
+        self.props = dict(self.session.get_modelmeta().custom_metadata_map)  # ONNX metadata props, as stored
+        try:
+            self.metadata = json.loads(self.props.get(METADATA_KEY, "{}"))
+        except json.JSONDecodeError:
+            raise DataError(f"{path}: its {METADATA_KEY!r} metadata is not JSON") from None
+        self.layout = self.metadata.get("layout", "nhwc255")
+        if self.layout not in LAYOUTS:
+            raise DataError(f"{path}: unknown input layout {self.layout!r} in its metadata")
+        self.input_name = self.session.get_inputs()[0].name
+        classes = self.metadata.get("class_names") or []
+        output_shape = self.session.get_outputs()[0].shape
+        self.num_classes = len(classes) or int(output_shape[1 if self.layout == "nchw01" else -1])
+
+    @property
+    def output_shape(self) -> tuple:
+        """(None, None, None, classes), as a Keras model reports it."""
+        return (None, None, None, self.num_classes)
+
+    @property
+    def input_multiple(self) -> int:
+        """What input sides must be divisible by (1 when the metadata does not say)."""
+        return int(self.metadata.get("input_multiple", 1))
+
+    def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
+        """(N, h, w, 3) RGB in [0, 255] -> (N, h, w, classes) float32 probabilities."""
+        x = np.asarray(batch, np.float32)
+        if self.layout == "nchw01":
+            x = x.transpose(0, 3, 1, 2) / np.float32(255)
+        y = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        return y.transpose(0, 2, 3, 1) if self.layout == "nchw01" else y
+

@@ -1,0 +1,132 @@
+"""Resize scenes (Lanczos images, nearest-exact labels) and encode labels to class indices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aerialseg.core.errors import DataError, OffPaletteError
+from aerialseg.core.io import open_rgb, read_json, write_index_mask, write_json, write_rgb
+from aerialseg.core.names import SOURCES_FILE, MaskFiles, SceneFiles
+from aerialseg.core.palette import CLASS_NAMES, NUM_CLASSES, LabelEncoding, class_counts, encode_label
+from aerialseg.core.worldfile import read_world_file, write_world_file
+
+
+def resized_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(height, width) after resizing by ``scale``, rounded to whole pixels."""
+    return max(1, int(round(shape[0] * scale))), max(1, int(round(shape[1] * scale)))
+
+
+def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
+    """Down-size an orthophoto with Lanczos-4, which keeps fine detail and limits aliasing."""
+    if scale == 1.0:
+        return image
+    h, w = resized_shape(image.shape[:2], scale)
+    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LANCZOS4)
+
+
+def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
+    """Down-size a colour label with nearest-exact, which never invents a colour."""
+    if scale == 1.0:
+        return label
+    h, w = resized_shape(label.shape[:2], scale)
+    return cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
+
+
+def origin_of(path: Path) -> str:
+    """Where a scene file came from (an archive member or the user's file), as the download stage
+    recorded beside it; the path itself where nothing is recorded (synthetic scenes)."""
+    record = Path(path).parent / SOURCES_FILE
+    if record.is_file():
+        origin = read_json(record).get(Path(path).name)
+        if origin:
+            return f"{origin} (as {path})"
+    return str(path)
+
+
+def carry_sources(source: Path, target: Path) -> None:
+    """Keep the record of where scene files came from in a folder derived from ``source``."""
+    record = Path(source) / SOURCES_FILE
+    if record.is_file():
+        write_json(Path(target) / SOURCES_FILE, read_json(record))
+
+
+def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, int]:
+    """Resize one scene's image, labels and world file; returns the new (height, width).
+
+    One file is in memory at a time (a 6000 x 6000 RGB tile is 108 MB), and uncompressed
+    TIFFs are memory-mapped rather than decoded, so a worker's peak stays near one
+    full-size tile plus its resized copy.
+    """
+    image = open_rgb(src.image)
+    size = image.shape[:2]
+    write_rgb(dst.image, resize_image(image, scale), compress=False)
+    del image
+    for path, out in ((src.label, dst.label), (src.label_noboundary, dst.label_noboundary)):
+        label = open_rgb(path)
+        if label.shape[:2] != size:
+            raise DataError(f"{origin_of(path)}: label is {label.shape[1]}x{label.shape[0]} px but its image "
+                            f"{src.image.name} is {size[1]}x{size[0]} px")
+        write_rgb(out, resize_label(label, scale), compress=False)
+        del label
+    if src.world.is_file():
+        write_world_file(dst.world, read_world_file(src.world).scaled(scale))
+    return resized_shape(size, scale)
+
+
+def label_report(encoding: LabelEncoding) -> dict:
+    """What a data report says about one encoded label: repairs and class shares."""
+    mask = encoding.mask
+    counts = class_counts(mask)
+    labelled = max(int(counts[:NUM_CLASSES].sum()), 1)
+    return {
+        "pixels": int(mask.size),
+        "snapped": encoding.snapped,
+        "off_palette": encoding.off_palette,
+        "ignored": int(counts[NUM_CLASSES]),
+        "class_share": {name: round(int(counts[i]) / labelled, 6) for i, name in enumerate(CLASS_NAMES)},
+    }
+
+
+def encode_scene(src: SceneFiles, dst: MaskFiles, tolerance: int = 0, max_offpalette: float = 0.0) -> dict:
+    """Encode both labels of a scene to class-index masks; return their data reports.
+
+    Black in the no-boundary label is the eroded boundary (ignore). Near-palette colours
+    (within ``tolerance``) are snapped; other colours become ignore, and a label where
+    they exceed ``max_offpalette`` of the pixels stops with an error naming the tile, the
+    share and the commonest colours.
+    """
+    reports = {}
+    for path, out, allow_boundary, kind in ((src.label, dst.full, False, "full"),
+                                            (src.label_noboundary, dst.noboundary, True, "noboundary")):
+        encoding = encode_label(open_rgb(path), allow_boundary=allow_boundary, tolerance=tolerance)
+        if encoding.off_palette_share > max_offpalette:
+            listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours[:3])
+            raise OffPaletteError(
+                f"{origin_of(path)}: tile {src.tile_id}: {encoding.off_palette_share:.2%} of pixels are off the "
+                f"ISPRS palette, more than encode.max_offpalette = {max_offpalette:.2%} tolerates (commonest "
+                f"{listed}); fix the label, raise encode.max_offpalette (those pixels become ignore), or "
+                f"add \"{src.tile_id}\" to data.exclude")
+        write_index_mask(out, encoding.mask)
+        reports[kind] = label_report(encoding)
+    return reports
+
+
+def resize_scene_files(scene_id: str, source: Path, target: Path, scale: float) -> tuple[int, int]:
+    """``resize_scene`` by scene id and folders (picklable, for worker processes)."""
+    return resize_scene(SceneFiles(source, scene_id), SceneFiles(target, scene_id), scale)
+
+
+def encode_scene_files(scene_id: str, source: Path, target: Path, tolerance: int, max_offpalette: float) -> dict:
+    """``encode_scene`` by scene id and folders (picklable, for worker processes)."""
+    return encode_scene(SceneFiles(source, scene_id), MaskFiles(target, scene_id), tolerance, max_offpalette)
+
+
+def data_report(reports: dict[str, dict], tolerance: int, max_offpalette: float) -> dict:
+    """The data report of a set of scenes: per-tile label reports and their totals."""
+    totals = {key: sum(r[kind][key] for r in reports.values() for kind in r)
+              for key in ("pixels", "snapped", "off_palette")}
+    return {"settings": {"tolerance": tolerance, "max_offpalette": max_offpalette}, "totals": totals,
+            "tiles": reports}

@@ -1,0 +1,1 @@
+"""Where scenes come from: the synthetic generator, the ISPRS Potsdam release (archives, mirrors)."""

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from aerialseg.core.io import read_rgb
+from aerialseg.core.names import SceneFiles
+from aerialseg.core.palette import IGNORE_INDEX
+from aerialseg.core.worldfile import read_world_file
+from aerialseg.prepare.sources.synthetic import erode_boundaries, generate_scene, write_scene_files
+
+from conftest import strict_index
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return generate_scene(7, "2_10", 768)
+
+
+def test_same_seed_and_id_give_the_same_scene(scene):
+    again = generate_scene(7, "2_10", 768)
+    assert np.array_equal(scene.image, again.image) and np.array_equal(scene.label, again.label)
+
+
+def test_other_id_or_seed_give_other_scenes(scene):
+    assert not np.array_equal(scene.image, generate_scene(7, "2_11", 768).image)
+    assert not np.array_equal(scene.image, generate_scene(8, "2_10", 768).image)
+
+
+def test_scene_shapes_and_classes(scene):
+    assert scene.image.shape == (768, 768, 3) and scene.image.dtype == np.uint8
+    assert scene.label.shape == (768, 768) and scene.label.max() <= 5
+    shares = np.bincount(scene.label.ravel(), minlength=6) / scene.label.size
+    assert shares[0] > 0.05 and shares[2] > 0.05  # roads and lawns in every scene
+
+
+def test_classes_all_appear_over_a_few_scenes():
+    present = set()
+    for scene_id in ("2_10", "2_11", "2_12"):
+        present |= set(np.unique(generate_scene(1, scene_id, 1024).label).tolist())
+    assert present == set(range(6))
+
+
+def test_boundaries_are_eroded_only_where_classes_meet():
+    label = np.zeros((20, 20), np.uint8)
+    label[:, 10:] = 1
+    eroded = erode_boundaries(label, radius=2)
+    assert (eroded[:, 8:12] == IGNORE_INDEX).all()
+    assert (eroded[:, :8] == 0).all() and (eroded[:, 12:] == 1).all()
+
+
+def test_written_in_the_official_layout_and_colours(tmp_path, scene):
+    files = SceneFiles(tmp_path, "2_10")
+    write_scene_files(files, scene, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "top_potsdam_2_10_RGB.tfw", "top_potsdam_2_10_RGB.tif",
+        "top_potsdam_2_10_label.tif", "top_potsdam_2_10_label_noBoundary.tif"]
+    assert np.array_equal(read_rgb(files.image), scene.image)
+    assert np.array_equal(strict_index(read_rgb(files.label)), scene.label)
+    noboundary = strict_index(read_rgb(files.label_noboundary), allow_boundary=True)
+    assert np.array_equal(noboundary, erode_boundaries(scene.label))
+    assert read_world_file(files.world).pixel_x == pytest.approx(0.05)
+
+
+def test_parallel_writing_gives_the_same_files(tmp_path):
+    from aerialseg.prepare.sources.synthetic import write_scenes
+
+    done = []
+    for jobs in (1, 2):
+        done += write_scenes(tmp_path / str(jobs), ["2_10", "2_11"], seed=3, size=256, jobs=jobs)
+    assert done == ["2_10", "2_11", "2_10", "2_11"]
+    names = sorted(p.name for p in (tmp_path / "1").iterdir())
+    assert len(names) == 8
+    for name in names:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
