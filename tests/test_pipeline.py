@@ -341,3 +341,63 @@ def test_bad_param_stops_the_stage_with_one_line(project):
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert result.returncode == 1
     assert result.stderr.strip() == "tile: error: tile.patch_size: 68 is not divisible by 2**model.depth = 8"
+
+
+STAGE_UNDER_LIMIT = ("import resource, runpy, signal, sys\n"
+                     "limit = int(sys.argv[1])\n"
+                     "if limit:\n"
+                     "    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                     "    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+                     "runpy.run_path(sys.argv[2], run_name='__main__')\n")
+
+
+def _mount_full_tmpfs(folder: Path, free: int) -> bool:
+    """Put ``folder``'s files on a tmpfs with ``free`` bytes left, if this process may mount one.
+
+    The folder's own files stay underneath, untouched, and reappear when it is unmounted.
+    """
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    staged = Path(tempfile.mkdtemp())
+    shutil.copytree(folder, staged / "copy")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        shutil.rmtree(staged)
+        return False
+    shutil.copytree(staged / "copy", folder, dirs_exist_ok=True)
+    shutil.rmtree(staged)
+    used = shutil.disk_usage(folder).used
+    subprocess.run(["mount", "-o", f"remount,size={used + free}", str(folder)], check=True)
+    return True
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_predicting_is_one_line_publishes_nothing_and_a_rerun_matches(project):
+    _run(["dvc", "repro"], project)
+    lock = (project / "dvc.lock").read_text()
+    predictions = project / "data/predictions"
+    undisturbed = {p.relative_to(predictions): p.read_bytes() for p in sorted(predictions.rglob("*")) if p.is_file()}
+    (predictions / "epoch_002/key.json").unlink()  # so that the stage predicts epoch 2 again
+    left = {p.relative_to(predictions): p.read_bytes() for p in sorted(predictions.rglob("*")) if p.is_file()}
+    smallest = min(len(data) for name, data in undisturbed.items() if name.suffix == ".tif")
+    tmpfs = _mount_full_tmpfs(predictions, 4096)  # one page: the first GeoTIFF at most, never all of them
+    try:
+        result = subprocess.run([sys.executable, "-c", STAGE_UNDER_LIMIT, "0" if tmpfs else str(smallest // 2),
+                                 "stages/predict_smooth.py"], cwd=project, env=_env(project), capture_output=True,
+                                text=True, timeout=600)
+        assert result.returncode == 1, result.stderr[-3000:]
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("predict_smooth: error: data/predictions/epoch_002/") and ".tif: " in last, last
+        assert "Traceback" not in result.stderr
+        published = {p.relative_to(predictions): p.read_bytes() for p in sorted(predictions.rglob("*"))
+                     if p.is_file()}
+        assert published == left  # nothing of epoch 2 published, nothing temporary left
+    finally:
+        if tmpfs:
+            subprocess.run(["umount", str(predictions)], check=True)
+    _run(["dvc", "repro"], project)  # space again: the stage predicts epoch 2 as an undisturbed run does
+    assert {p.relative_to(predictions): p.read_bytes() for p in sorted(predictions.rglob("*"))
+            if p.is_file()} == undisturbed
+    assert (project / "dvc.lock").read_text() == lock

@@ -8,12 +8,19 @@ with one line, and an existing output is only ever replaced whole, never by an i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aerialseg.core.declarations import declared_default, option_choices, option_type
 from aerialseg.core.errors import DataError, ParamsError
 from aerialseg.core.params import PredictParams, check_window
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from aerialseg.predict.batch import Job
 
 
 def export_command(args: argparse.Namespace) -> int:
@@ -66,18 +73,17 @@ def _progress(image: Path):
 
 def predict_command(args: argparse.Namespace) -> int:
     """Blend a model's predictions over one image or a batch, and write GIS outputs."""
-    from aerialseg.core.palette import NUM_CLASSES
-    from aerialseg.predict.backends import choose_backend, load_any_model, recorded_gsd
     from aerialseg.predict.batch import (
         check_jobs,
+        connect_dask,
         expand_inputs,
-        finished,
         is_output_folder,
         plan_jobs,
-        run_on_dask,
+        plan_resume,
         shard,
+        sweep_output_folders,
     )
-    from aerialseg.predict.mapping import MapSettings, check_crs, map_orthophoto
+    from aerialseg.predict.mapping import check_crs
 
     model_path = Path(args.model)
     folder = is_output_folder(args.output, args.inputs)
@@ -91,10 +97,31 @@ def predict_command(args: argparse.Namespace) -> int:
     check_jobs(jobs, model_path, folder=folder, cog=args.cog)
     if args.shard is not None:
         jobs = shard(jobs, *args.shard)
-    todo = [job for job in jobs if args.overwrite or not folder or not finished(job)]
-    if len(todo) < len(jobs):
-        print(f"aerialseg predict: {len(jobs) - len(todo)} of {len(jobs)} images already have their outputs "
-              "(skipped; --overwrite redoes them)", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(connect_dask(args.dask)) if args.dask else None  # before the model loads
+        swept = sweep_output_folders(jobs)
+        if swept:
+            _note(f"removed {len(swept)} temporary file(s) that interrupted runs left beside the outputs")
+        todo, notes = plan_resume(jobs) if folder and not args.overwrite else (jobs, [])
+        for note in notes:
+            _note(note)
+        if len(todo) < len(jobs):
+            _note(f"{len(jobs) - len(todo)} of {len(jobs)} images already have their outputs "
+                  "(skipped; --overwrite redoes them)")
+        return _predict_jobs(args, model_path, todo, client, batch=folder)
+
+
+def _note(text: str) -> None:
+    print(f"aerialseg predict: {text}", file=sys.stderr)
+
+
+def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], client: Client | None, *,
+                  batch: bool) -> int:
+    """Load the model, predict the jobs, report each; a batch goes on past a bad image (exit 1 at the end)."""
+    from aerialseg.core.palette import NUM_CLASSES
+    from aerialseg.predict.backends import choose_backend, load_any_model, recorded_gsd
+    from aerialseg.predict.batch import predict_locally, predict_on_dask
+    from aerialseg.predict.mapping import MapSettings
 
     model, (multiple, multiple_is) = load_any_model(model_path)
     classes = int(model.output_shape[-1])
@@ -105,25 +132,29 @@ def predict_command(args: argparse.Namespace) -> int:
     settings = MapSettings(window=args.window, subdivisions=args.subdivisions, tta=args.tta,
                            batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
                            output_grid=args.output_grid, cog=args.cog, crs=args.crs)
-    if args.dask:
-        results = run_on_dask(args.dask, model_path, args.backend, todo, settings)
+    if client is not None:
+        results = predict_on_dask(client, model_path, args.backend, todo, settings)
     else:
         model_gsd = recorded_gsd(model, model_path)
-        model = choose_backend(model, model_path, args.backend)
-
-        def run_locally():
-            for job in todo:
-                bar, start = _progress(job.image)
-                with bar:
-                    yield job, map_orthophoto(model, job.image, job.outputs, settings, model_gsd=model_gsd,
-                                              on_batch=bar.update, on_start=start)
-
-        results = run_locally()
-    for job, (summary, notes) in results:
+        results = predict_locally(choose_backend(model, model_path, args.backend), todo, settings, model_gsd,
+                                  _progress)
+    failures: list[DataError] = []
+    for job, outcome in results:
+        if isinstance(outcome, DataError):
+            if args.fail_fast or not batch:
+                raise outcome
+            failures.append(outcome)
+            continue
+        summary, notes = outcome
         for note in notes:
-            print(f"aerialseg predict: {job.image}: {note}", file=sys.stderr)
+            _note(f"{job.image}: {note}")
         print(f"aerialseg predict: {summary}")
-    return 0
+    if not failures:
+        return 0
+    for failure in failures:
+        print(f"aerialseg predict: error: {failure}", file=sys.stderr)
+    _note(f"{len(todo) - len(failures)} of {len(todo)} written; {len(failures)} failed")
+    return 1
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -187,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with an output folder, redo images whose outputs exist (default: skip them)")
     predict.add_argument("--shard", type=_shard, metavar="I/N",
                          help="predict only this job's share of the inputs (0 <= I < N), e.g. a job array's index")
+    predict.add_argument("--fail-fast", action="store_true",
+                         help="stop at the first image that fails (default: try every image, list failures at the end)")
     predict.add_argument("--dask", metavar="ADDRESS",
                          help="run the batch on a Dask distributed scheduler (tcp://host:8786), one image per task")
     predict.add_argument("--backend", choices=("auto", "onnx", "keras"), default="auto",

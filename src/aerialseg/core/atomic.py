@@ -1,8 +1,13 @@
 """Atomic writes: every output appears whole, by rename of a temporary beside it, or not at all.
 
-Temporaries have one naming scheme (``.<name>.<random>.tmp[.<suffix>]``, ``.<name>.old``) so
-that what a SIGKILL or power loss left behind can be recognised and swept, and never reaches
-``dvc.lock``; failed writes the user can fix (space, quota, permissions) become one
+Temporaries have one naming scheme (``.<name>.<host>~<pid>~<random>.tmp[.<suffix>]``,
+``.<name>.old``) so that what a SIGKILL or power loss left behind can be recognised and swept,
+and never reaches ``dvc.lock``. A stage sweeps every temporary in its outputs (nothing else
+writes there); a batch shares its output folder with other runs, so it sweeps only those whose
+writer is gone: the host and process id in the name say who wrote it, as git's ``gc.pid`` does
+(a process of this host that no longer runs, or started after the file was last written, left
+it; another host's is stale after ``FOREIGN_TEMPORARY_AGE_S``). Before the rename a temporary
+is flushed to disk. Failed writes the user can fix (space, quota, permissions) become one
 ``DataError`` naming the file the user asked for, never the temporary.
 """
 
@@ -13,7 +18,9 @@ import errno
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +30,11 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-# Every temporary name this package writes: ".<name>.<random>.tmp[.<suffix>]" and ".<name>.old".
+# Every temporary name this package writes: ".<name>.<random>.tmp[.<suffix>]" and ".<name>.old";
+# the random part starts with its writer, "<host>~<pid>~".
 _TEMPORARY = re.compile(r"^\..+\.(tmp(\.[^.]+)*|old)$")
+_OWNED = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)~(?P<pid>\d+)~[^.]*\.tmp(\.[^.]+)*$")
+FOREIGN_TEMPORARY_AGE_S = 12 * 3600  # another host's (or an unmarked) temporary older than this is stale
 
 
 # Errors of a write that the user can fix (space, quota, permissions, a read-only disk, a bad path).
@@ -59,14 +69,89 @@ def sweep_temporaries(folder: str | Path, recursive: bool = True) -> list[Path]:
     return removed
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _owner() -> str:
+    """This process's mark at the start of its temporaries' random part."""
+    return f"{_host()}~{os.getpid()}~"
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` of this host started (None: not running, or unknown)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    try:  # Linux: field 22 of /proc/PID/stat is the start in clock ticks after boot (btime in /proc/stat)
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0  # alive, start unknown: taken to predate every file
+
+
+def writer_is_gone(entry: Path, now: float | None = None) -> bool:
+    """Whether the process that wrote temporary ``entry`` can no longer be writing it."""
+    try:
+        modified = entry.lstat().st_mtime
+    except FileNotFoundError:
+        return False  # renamed into place or removed meanwhile: nothing to sweep
+    match = _OWNED.match(entry.name)
+    if match is None or match["host"] != _host():
+        return (now or time.time()) - modified > FOREIGN_TEMPORARY_AGE_S
+    pid = int(match["pid"])
+    if pid == os.getpid():
+        return True  # a sweep runs before this process writes: an earlier process with this id left it
+    started = _process_started(pid)
+    return started is None or started > modified + 2.0  # gone, or its id was reused since
+
+
+def sweep_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Remove the temporaries in ``folder`` (not below it) whose writers are gone; return them.
+
+    Safe while other runs write into the same folder: their live temporaries stay.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for entry in sorted(folder.iterdir()):
+        if is_temporary(entry.name) and writer_is_gone(entry, now):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def flush_to_disk(path: str | Path) -> None:
+    """fsync a written file, so that the rename that publishes it never outlives its contents."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 _TEMPORARY_FILE = re.compile(r"^\.(?P<stem>.+)\.[^.]+\.tmp(?P<suffix>(\.[^.]+)*)$")
 
 
 def final_name(path: str | Path) -> Path:
-    """The file a temporary of ``atomic_path`` will become (``path`` itself if it is no temporary)."""
+    """The path a temporary of ``atomic_path`` (or a file in a temporary folder of ``atomic_dir``)
+    will have once published (``path`` itself if no part of it is a temporary)."""
+    def published(part: str) -> str:
+        match = _TEMPORARY_FILE.match(part)
+        return match["stem"] + match["suffix"] if match else part
+
     path = Path(path)
-    match = _TEMPORARY_FILE.match(path.name)
-    return path.with_name(match["stem"] + match["suffix"]) if match else path
+    return Path(*(published(part) for part in path.parts)) if path.parts else path
 
 
 @contextlib.contextmanager
@@ -89,13 +174,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with write_errors_named(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{_owner()}", suffix=f".tmp{path.suffix}", dir=path.parent)
         os.close(fd)
     tmp_path = Path(tmp)
     try:
         with write_errors_named(path):
             yield tmp_path
             os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp's 0600 would make outputs private
+            flush_to_disk(tmp_path)
             os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -115,7 +201,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with write_errors_named(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{_owner()}", suffix=".tmp", dir=path.parent))
     try:
         with write_errors_named(path):
             yield tmp

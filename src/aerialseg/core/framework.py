@@ -10,30 +10,23 @@ otherwise. Every module that needs TensorFlow or Keras takes them from here.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from typing import Any
+
+from aerialseg.core.native_stderr import Captured, captured_stderr
 
 
 def _import_quietly() -> Any:
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        failed = True
-        try:
+    said = Captured()
+    try:
+        with captured_stderr() as said:
             import tensorflow
 
             found_gpu = bool(tensorflow.config.list_physical_devices("GPU"))
-            failed = False
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            if failed or found_gpu:
-                capture.seek(0)
-                sys.stderr.write(capture.read().decode(errors="replace"))
-                sys.stderr.flush()
+    except BaseException:
+        said.replay()
+        raise
+    if found_gpu:
+        said.replay()
     return tensorflow
 
 

@@ -10,6 +10,7 @@ uint8-quantised probability GeoTIFFs and GeoPackage polygons, written atomically
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,18 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from aerialseg.core.atomic import atomic_path, write_errors_named
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
+from aerialseg.core.names import POLYGON_LAYER
+from aerialseg.core.native_stderr import captured_stderr
 from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX
+from aerialseg.core.verify import check_geopackage, check_geotiff, write_failure
 
 NODATA = IGNORE_INDEX  # class maps: 0..5 are classes, 255 is outside the image (as in the masks)
 PROBABILITY_SCALE = 254  # probabilities quantised to 0..254 (value / 254), 255 is nodata
-GEOTIFF_SUFFIXES = (".tif", ".tiff")
 _TILED_DEFLATE = {"tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 1}
 
 
@@ -213,24 +216,47 @@ def _write_geotiff(path: Path, bands: np.ndarray, grid: Georeference, *, cog: bo
                            scale=scale, into=tmp)
         return
     target = into.with_name(into.name + ".gtiff") if cog else into
+
+    def write_tiled() -> None:
+        with rasterio.open(target, "w", **_profile(grid, len(bands))) as dst:
+            dst.write(bands)
+            if colour_map:
+                dst.write_colormap(1, colour_table())
+            dst.descriptions = descriptions
+            if scale != 1.0:
+                dst.scales = (scale,) * len(bands)
+
+    def copy_to_cog() -> None:
+        rasterio.shutil.copy(target, into, driver="COG", compress="DEFLATE", blocksize=512,
+                             overview_resampling="nearest" if colour_map else "average")
+
     try:
-        with warnings.catch_warnings(), write_errors_named(path):
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(target, "w", **_profile(grid, len(bands))) as dst:
-                dst.write(bands)
-                if colour_map:
-                    dst.write_colormap(1, colour_table())
-                dst.descriptions = descriptions
-                if scale != 1.0:
-                    dst.scales = (scale,) * len(bands)
-            if cog:
-                rasterio.shutil.copy(target, into, driver="COG", compress="DEFLATE", blocksize=512,
-                                     overview_resampling="nearest" if colour_map else "average")
-    except RasterioError as err:
-        raise DataError(f"{path}: cannot be written ({one_line_reason(err)})") from None
+        _checked_gdal_write(path, target, write_tiled, lambda said: check_geotiff(target, path, bands, said=said))
+        if cog:
+            _checked_gdal_write(path, into, copy_to_cog, lambda said: check_geotiff(into, path, bands, said=said))
     finally:
         if cog:
             target.unlink(missing_ok=True)
+
+
+def _checked_gdal_write(path: Path, tmp: Path, write: Callable[[], None], check: Callable[[str], None]) -> None:
+    """Run a GDAL write into ``tmp`` (a temporary of ``path``) with its messages captured, then ``check``
+    the result: GDAL's libtiff reports a full disk on standard error and carries on, so the file is
+    judged by reading it back, and what GDAL said is quoted in the one line if it is not whole."""
+    failure: Exception | None = None
+    with captured_stderr() as said:
+        try:
+            with warnings.catch_warnings(), write_errors_named(path):
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                write()
+        except DataError:
+            raise
+        except Exception as err:  # rasterio raises RasterioError and GDAL's CPLE_* errors (not a subclass)
+            failure = err
+    if failure is not None:
+        raise write_failure(path, tmp, one_line_reason(failure, limit=400), said.first_line())
+    check(said.first_line())
+    said.replay()  # the file is whole: what GDAL said were notices
 
 
 def write_class_geotiff(path: str | Path, class_map: np.ndarray, grid: Georeference, *, cog: bool = False,
@@ -272,17 +298,14 @@ def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georefer
             return write_class_polygons(path, class_map, grid, into=tmp)
     schema = {"geometry": "Polygon", "properties": {"class": "int", "name": "str"}}
     into.unlink(missing_ok=True)  # the GeoPackage driver creates its own file
-    try:
+    records = [{"geometry": geometry, "properties": {"class": int(value), "name": CLASS_NAMES[int(value)]}}
+               for geometry, value in shapes(class_map, mask=class_map != NODATA, transform=grid.transform)]
+    def write() -> None:
         # SPATIAL_INDEX=NO: the SQLite in GDAL's wheels lacks the R*Tree module; QGIS indexes the layer itself
-        with write_errors_named(path), fiona.open(into, "w", driver="GPKG", layer="classes", schema=schema,
-                                                  crs_wkt=grid.crs.to_wkt() if grid.crs else None,
-                                                  SPATIAL_INDEX="NO") as layer:
-            records = [{"geometry": geometry, "properties": {"class": int(value), "name": CLASS_NAMES[int(value)]}}
-                       for geometry, value in shapes(class_map, mask=class_map != NODATA, transform=grid.transform)]
+        with fiona.open(into, "w", driver="GPKG", layer=POLYGON_LAYER, schema=schema,
+                        crs_wkt=grid.crs.to_wkt() if grid.crs else None, SPATIAL_INDEX="NO") as layer:
             layer.writerecords(records)
-            count = len(records)
-    except (DataError, OSError):
-        raise
-    except Exception as err:  # Fiona and GDAL report failures as several kinds of error
-        raise DataError(f"{path}: cannot be written ({one_line_reason(err)})") from None
-    return count
+
+    _checked_gdal_write(path, into, write,
+                        lambda said: check_geopackage(into, path, POLYGON_LAYER, len(records), said=said))
+    return len(records)

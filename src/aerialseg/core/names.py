@@ -34,6 +34,7 @@ PREDICTION_KEY_FILE = "key.json"
 SOURCES_FILE = "sources.json"  # beside raw/resized scene files: the archive member or file each came from
 MODEL_CARD = "model_card.json"  # beside the checkpoints: what predicting needs (ground sample distance...)
 PREDICTION_KINDS = ("plain", "smooth")
+POLYGON_LAYER = "classes"  # the GeoPackage layer of class polygons
 
 _CHECKPOINT = re.compile(r"^epoch_(\d+)\.keras$")
 _STATE = re.compile(r"^state_(\d+)\.weights\.h5$")

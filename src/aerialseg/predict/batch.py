@@ -1,25 +1,35 @@
 """Predict many orthophotos: inputs from files, folders and globs; outputs named, skipped when
 finished; a share of the work for one job of a job array; or the whole batch on Dask.
 
-Every output is written atomically, so an output that exists is finished: a killed batch
-resumes where it stopped. Dask runs one image per task and loads the model once per worker.
+Every output is written atomically and checked before it is published, so an output that
+exists and is whole is finished: a killed batch resumes where it stopped, and one that is not
+whole (damaged later) is redone. What killed runs left in the output folders is swept first,
+without touching a concurrent run's live temporaries. A bad image is one failure of the
+batch, not its end. Dask runs one image per task and loads the model once per worker.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from aerialseg.core.errors import DataError, ParamsError
+from aerialseg.core.atomic import sweep_stale_temporaries
+from aerialseg.core.errors import DataError, ParamsError, one_line_reason
 from aerialseg.core.protocols import BatchModel
+from aerialseg.core.verify import problem_with
 from aerialseg.predict.backends import choose_backend, load_any_model, recorded_gsd
 from aerialseg.predict.mapping import MapOutputs, MapSettings, map_orthophoto
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt", ".img", ".npy")
-
-
 CLASS_MAP_SUFFIXES = (".png", ".tif", ".tiff")  # lossless: a JPEG would blur class colours into others
 
 
@@ -131,9 +141,39 @@ def check_jobs(jobs: list[Job], model: Path, *, folder: bool, cog: bool) -> None
             seen[key] = f"the output of {job.image}" if folder else {"-o": "the class map (-o)"}.get(option, option)
 
 
-def finished(job: Job) -> bool:
-    """Whether every output of ``job`` exists (written atomically, so complete)."""
-    return all(path.is_file() for path in job.outputs.all())
+def broken_outputs(job: Job) -> list[tuple[Path, str]]:
+    """The outputs of ``job`` that exist but are not whole files of their kind, with the reason.
+
+    Outputs are written atomically and checked before they are published, so a broken one
+    was damaged afterwards (or written by something else): it is redone, never trusted.
+    """
+    found = []
+    for path in job.outputs.all():
+        problem = problem_with(path) if path.is_file() else None
+        if problem is not None:
+            found.append((path, problem))
+    return found
+
+
+def plan_resume(jobs: list[Job]) -> tuple[list[Job], list[str]]:
+    """The jobs still to do (an output missing or broken) and notes on the broken outputs."""
+    todo, notes = [], []
+    for job in jobs:
+        broken = broken_outputs(job)
+        notes += [f"{path}: not a whole file ({problem}); predicting {job.image.name} again"
+                  for path, problem in broken]
+        if broken or not all(path.is_file() for path in job.outputs.all()):
+            todo.append(job)
+    return todo, notes
+
+
+def sweep_output_folders(jobs: list[Job]) -> list[Path]:
+    """Remove what interrupted runs left in the output folders (their writers gone); return it.
+
+    A concurrent run's live temporaries stay (see ``aerialseg.core.atomic``).
+    """
+    folders = sorted({path.parent for job in jobs for path in job.outputs.all()})
+    return [removed for folder in folders for removed in sweep_stale_temporaries(folder)]
 
 
 _WORKER_MODELS: dict[tuple[str, str], tuple[BatchModel, float | None]] = {}
@@ -149,17 +189,56 @@ def predict_job(model_path: str, backend: str, job: Job, settings: MapSettings) 
     return map_orthophoto(model, job.image, job.outputs, settings, model_gsd=gsd)
 
 
-def run_on_dask(address: str, model_path: Path, backend: str, jobs: list[Job], settings: MapSettings):
-    """Run ``jobs`` on the Dask distributed cluster at ``address``, one image per task; yield each
-    job with its (summary, notes) as it finishes. DataError if the scheduler cannot be reached."""
-    from distributed import Client, as_completed
+Outcome = tuple[str, list[str]] | DataError  # (summary, notes) of a written image, or why it failed
 
+
+def predict_locally(model: BatchModel, jobs: list[Job], settings: MapSettings, model_gsd: float | None,
+                    progress: Callable[[Path], tuple[Any, Callable[[int], None]]]) -> Iterator[tuple[Job, Outcome]]:
+    """Predict ``jobs`` one after another; yield each with its outcome. A bad image (unreadable,
+    truncated, deleted meanwhile) or a failed write is its outcome, and the next image is tried."""
+    for job in jobs:
+        bar, start = progress(job.image)
+        with bar:
+            try:
+                outcome: Outcome = map_orthophoto(model, job.image, job.outputs, settings, model_gsd=model_gsd,
+                                                  on_batch=bar.update, on_start=start)
+            except DataError as err:
+                outcome = err
+        yield job, outcome
+
+
+def connect_dask(address: str) -> Client:
+    """A client of the Dask scheduler at ``address``; DataError at once if nothing listens there.
+
+    A TCP address is tried with a plain connection first: a refused port is reported in
+    milliseconds instead of after the client's 20 s of retries.
+    """
+    from distributed import Client
+
+    parsed = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parsed.scheme in ("tcp", "tls") and parsed.hostname and parsed.port:
+        try:
+            socket.create_connection((parsed.hostname, parsed.port), timeout=5).close()
+        except OSError as err:
+            reason = os.strerror(err.errno) if err.errno else one_line_reason(err)
+            raise DataError(f"--dask: cannot reach a Dask scheduler at {address} ({reason})") from None
     try:
-        client = Client(address, timeout="20s")
+        return Client(address, timeout="20s")
     except (OSError, TimeoutError) as err:
-        raise DataError(f"--dask: cannot reach a Dask scheduler at {address} ({err})") from None
-    with client:
-        futures = {client.submit(predict_job, str(model_path), backend, job, settings, pure=False,
-                                 key=f"aerialseg-predict-{i}-{job.image.name}"): job for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        raise DataError(f"--dask: cannot reach a Dask scheduler at {address} ({one_line_reason(err)})") from None
+
+
+def predict_on_dask(client: Client, model_path: Path, backend: str, jobs: list[Job],
+                    settings: MapSettings) -> Iterator[tuple[Job, Outcome]]:
+    """Run ``jobs`` on a Dask cluster, one image per task; yield each job with its outcome as it
+    finishes (a task's DataError is its outcome)."""
+    from distributed import as_completed
+
+    futures = {client.submit(predict_job, str(model_path), backend, job, settings, pure=False,
+                             key=f"aerialseg-predict-{i}-{job.image.name}"): job for i, job in enumerate(jobs)}
+    for future in as_completed(futures):
+        try:
+            outcome: Outcome = future.result()
+        except DataError as err:
+            outcome = err
+        yield futures[future], outcome

@@ -19,7 +19,6 @@ from affine import Affine
 from aerialseg.core.atomic import atomic_paths
 from aerialseg.core.errors import DataError
 from aerialseg.core.geoio import (
-    GEOTIFF_SUFFIXES,
     NODATA,
     Georeference,
     Orthophoto,
@@ -32,6 +31,7 @@ from aerialseg.core.geoio import (
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
 from aerialseg.core.palette import NUM_CLASSES, index_to_rgb
 from aerialseg.core.protocols import BatchModel, RowImage
+from aerialseg.core.verify import GEOTIFF_SUFFIXES
 from aerialseg.core.worldfile import WorldFile, world_file_for
 from aerialseg.predict.blending import blend_rows, count_windows
 
