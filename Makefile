@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # stages run `python ...`: make it the virtual environment's
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test lint bench install clean-venv
+.PHONY: repro test lint bench install clean-venv gis-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ install: $(STAMP)
 repro: $(STAMP)
 	$(BIN)/dvc repro
 
-test: lint
+# the tests read outputs with GDAL's own command-line tools (Debian's gdal-bin), as GIS users do
+gis-tools:
+	@command -v gdalinfo >/dev/null || { command -v apt-get >/dev/null \
+	  && { apt-get install -y -qq gdal-bin >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq gdal-bin; }; }; } \
+	  || { echo "make test: needs gdalinfo and ogrinfo (Debian/Ubuntu: apt-get install gdal-bin)"; exit 1; }
+
+test: lint gis-tools
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -153,3 +153,36 @@ def test_the_command_says_one_line_even_after_loading_tensorflow(checkpoint, tmp
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "aerialseg predict: error: --window: 30 is not divisible by 2**depth = 4 of the model"]
+
+
+def test_the_model_card_sets_window_subdivisions_and_tta_unless_an_option_does(tmp_path, real_crop_paths, capsys,
+                                                                               tiny_checkpoint):
+    from aerialseg.core.geoio import read_class_map
+    from aerialseg.core.io import write_json
+    from aerialseg.core.names import MODEL_CARD
+
+    carded, bare = tmp_path / "carded", tmp_path / "bare"
+    for folder in (carded, bare):
+        folder.mkdir()
+        tiny_checkpoint(folder / "epoch_001.keras", depth=2, base_filters=2, seed=1)
+    write_json(carded / MODEL_CARD, {"schema_version": 1, "window": 32, "subdivisions": 4, "tta": "flips"})
+    image = tmp_path / "crop.npy"
+    np.save(image, read_rgb(real_crop_paths[0])[:80, :72])
+
+    def run(folder, name, *options):
+        capsys.readouterr()
+        assert main(["predict", str(folder / "epoch_001.keras"), str(image), "-o", str(tmp_path / name),
+                     "--backend", "keras", *options]) == 0
+        return read_class_map(tmp_path / name), capsys.readouterr().err
+
+    from_card, said = run(carded, "card.tif")
+    assert "window 32 (model card), subdivisions 4 (model card), tta flips (model card)" in said
+    explicit, _ = run(bare, "explicit.tif", "--window", "32", "--subdivisions", "4", "--tta", "flips")
+    assert np.array_equal(from_card, explicit)
+    default, said = run(bare, "default.tif")
+    assert "window 128 (default), subdivisions 2 (default), tta d4 (default)" in said
+    assert not np.array_equal(default, from_card)
+    overridden, said = run(carded, "override.tif", "--window", "64")
+    assert "window 64 (--window), subdivisions 4 (model card), tta flips (model card)" in said
+    assert np.array_equal(overridden, run(bare, "same.tif", "--window", "64", "--subdivisions", "4", "--tta",
+                                          "flips")[0])

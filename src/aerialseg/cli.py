@@ -25,23 +25,24 @@ if TYPE_CHECKING:
 
 def export_command(args: argparse.Namespace) -> int:
     """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
+    from aerialseg.core.model_card import card_beside, card_value
     from aerialseg.core.params import SOURCE_GSD_M, load_params
-    from aerialseg.predict.backends import card_gsd
     from aerialseg.predict.batch import same_file
     from aerialseg.predict.export import export_model
 
-    defaults = load_params(args.params) if Path(args.params).is_file() else None
-    gsd = args.gsd or card_gsd(Path(args.model))
+    card = card_beside(Path(args.model))
+    defaults = load_params(args.params) if card is None and Path(args.params).is_file() else None
+    gsd = args.gsd or card_value(card, "ground_sample_distance_m")
     if gsd is None and defaults is not None:
         gsd = SOURCE_GSD_M / defaults.resize.scale
     predict = defaults.predict if defaults else PredictParams()
-    window = args.window or predict.window
-    subdivisions = args.subdivisions or predict.subdivisions
-    tta = predict.tta
+    window = args.window or card_value(card, "window") or predict.window
+    subdivisions = args.subdivisions or card_value(card, "subdivisions") or predict.subdivisions
+    tta = card_value(card, "tta") or predict.tta
     if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
     metadata = export_model(args.model, args.output, args.format, gsd_m=gsd, window=window,
-                            subdivisions=subdivisions, tta=tta, layout=args.layout)
+                            subdivisions=subdivisions, tta=tta, layout=args.layout, card=card)
     shown = "unknown ground sample distance (give --gsd)" if gsd is None else f"{gsd:g} m/px"
     print(f"aerialseg export: wrote {args.output} ({args.format}, {metadata['layout']}, {shown}, "
           f"window {window}, subdivisions {subdivisions})")
@@ -87,16 +88,20 @@ def predict_command(args: argparse.Namespace) -> int:
 
     model_path = Path(args.model)
     folder = is_output_folder(args.output, args.inputs)
-    if folder and (args.probabilities or args.vector):
-        option = "--probabilities" if args.probabilities else "--vector"
+    if folder and (args.probabilities or args.vector or args.uncertainty):
+        option = "--probabilities" if args.probabilities else "--vector" if args.vector else "--uncertainty"
         raise ParamsError(f"{option}: with an output folder, give the option without a path "
                           "(each image's file goes beside its class map)")
     check_crs(args.crs)
+    if args.ranking and Path(args.ranking).suffix.lower() != ".csv":
+        raise ParamsError(f"--ranking: {args.ranking}: must be a .csv file")
     jobs = plan_jobs(expand_inputs(args.inputs), args.output, folder=folder, probabilities=args.probabilities,
-                     vector=args.vector)
+                     vector=args.vector, uncertainty=args.uncertainty)
     check_jobs(jobs, model_path, folder=folder, cog=args.cog)
     if args.shard is not None:
         jobs = shard(jobs, *args.shard)
+    if args.vector is not None:
+        import fiona  # noqa: F401  (before TensorFlow: GDAL then keeps its own SQLite, which has R*Trees)
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(connect_dask(args.dask)) if args.dask else None  # before the model loads
         swept = sweep_output_folders(jobs)
@@ -111,50 +116,101 @@ def predict_command(args: argparse.Namespace) -> int:
         return _predict_jobs(args, model_path, todo, client, batch=folder)
 
 
+def blending_settings(args: argparse.Namespace, card: dict | None) -> tuple[dict, str]:
+    """Window, subdivisions and tta: each option given, else the model card's, else the declared
+    default; and a phrase saying which came from where."""
+    from aerialseg.core.model_card import card_value
+
+    chosen, said = {}, []
+    for name in ("window", "subdivisions", "tta"):
+        given, recorded = getattr(args, name), card_value(card, name)
+        value, source = ((given, f"--{name}") if given is not None else
+                         (recorded, "model card") if recorded is not None else (_default(name), "default"))
+        chosen[name] = value
+        said.append(f"{name} {value} ({source})")
+    return chosen, ", ".join(said)
+
+
 def _note(text: str) -> None:
-    print(f"aerialseg predict: {text}", file=sys.stderr)
+    """A note on standard error, on a line of its own even while a progress bar is drawn."""
+    from tqdm import tqdm
+
+    tqdm.write(f"aerialseg predict: {text}", file=sys.stderr)
 
 
 def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], client: Client | None, *,
                   batch: bool) -> int:
     """Load the model, predict the jobs, report each; a batch goes on past a bad image (exit 1 at the end)."""
     from aerialseg.core.palette import NUM_CLASSES
-    from aerialseg.predict.backends import choose_backend, load_any_model, recorded_gsd
-    from aerialseg.predict.batch import predict_locally, predict_on_dask
+    from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
+    from aerialseg.predict.batch import predict_locally, predict_on_dask, write_ranking
     from aerialseg.predict.mapping import MapSettings
 
     model, (multiple, multiple_is) = load_any_model(model_path)
     classes = int(model.output_shape[-1])
     if classes != NUM_CLASSES:
         raise DataError(f"{model_path}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
-    check_window(args.window, multiple, args.subdivisions, window_key="--window",
+    card = recorded_card(model, model_path)
+    blending, said = blending_settings(args, card)
+    fixed = getattr(model, "fixed_window", None)
+    if fixed is not None and blending["window"] != fixed:
+        raise ParamsError(f"--window: {blending['window']} does not fit {model_path}, exported with a fixed "
+                          f"{fixed}x{fixed} px input; give --window {fixed} or export it again")
+    check_window(blending["window"], multiple, blending["subdivisions"], window_key="--window",
                  subdivisions_key="--subdivisions", multiple_is=multiple_is)
-    settings = MapSettings(window=args.window, subdivisions=args.subdivisions, tta=args.tta,
-                           batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
-                           output_grid=args.output_grid, cog=args.cog, crs=args.crs)
+    _note(f"predicting with {said}")
+    settings = MapSettings(**blending, batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
+                           output_grid=args.output_grid, cog=args.cog, crs=args.crs, uncertainty=bool(args.ranking),
+                           bands=args.bands, alpha_band=args.alpha_band)
     if client is not None:
         results = predict_on_dask(client, model_path, args.backend, todo, settings)
     else:
-        model_gsd = recorded_gsd(model, model_path)
+        model_gsd = recorded_gsd(card)
         results = predict_locally(choose_backend(model, model_path, args.backend), todo, settings, model_gsd,
                                   _progress)
     failures: list[DataError] = []
+    ranked: list[tuple[Job, float | None]] = []
     for job, outcome in results:
         if isinstance(outcome, DataError):
             if args.fail_fast or not batch:
                 raise outcome
             failures.append(outcome)
             continue
-        summary, notes = outcome
-        for note in notes:
+        for note in outcome.notes:
             _note(f"{job.image}: {note}")
-        print(f"aerialseg predict: {summary}")
+        print(f"aerialseg predict: {outcome.summary}")
+        ranked.append((job, outcome.mean_uncertainty))
+    if args.ranking:
+        write_ranking(Path(args.ranking), ranked)
+        _note(f"ranked {len(ranked)} image(s) by mean uncertainty in {args.ranking}")
     if not failures:
         return 0
     for failure in failures:
         print(f"aerialseg predict: error: {failure}", file=sys.stderr)
     _note(f"{len(todo) - len(failures)} of {len(todo)} written; {len(failures)} failed")
     return 1
+
+
+def _bands(text: str) -> tuple[int, int, int]:
+    try:
+        bands = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three band numbers such as 1,2,3, got {text!r}") from None
+    if len(bands) != 3 or min(bands) < 1:
+        raise argparse.ArgumentTypeError(f"expected three band numbers >= 1 such as 1,2,3, got {text!r}")
+    return bands[0], bands[1], bands[2]
+
+
+def _alpha_band(text: str) -> int | str:
+    if text in ("auto", "none"):
+        return text
+    try:
+        band = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, none or a band number, got {text!r}") from None
+    if band < 1:
+        raise argparse.ArgumentTypeError(f"band numbers start at 1, got {band}")
+    return band
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -190,13 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-o", "--output", required=True,
                          help="the class map (.tif: GeoTIFF with the input's CRS, colour table, nodata 255; "
                               ".png: RGB with a world file), or a folder (several inputs: NAME.tif each)")
-    predict.add_argument("--window", type=option_type(PredictParams, "window"), default=_default("window"),
-                         help="model input size (default %(default)s)")
+    predict.add_argument("--window", type=option_type(PredictParams, "window"),
+                         help=f"model input size (default: the model card's, else {_default('window')})")
     predict.add_argument("--subdivisions", type=option_type(PredictParams, "subdivisions"),
-                         default=_default("subdivisions"),
-                         help="overlap: step = window/subdivisions (default %(default)s)")
-    predict.add_argument("--tta", choices=option_choices(PredictParams, "tta"), default=_default("tta"),
-                         help="test-time augmentation (default %(default)s)")
+                         help="overlap: step = window/subdivisions (default: the model card's, else "
+                              f"{_default('subdivisions')})")
+    predict.add_argument("--tta", choices=option_choices(PredictParams, "tta"),
+                         help=f"test-time augmentation (default: the model card's, else {_default('tta')})")
     predict.add_argument("--batch-size", type=option_type(PredictParams, "batch_size"), default=_default("batch_size"),
                          help="windows per model call (default %(default)s)")
     predict.add_argument("--probabilities", nargs="?", const="", metavar="PATH",
@@ -206,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--vector", nargs="?", const="", metavar="PATH",
                          help="also write the classes as polygons in a GeoPackage (.gpkg; without PATH beside "
                               "the class map)")
+    predict.add_argument("--uncertainty", nargs="?", const="", metavar="PATH",
+                         help="also write per-pixel uncertainty: the normalised entropy of the blended "
+                              "probabilities as a uint8 GeoTIFF (scale 1/254, nodata 255; without PATH, "
+                              "NAME_uncertainty.tif beside the class map)")
+    predict.add_argument("--ranking", metavar="CSV",
+                         help="write the images ranked by mean uncertainty, most uncertain first (where to "
+                              "label next)")
     predict.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs with overviews")
     predict.add_argument("--gsd", type=_positive_float,
                          help="the input's ground sample distance in m/px, when its georeference does not say it")
@@ -213,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the ground sample distance the model was trained at, when it does not record it")
     predict.add_argument("--output-grid", choices=("input", "model"), default="input",
                          help="write outputs on the input's grid (default) or on the model's resolution")
+    predict.add_argument("--bands", type=_bands, default=(1, 2, 3), metavar="R,G,B",
+                         help="the red, green and blue bands of the inputs (default 1,2,3)")
+    predict.add_argument("--alpha-band", type=_alpha_band, default="auto", metavar="auto|none|N",
+                         help="the band whose 0 pixels are outside the footprint: auto (the band tagged alpha, "
+                              "default), none (a band tagged alpha is data, e.g. near infrared) or a band number")
     predict.add_argument("--crs", help="CRS of inputs that carry none (e.g. EPSG:25833 for the ISPRS Potsdam tiles)")
     predict.add_argument("--overwrite", action="store_true",
                          help="with an output folder, redo images whose outputs exist (default: skip them)")
@@ -236,10 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--gsd", type=_positive_float,
                         help="m/px (default: the model card beside the checkpoint, or params)")
     export.add_argument("--window", type=option_type(PredictParams, "window"),
-                        help="prediction window (default: predict.window)")
+                        help="prediction window; with nchw01 the model's fixed input (default: the model card's)")
     export.add_argument("--subdivisions", type=option_type(PredictParams, "subdivisions"),
-                        help="default: predict.subdivisions")
-    export.add_argument("--params", default="params.yaml", help="where the defaults come from (if it exists)")
+                        help="default: the model card's")
+    export.add_argument("--params", default="params.yaml",
+                        help="where the defaults come from for a checkpoint without a model card (if it exists)")
     export.set_defaults(run=export_command)
     return parser
 

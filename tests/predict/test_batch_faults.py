@@ -69,6 +69,8 @@ def write_orthophoto(path: Path, rgb: np.ndarray) -> None:
 def contents(path: Path):
     """What a GIS reads from an output: a GeoTIFF's pixels (as bytes) and georeference, a GeoPackage's
     features."""
+    if path.suffix == ".xml":  # a class map's category names, for GDAL and QGIS
+        return path.read_text()
     if path.suffix == ".gpkg":
         with fiona.open(path) as layer:
             return layer.crs.to_string(), [(dict(f.properties), f.geometry["coordinates"]) for f in layer]
@@ -163,7 +165,8 @@ def test_a_kill_mid_write_leaves_no_temporary_after_a_rerun(files, tmp_path):
     result = predict(files / "model.keras", files / "images", "-o", f"{out}/", *BASE)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "removed 1 temporary file(s) that interrupted runs left" in result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [f"tile_{i}.tif" for i in range(5)]
+    assert sorted(p.name for p in out.glob("*.tif")) == [f"tile_{i}.tif" for i in range(5)]
+    assert not [p for p in out.iterdir() if is_temporary(p.name)]
 
 
 def test_a_run_never_sweeps_the_live_temporaries_of_a_concurrent_one(files, tmp_path):
@@ -194,12 +197,12 @@ def test_one_unreadable_image_among_five_fails_alone(files, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("aerialseg predict: error: ")]
     assert len(errors) == 1 and errors[0].startswith(f"aerialseg predict: error: {bad}: ")
     assert result.stderr.strip().splitlines()[-1] == "aerialseg predict: 4 of 5 written; 1 failed"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tile_0.tif", "tile_1.tif", "tile_3.tif",
-                                                                    "tile_4.tif"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["tile_0.tif", "tile_1.tif", "tile_3.tif",
+                                                                        "tile_4.tif"]
     fast = predict(files / "model.keras", images, "-o", f"{tmp_path / 'fast'}/", "--fail-fast", *BASE)
     assert fast.returncode == 1
     assert fast.stderr.strip().splitlines()[-1].startswith(f"aerialseg predict: error: {bad}: ")
-    assert sorted(p.name for p in (tmp_path / "fast").iterdir()) == ["tile_0.tif", "tile_1.tif"]
+    assert sorted(p.name for p in (tmp_path / "fast").glob("*.tif")) == ["tile_0.tif", "tile_1.tif"]
 
 
 def test_an_unreachable_dask_scheduler_is_reported_before_the_model_is_loaded(files, tmp_path):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
 from aerialseg.cli import main
 from aerialseg.core.framework import tf
 from aerialseg.core.io import read_npy, read_rgb, write_rgb
 from aerialseg.core.palette import CLASS_NAMES
+from aerialseg.core.params import ENCODERS
 from aerialseg.predict.export import SAVEDMODEL_METADATA, export_model
 from aerialseg.predict.onnx_model import METADATA_KEY, OnnxSegmenter
 
@@ -28,42 +31,89 @@ def _windows(size: int = 64, count: int = 3) -> np.ndarray:
     return np.random.default_rng(7).integers(0, 256, (count, size, size, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize("encoder", ["none", "resnet50"])
-def test_onnx_runtime_matches_keras_and_metadata_round_trips(encoder, tmp_path):
-    checkpoint, model = _checkpoint(tmp_path, encoder)
-    out = tmp_path / "model.onnx"
-    metadata = export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=2, tta="d4")
-
-    windows = _windows()
-    ours = OnnxSegmenter(out).predict_on_batch(windows)
-    assert ours.shape == (3, 64, 64, 6)
-    assert np.abs(ours - model.predict(windows, verbose=0)).max() <= 1e-4
-
-    props = OnnxSegmenter(out).props
-    assert json.loads(props[METADATA_KEY]) == metadata
-    assert metadata["class_names"] == list(CLASS_NAMES) and metadata["ground_sample_distance_m"] == 0.4
-    assert metadata["input_multiple"] == (8 if encoder == "none" else 32)
-    # the keys (and value forms) QGIS's Deepness plugin reads
-    assert json.loads(props["model_type"]) == "Segmentor"
-    assert json.loads(props["class_names"]) == {str(i): name for i, name in enumerate(CLASS_NAMES)}
-    assert json.loads(props["resolution"]) == 40.0  # cm per pixel
-    assert json.loads(props["tiles_size"]) == 64 and json.loads(props["tiles_overlap"]) == 50
-
-
-def test_channels_first_export_runs_as_deepness_expects_and_aerialseg_reads_it_back(tmp_path):
+def deepness_reads(path: Path) -> dict:
+    """Load an ONNX model the way QGIS Deepness 0.6 loads a segmentation model (its model_base.py and
+    segmentor.py): one input (N, C, H, W) whose last two sides are the tile size as integers; one
+    4-D output (N, C, H, W) with H == W; JSON-encoded metadata: model_type (capitalised), class_names
+    as {"0": name, ...} with consecutive keys, resolution (float, cm/px), tile_size and tiles_overlap
+    (int); images are fed as RGB / 255, NHWC -> NCHW. Raises where Deepness fails to load it."""
     import onnxruntime
 
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) > 1:
+        raise ValueError("ONNX model: unsupported number of inputs")
+    height, width = inputs[0].shape[-2:]
+    if not (isinstance(height, int) and isinstance(width, int)):
+        raise TypeError(f"the tile size {inputs[0].shape[-2:]} is not a pair of integers")
+    if len(outputs) != 1 or len(outputs[0].shape) != 4 or outputs[0].shape[2] != outputs[0].shape[3]:
+        raise ValueError(f"a segmentation output must be (B, C, H, W) and square, got {outputs[0].shape}")
+    meta = session.get_modelmeta().custom_metadata_map
+    names = sorted(json.loads(meta["class_names"]).items(), key=lambda kv: int(kv[0]))
+    if [int(key) for key, _ in names] != list(range(len(names))):
+        raise ValueError("class names are not consecutive")
+    return {"model_type": str(json.loads(meta["model_type"])).capitalize(), "class_names": [n for _, n in names],
+            "resolution": float(json.loads(meta["resolution"])) if "resolution" in meta else None,
+            "tile_size": int(json.loads(meta["tile_size"])), "tiles_overlap": int(json.loads(meta["tiles_overlap"])),
+            "channels": inputs[0].shape[-3], "input": inputs[0].name, "session": session}
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_every_encoder_exports_one_input_within_1e4_of_keras(encoder, tmp_path):
+    checkpoint, model = _checkpoint(tmp_path, encoder)
+    out = tmp_path / "model.onnx"
+    card = export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=2, tta="d4")
+    exported = OnnxSegmenter(out)
+    assert [i.name for i in exported.session.get_inputs()] == [exported.input_name]  # one input only
+    windows = _windows()
+    ours = exported.predict_on_batch(windows)
+    assert ours.shape == (3, 64, 64, 6)
+    assert np.abs(ours - model.predict(windows, verbose=0)).max() <= 1e-4
+    assert json.loads(exported.props[METADATA_KEY]) == card == exported.metadata
+    assert card["class_names"] == list(CLASS_NAMES) and card["ground_sample_distance_m"] == 0.4
+    assert card["input_multiple"] == (8 if encoder == "none" else 32) and card["layout"] == "nhwc255"
+    assert "model_type" not in exported.props  # aerialseg's own layout: no Deepness keys that promise too much
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_every_encoder_checkpoint_predicts_with_every_backend(encoder, tmp_path, real_crop_paths):
+    checkpoint, _ = _checkpoint(tmp_path, encoder)
+    image = tmp_path / "crop.png"
+    write_rgb(image, read_rgb(real_crop_paths[0])[:96, :128])
+    for backend in ("keras", "onnx"):  # auto is onnx on a CPU
+        out = tmp_path / f"{backend}.tif"
+        assert main(["predict", str(checkpoint), str(image), "-o", str(out), "--window", "64", "--tta", "none",
+                     "--backend", backend]) == 0
+        with rasterio.open(out) as src:
+            assert src.count == 1 and src.dtypes[0] == "uint8" and src.read().max() < len(CLASS_NAMES)
+
+
+def test_deepness_loads_the_nchw01_export_as_its_code_reads_it(tmp_path):
     checkpoint, model = _checkpoint(tmp_path)
     out = tmp_path / "deepness.onnx"
-    export_model(checkpoint, out, "onnx", gsd_m=None, window=64, subdivisions=4, tta="d4", layout="nchw01")
+    export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=4, tta="d4", layout="nchw01")
+    loaded = deepness_reads(out)
+    assert loaded["model_type"] == "Segmentor" and loaded["class_names"] == list(CLASS_NAMES)
+    assert loaded["resolution"] == 40.0 and loaded["tile_size"] == 64 and loaded["tiles_overlap"] == 75
+    assert loaded["channels"] == 3
     windows = _windows()
-    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    raw = session.run(None, {session.get_inputs()[0].name: windows.transpose(0, 3, 1, 2) / 255})[0]
+    raw = loaded["session"].run(None, {loaded["input"]: (windows / 255).astype(np.float32).transpose(0, 3, 1, 2)})[0]
     expected = model.predict(windows, verbose=0)
     assert np.abs(raw.transpose(0, 2, 3, 1) - expected).max() <= 1e-4
     assert np.abs(OnnxSegmenter(out).predict_on_batch(windows) - expected).max() <= 1e-4
-    props = OnnxSegmenter(out).props
-    assert "resolution" not in props and json.loads(props["tiles_overlap"]) == 75
+    assert OnnxSegmenter(out).fixed_window == 64
+
+
+def test_a_fixed_size_export_refuses_another_window_in_one_line(tmp_path, real_crop_paths, capsys):
+    checkpoint, _ = _checkpoint(tmp_path)
+    out = tmp_path / "deepness.onnx"
+    export_model(checkpoint, out, "onnx", gsd_m=None, window=64, subdivisions=2, tta="none", layout="nchw01")
+    assert main(["predict", str(out), str(real_crop_paths[0]), "-o", str(tmp_path / "p.tif"), "--window", "32"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"aerialseg predict: error: --window: 32 does not fit {out}, exported with a fixed 64x64 px input; "
+        "give --window 64 or export it again")
+    assert main(["predict", str(out), str(real_crop_paths[0]), "-o", str(tmp_path / "p.tif")]) == 0
+    assert "window 64 (model card)" in capsys.readouterr().err
 
 
 def test_savedmodel_serves_the_same_probabilities_with_its_metadata(tmp_path):

@@ -13,6 +13,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 
 from aerialseg.cli import main
+from aerialseg.core.geoio import NODATA
 from aerialseg.core.io import read_rgb, write_json
 from aerialseg.core.names import MODEL_CARD
 from aerialseg.core.palette import CLASS_COLOURS
@@ -259,8 +260,92 @@ def test_dask_writes_what_the_local_path_writes(checkpoint, crop, tmp_path):
         assert main(["predict", str(onnx), str(tmp_path / "in"), "-o", str(tmp_path / "dask"), *args,
                      "--dask", cluster.scheduler_address]) == 0
     local, remote = sorted((tmp_path / "local").iterdir()), sorted((tmp_path / "dask").iterdir())
-    assert [p.name for p in local] == [p.name for p in remote] and len(local) == 8
+    assert [p.name for p in local] == [p.name for p in remote] and len(local) == 12  # 4 x (map, names, probs)
     for a, b in zip(local, remote, strict=True):
+        if a.suffix == ".xml":
+            assert a.read_text() == b.read_text()
+            continue
         with rasterio.open(a) as x, rasterio.open(b) as y:
             assert x.profile == y.profile
             np.testing.assert_array_equal(x.read(), y.read())
+
+
+def _carded_model(checkpoint: Path, folder: Path, gsd: float) -> Path:
+    folder.mkdir()
+    model = folder / "epoch_001.keras"
+    model.write_bytes(checkpoint.read_bytes())
+    write_json(folder / MODEL_CARD, {"ground_sample_distance_m": gsd})
+    return model
+
+
+def _write_with_transform(path: Path, rgb: np.ndarray, transform: Affine, crs) -> Path:
+    profile = {"driver": "GTiff", "width": rgb.shape[1], "height": rgb.shape[0], "count": 3, "dtype": "uint8",
+               "crs": crs, "transform": transform, "tiled": True, "blockxsize": 128, "blockysize": 128}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(rgb.transpose(2, 0, 1))
+    return path
+
+
+def _class_map(model: Path, image: Path, out: Path) -> np.ndarray:
+    assert main(["predict", str(model), str(image), "-o", str(out), "--window", "32", "--tta", "none",
+                 "--backend", "keras"]) == 0
+    with rasterio.open(out) as src:
+        return src.read(1)
+
+
+@pytest.mark.parametrize("grid", ["rotated 30 degrees", "sheared 20 degrees"])
+def test_rotated_and_sheared_5cm_inputs_map_as_the_north_up_one(checkpoint, crop, tmp_path, grid):
+    model = _carded_model(checkpoint, tmp_path / "model", 0.4)
+    turn = Affine.rotation(30) if grid.startswith("rotated") else Affine.shear(20, 0)
+    north_up = _write_with_transform(tmp_path / "north_up.tif", crop, Affine.translation(*ORIGIN)
+                                     * Affine.scale(0.05, -0.05), CRS_UTM33)
+    other = _write_with_transform(tmp_path / "other.tif", crop, Affine.translation(*ORIGIN) * turn
+                                  * Affine.scale(0.05, -0.05), CRS_UTM33)
+    reference = _class_map(model, north_up, tmp_path / "north_up_map.tif")
+    # the same pixels on a turned grid: the same 5 cm, resampled by the same factor to 40 cm
+    np.testing.assert_array_equal(_class_map(model, other, tmp_path / "other_map.tif"), reference)
+
+
+def test_an_epsg4326_input_at_20cm_maps_as_its_utm_twin(checkpoint, crop, tmp_path):
+    import pyproj
+
+    model = _carded_model(checkpoint, tmp_path / "model", 0.4)
+    utm = write_geotiff(tmp_path / "utm.tif", crop, gsd=0.2)
+    lon, lat = pyproj.Transformer.from_crs(25833, 4326, always_xy=True).transform(*ORIGIN)
+    geod = pyproj.Geod(ellps="WGS84")
+    east, _, _ = geod.fwd(lon, lat, 90, 0.2)
+    _, north, _ = geod.fwd(lon, lat, 0, 0.2)
+    geographic = _write_with_transform(tmp_path / "wgs84.tif", crop, Affine(east - lon, 0, lon, 0, -(north - lat), lat),
+                                       CRS.from_epsg(4326))
+    twin, ours = _class_map(model, utm, tmp_path / "utm_map.tif"), _class_map(model, geographic, tmp_path / "g.tif")
+    assert ours.shape == twin.shape and (ours != twin).mean() <= 0.01
+
+
+def test_a_crs_without_a_unit_of_length_needs_gsd(checkpoint, crop, tmp_path, capsys):
+    model = _carded_model(checkpoint, tmp_path / "model", 0.4)
+    unitless = 'LOCAL_CS["pixels",LOCAL_DATUM["site",0],UNIT["unknown",0],AXIS["x",EAST],AXIS["y",NORTH]]'
+    image = _write_with_transform(tmp_path / "local.tif", crop[:64, :64], Affine(0.05, 0, 10, 0, -0.05, 10), None)
+    options = ["--window", "32", "--crs", unitless]  # GeoTIFF cannot store such a CRS: it is given
+    assert main(["predict", str(model), str(image), "-o", str(tmp_path / "m.tif"), *options]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        f"aerialseg predict: error: {image}: its CRS (")
+    assert main(["predict", str(model), str(image), "-o", str(tmp_path / "m.tif"), *options,
+                 "--gsd", "0.05", "--backend", "keras"]) == 0
+
+
+def test_a_nir_band_tagged_as_alpha_is_said_and_can_be_data(checkpoint, crop, tmp_path, capsys):
+    nir = np.zeros(crop.shape[:2], np.uint8)
+    nir[:, 200:] = 180  # dark water reads 0 in near infrared: not outside the footprint
+    image = write_geotiff(tmp_path / "rgbn.tif", crop, alpha=nir)
+    options = ["--window", "32", "--tta", "none", "--backend", "keras"]
+    assert main(["predict", str(checkpoint), str(image), "-o", str(tmp_path / "auto.tif"), *options]) == 0
+    assert "band 4 is taken as alpha" in capsys.readouterr().err
+    assert main(["predict", str(checkpoint), str(image), "-o", str(tmp_path / "data.tif"), *options,
+                 "--alpha-band", "none"]) == 0
+    with rasterio.open(tmp_path / "auto.tif") as auto, rasterio.open(tmp_path / "data.tif") as data:
+        assert (auto.read(1)[:, :200] == NODATA).all() and (data.read(1) != NODATA).all()
+        assert np.array_equal(auto.read(1)[:, 200:], data.read(1)[:, 200:])
+    assert main(["predict", str(checkpoint), str(image), "-o", str(tmp_path / "bad.tif"), *options,
+                 "--bands", "1,2,5"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"aerialseg predict: error: {image}: has 4 bands, no band 5 (--bands / --alpha-band)")

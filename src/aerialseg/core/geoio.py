@@ -9,6 +9,9 @@ uint8-quantised probability GeoTIFFs and GeoPackage polygons, written atomically
 
 from __future__ import annotations
 
+import functools
+import glob
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from aerialseg.core.errors import DataError, ParamsError, one_line_reason
 from aerialseg.core.names import POLYGON_LAYER
 from aerialseg.core.native_stderr import captured_stderr
 from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX
+from aerialseg.core.pixel_size import ground_sample_distance
 from aerialseg.core.verify import check_geopackage, check_geotiff, write_failure
 
 NODATA = IGNORE_INDEX  # class maps: 0..5 are classes, 255 is outside the image (as in the masks)
@@ -50,18 +54,12 @@ class Georeference:
         """Whether a transform places the pixels (GDAL's identity transform means it does not)."""
         return self.transform != Affine.identity()
 
-    @property
-    def gsd_m(self) -> float | None:
-        """The ground sample distance in metres, when the georeference says it.
-
-        Geographic CRSs (degrees) do not; a world file without a CRS is taken to be in
-        metres, as the ISPRS release and most orthophoto deliveries are.
-        """
-        if not self.is_georeferenced or (self.crs is not None and not self.crs.is_projected):
+    def gsd_m(self, source: str) -> float | None:
+        """The ground sample distance in metres (see ``aerialseg.core.pixel_size``); None without a
+        georeference. DataError naming ``source`` for a CRS whose units say nothing about size."""
+        if not self.is_georeferenced:
             return None
-        factor = self.crs.linear_units_factor[1] if self.crs is not None else 1.0
-        x, y = abs(self.transform.a) + abs(self.transform.b), abs(self.transform.d) + abs(self.transform.e)
-        return float(np.sqrt(x * y)) * factor
+        return ground_sample_distance(self.crs, self.transform, self.width, self.height, source=source)
 
     def resampled(self, width: int, height: int) -> Georeference:
         """The same footprint on a grid of ``width`` x ``height`` pixels."""
@@ -77,7 +75,11 @@ class Orthophoto:
     image is read once at the working size, which is what the model sees.
     """
 
-    def __init__(self, path: str | Path, crs: CRS | None = None) -> None:
+    def __init__(self, path: str | Path, crs: CRS | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
+                 alpha_band: int | str = "auto") -> None:
+        """``bands``: the red, green and blue bands (1-based). ``alpha_band``: ``auto`` (the band
+        GDAL says is alpha, if any), ``none`` (no band marks the footprint; a NIR band tagged as
+        alpha is data), or a band number whose zeros are outside the footprint."""
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: file not found")
@@ -95,11 +97,22 @@ class Orthophoto:
             self.close()
             raise DataError(f"{self.path}: the model was trained on 8-bit images, this one is {ds.dtypes[0]}; "
                             "convert it to 8-bit first")
-        self.bands = [1, 2, 3]
-        self.has_alpha = ColorInterp.alpha in ds.colorinterp
+        for band in (*bands, *([alpha_band] if isinstance(alpha_band, int) else [])):
+            if not 1 <= band <= ds.count:
+                self.close()
+                raise DataError(f"{self.path}: has {ds.count} bands, no band {band} (--bands / --alpha-band)")
+        self.bands = list(bands)
+        tagged = [i + 1 for i, interp in enumerate(ds.colorinterp) if interp == ColorInterp.alpha]
+        self.alpha_band: int | None = (tagged[0] if tagged else None) if alpha_band == "auto" else (
+            None if alpha_band == "none" else int(alpha_band))
+        self.has_alpha = self.alpha_band is not None
         self.native = Georeference(ds.crs or crs, ds.transform, ds.width, ds.height)
         self.grid = self.native
         self._resampled: np.ndarray | None = None
+
+    def _tagged_alpha(self) -> int | None:
+        tagged = [i + 1 for i, interp in enumerate(self.dataset.colorinterp) if interp == ColorInterp.alpha]
+        return tagged[0] if tagged else None
 
     def close(self) -> None:
         """Release the file."""
@@ -150,6 +163,17 @@ class Orthophoto:
         GDAL's dataset mask combines nodata values, an alpha band and an internal mask.
         """
         grid = grid or self.native
+        tagged = ColorInterp.alpha in self.dataset.colorinterp
+        if self.alpha_band is not None and (not tagged or self.alpha_band != self._tagged_alpha()):
+            return self._read(indexes=self.alpha_band, out_shape=(grid.height, grid.width),
+                              resampling=Resampling.nearest) > 0  # a band chosen as alpha
+        if tagged and self.alpha_band is None:  # the tagged alpha band is data: only nodata values count
+            nodata = self.dataset.nodata
+            if nodata is None:
+                return np.ones((grid.height, grid.width), bool)
+            pixels = self._read(indexes=self.bands, out_shape=(3, grid.height, grid.width),
+                                resampling=Resampling.nearest)
+            return np.asarray((pixels != nodata).any(0))
         if all(flags == [MaskFlags.all_valid] for flags in self.dataset.mask_flag_enums):
             return np.ones((grid.height, grid.width), bool)  # no nodata, alpha or mask: nothing to read
         try:
@@ -285,10 +309,34 @@ def write_probability_geotiff(path: str | Path, quantised: np.ndarray, grid: Geo
                    scale=1 / PROBABILITY_SCALE, into=into)
 
 
+def write_uncertainty_geotiff(path: str | Path, quantised: np.ndarray, grid: Georeference, *,
+                              cog: bool = False, into: Path | None = None) -> None:
+    """(1, H, W) quantised uncertainty as a single-band GeoTIFF with GDAL's scale 1/254; nodata 255."""
+    _write_geotiff(Path(path), quantised, grid, cog=cog, colour_map=False, descriptions=("uncertainty",),
+                   scale=1 / PROBABILITY_SCALE, into=into)
+
+
+def category_names_xml() -> str:
+    """GDAL's auxiliary metadata (``.aux.xml``) naming a class map's values after the classes.
+
+    GDAL keeps category names there, beside the GeoTIFF (the TIFF tags hold the colour
+    table): ``gdalinfo`` lists them as categories and QGIS's legend shows the names.
+    """
+    names = "".join(f"<Category>{name}</Category>" for name in CLASS_NAMES)
+    return (f'<PAMDataset><PAMRasterBand band="1"><CategoryNames>{names}</CategoryNames>'
+            "</PAMRasterBand></PAMDataset>\n")
+
+
 def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georeference, *,
-                         into: Path | None = None) -> int:
-    """Polygonise a class map into one GeoPackage layer (attributes ``class`` and ``name``);
-    nodata makes no polygon. Returns the number of polygons. ``into`` as above."""
+                         into: Path | None = None) -> tuple[int, bool]:
+    """Polygonise a class map into one GeoPackage layer (attributes ``class`` and ``name``) with an
+    R*Tree spatial index; nodata makes no polygon. Returns the number of polygons and whether the
+    layer is indexed. ``into`` as above.
+
+    The index needs SQLite's R*Tree module. TensorFlow ships an SQLite without it whose symbols
+    GDAL binds to once TensorFlow is loaded (a Keras checkpoint predicted with TensorFlow), so
+    then the layer is written without an index and the caller says so.
+    """
     import fiona
     from rasterio.features import shapes
 
@@ -300,12 +348,35 @@ def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georefer
     into.unlink(missing_ok=True)  # the GeoPackage driver creates its own file
     records = [{"geometry": geometry, "properties": {"class": int(value), "name": CLASS_NAMES[int(value)]}}
                for geometry, value in shapes(class_map, mask=class_map != NODATA, transform=grid.transform)]
+    indexed = "tensorflow" not in sys.modules or _sqlite_has_rtree()
+
     def write() -> None:
-        # SPATIAL_INDEX=NO: the SQLite in GDAL's wheels lacks the R*Tree module; QGIS indexes the layer itself
         with fiona.open(into, "w", driver="GPKG", layer=POLYGON_LAYER, schema=schema,
-                        crs_wkt=grid.crs.to_wkt() if grid.crs else None, SPATIAL_INDEX="NO") as layer:
+                        crs_wkt=grid.crs.to_wkt() if grid.crs else None,
+                        SPATIAL_INDEX="YES" if indexed else "NO") as layer:
             layer.writerecords(records)
 
-    _checked_gdal_write(path, into, write,
-                        lambda said: check_geopackage(into, path, POLYGON_LAYER, len(records), said=said))
-    return len(records)
+    try:
+        _checked_gdal_write(path, into, write,
+                            lambda said: check_geopackage(into, path, POLYGON_LAYER, len(records), said=said))
+    finally:  # what SQLite and GDAL put beside the file while writing (journal, R*Tree bulk load)
+        for side_file in into.parent.glob(glob.escape(into.name) + "?*"):
+            side_file.unlink(missing_ok=True)
+    return len(records), indexed
+
+
+@functools.cache
+def _sqlite_has_rtree() -> bool:
+    """Whether the SQLite that GDAL uses in this process can build an R*Tree (see write_class_polygons)."""
+    import tempfile
+
+    import fiona
+
+    with tempfile.TemporaryDirectory(prefix="aerialseg-rtree-") as folder:
+        schema = {"geometry": "Polygon", "properties": {}}
+        try:
+            with fiona.open(Path(folder) / "probe.gpkg", "w", driver="GPKG", schema=schema, SPATIAL_INDEX="YES"):
+                pass
+        except Exception:  # Fiona's DriverError or GDAL's CPLE error: "no such module: rtree"
+            return False
+    return True

@@ -1,25 +1,69 @@
-"""The model card: what predicting with a run's checkpoints needs, written beside them by ``train``.
+"""The model card: the one record of what predicting with a trained model needs, in one schema.
 
-It records the ground sample distance the model learned (so ``aerialseg predict`` resamples
-other resolutions to it), the classes and their colours, the prediction window and overlap,
-the architecture and the input convention.
+``train`` writes it beside the checkpoints (``model_card.json``); ``aerialseg predict``,
+``predict_smooth`` and ``aerialseg export`` read it; an exported ONNX model carries it as its
+``aerialseg`` metadata entry and a SavedModel as ``assets.extra/aerialseg.json``, with the
+export's layout added. It records the ground sample distance the model learned (so that other
+resolutions are resampled to it), the classes and their colours, the bands and their
+normalisation, the prediction window, overlap and test-time augmentation, what input sides
+must be divisible by, the architecture, and a digest of the training run. The CLI's options
+default to it and override it. Cards of earlier versions (no ``schema_version``) are read
+for what they hold.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any
 
+from aerialseg.core.errors import DataError
+from aerialseg.core.io import read_json
+from aerialseg.core.names import MODEL_CARD
 from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES
 from aerialseg.core.params import SOURCE_GSD_M, Params
 
+SCHEMA_VERSION = 1
+INPUT = {"bands": ["red", "green", "blue"], "dtype": "uint8", "range": [0, 255],
+         "normalisation": "none outside the model: each backbone's own preprocessing is inside it"}
 
-def model_card(params: Params) -> dict[str, Any]:
-    """The card of a run with these params (JSON-ready)."""
-    return {
-        "producer": "aerialseg", "ground_sample_distance_m": SOURCE_GSD_M / params.resize.scale,
+
+def model_card(params: Params, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The card of a run with these params; ``run`` is the training state's run record (its digest is kept)."""
+    card: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "producer": "aerialseg",
+        "ground_sample_distance_m": SOURCE_GSD_M / params.resize.scale,
         "class_names": list(CLASS_NAMES), "class_colours": [list(c) for c in CLASS_COLOURS],
+        "input": INPUT,
         "window": params.predict.window, "subdivisions": params.predict.subdivisions, "tta": params.predict.tta,
+        "input_multiple": params.model.input_multiple()[0],
         "model": {"encoder": params.model.encoder, "depth": params.model.depth,
-                  "base_filters": params.model.base_filters, "input_multiple": params.model.input_multiple()[0]},
-        "input": "RGB uint8 in [0, 255], (N, H, W, 3); normalisation is inside the model",
+                  "base_filters": params.model.base_filters, "max_filters": params.model.max_filters,
+                  "batch_norm": params.model.batch_norm},
     }
+    if run is not None:
+        card["training_run"] = hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
+    return card
+
+
+def checked_card(card: Any, source: str) -> dict[str, Any]:
+    """``card`` if it is a card this version reads; DataError naming ``source`` otherwise."""
+    if not isinstance(card, dict):
+        raise DataError(f"{source}: the model card is not a JSON object")
+    version = card.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise DataError(f"{source}: model card schema_version {version!r} is newer than this aerialseg reads "
+                        f"({SCHEMA_VERSION}); upgrade aerialseg")
+    return card
+
+
+def card_beside(checkpoint: Path) -> dict[str, Any] | None:
+    """The card ``train`` wrote beside a checkpoint (None if there is none)."""
+    path = Path(checkpoint).parent / MODEL_CARD
+    return checked_card(read_json(path), str(path)) if path.is_file() else None
+
+
+def card_value(card: dict[str, Any] | None, key: str) -> Any:
+    """A setting recorded in ``card`` (None when the card or the setting is missing)."""
+    return None if card is None else card.get(key)

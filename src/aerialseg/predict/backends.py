@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from aerialseg.core.errors import DataError, one_line_reason
-from aerialseg.core.io import read_json
-from aerialseg.core.names import MODEL_CARD
+from aerialseg.core.model_card import card_beside, card_value, checked_card
 from aerialseg.core.protocols import BatchModel
 
 
@@ -30,20 +30,18 @@ def load_any_model(path: Path) -> tuple[BatchModel, tuple[int, str]]:
     return model, input_multiple(model)
 
 
-def card_gsd(checkpoint: Path) -> float | None:
-    """The ground sample distance (m/px) in the model card the train stage wrote beside a checkpoint."""
-    card = Path(checkpoint).parent / MODEL_CARD
-    value = read_json(card).get("ground_sample_distance_m") if card.is_file() else None
-    return float(value) if value else None
-
-
-def recorded_gsd(model: BatchModel, path: Path) -> float | None:
-    """The ground sample distance (m/px) the model was trained at, if it records it: an exported
-    model in its metadata, a checkpoint in the model card its training wrote beside it."""
+def recorded_card(model: BatchModel, path: Path) -> dict[str, Any] | None:
+    """The model card of a model: an exported model's metadata, or the card its training wrote
+    beside a checkpoint (None when there is none)."""
     metadata = getattr(model, "metadata", None)
     if metadata is None:
-        return card_gsd(path)
-    value = metadata.get("ground_sample_distance_m")
+        return card_beside(path)
+    return checked_card(metadata, str(path)) if metadata else None
+
+
+def recorded_gsd(card: dict[str, Any] | None) -> float | None:
+    """The ground sample distance (m/px) the model was trained at, if its card records it."""
+    value = card_value(card, "ground_sample_distance_m")
     return float(value) if value else None
 
 

@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 
 from aerialseg.core.atomic import sweep_stale_temporaries
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
+from aerialseg.core.io import write_text
 from aerialseg.core.protocols import BatchModel
 from aerialseg.core.verify import problem_with
-from aerialseg.predict.backends import choose_backend, load_any_model, recorded_gsd
-from aerialseg.predict.mapping import MapOutputs, MapSettings, map_orthophoto
+from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
+from aerialseg.predict.mapping import MapOutputs, Mapped, MapSettings, map_orthophoto
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -94,16 +95,19 @@ def is_output_folder(output: str, inputs: list[str]) -> bool:
 
 
 def plan_jobs(images: list[Path], output: str, *, folder: bool, probabilities: str | None,
-              vector: str | None) -> list[Job]:
-    """Name every output. ``probabilities``/``vector``: a path (one image), "" for beside the class
-    map (``NAME_probabilities.tif``, ``NAME.gpkg``), or None for none."""
+              vector: str | None, uncertainty: str | None = None) -> list[Job]:
+    """Name every output. ``probabilities``/``vector``/``uncertainty``: a path (one image), "" for
+    beside the class map (``NAME_probabilities.tif``, ``NAME.gpkg``, ``NAME_uncertainty.tif``), or
+    None for none."""
     jobs = []
     for image in images:
         class_map = Path(output) / f"{image.stem}.tif" if folder else Path(output)
         beside = class_map.with_name(f"{class_map.stem}_probabilities.tif")
         probs = None if probabilities is None else (Path(probabilities) if probabilities else beside)
         polygons = None if vector is None else (Path(vector) if vector else class_map.with_suffix(".gpkg"))
-        jobs.append(Job(image, MapOutputs(class_map, probs, polygons)))
+        doubt = None if uncertainty is None else (
+            Path(uncertainty) if uncertainty else class_map.with_name(f"{class_map.stem}_uncertainty.tif"))
+        jobs.append(Job(image, MapOutputs(class_map, probs, polygons, doubt)))
     return jobs
 
 
@@ -124,6 +128,10 @@ def check_jobs(jobs: list[Job], model: Path, *, folder: bool, cog: bool) -> None
             if out.probabilities.suffix.lower() not in (".npy", ".tif", ".tiff"):
                 raise ParamsError(f"--probabilities: {out.probabilities}: must be a .tif (GeoTIFF) or .npy file")
             checks.append(("--probabilities", out.probabilities))
+        if out.uncertainty is not None:
+            if out.uncertainty.suffix.lower() not in (".tif", ".tiff"):
+                raise ParamsError(f"--uncertainty: {out.uncertainty}: must be a .tif (GeoTIFF) file")
+            checks.append(("--uncertainty", out.uncertainty))
         if out.vector is not None:
             if out.vector.suffix.lower() != ".gpkg":
                 raise ParamsError(f"--vector: {out.vector}: must be a .gpkg (GeoPackage) file")
@@ -167,6 +175,20 @@ def plan_resume(jobs: list[Job]) -> tuple[list[Job], list[str]]:
     return todo, notes
 
 
+def write_ranking(path: Path, ranked: list[tuple[Job, float | None]]) -> None:
+    """A CSV of the images by mean uncertainty, most uncertain first: where to label next."""
+    import csv
+    import io
+
+    rows = sorted(ranked, key=lambda item: -1.0 if item[1] is None else item[1], reverse=True)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["rank", "image", "class_map", "mean_uncertainty"])
+    for rank, (job, mean) in enumerate(rows, start=1):
+        writer.writerow([rank, job.image, job.outputs.class_map, "" if mean is None else f"{mean:.6f}"])
+    write_text(path, text.getvalue())
+
+
 def sweep_output_folders(jobs: list[Job]) -> list[Path]:
     """Remove what interrupted runs left in the output folders (their writers gone); return it.
 
@@ -179,17 +201,18 @@ def sweep_output_folders(jobs: list[Job]) -> list[Path]:
 _WORKER_MODELS: dict[tuple[str, str], tuple[BatchModel, float | None]] = {}
 
 
-def predict_job(model_path: str, backend: str, job: Job, settings: MapSettings) -> tuple[str, list[str]]:
+def predict_job(model_path: str, backend: str, job: Job, settings: MapSettings) -> Mapped:
     """One image as a Dask task: the model is loaded once per worker process and kept."""
     key = (str(Path(model_path).resolve()), backend)
     if key not in _WORKER_MODELS:
         model, _ = load_any_model(Path(model_path))
-        _WORKER_MODELS[key] = (choose_backend(model, Path(model_path), backend), recorded_gsd(model, Path(model_path)))
+        card = recorded_card(model, Path(model_path))
+        _WORKER_MODELS[key] = (choose_backend(model, Path(model_path), backend), recorded_gsd(card))
     model, gsd = _WORKER_MODELS[key]
     return map_orthophoto(model, job.image, job.outputs, settings, model_gsd=gsd)
 
 
-Outcome = tuple[str, list[str]] | DataError  # (summary, notes) of a written image, or why it failed
+Outcome = Mapped | DataError  # what mapping a written image did, or why it failed
 
 
 def predict_locally(model: BatchModel, jobs: list[Job], settings: MapSettings, model_gsd: float | None,

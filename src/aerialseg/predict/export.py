@@ -1,84 +1,88 @@
-"""Export a checkpoint for other tools: a TensorFlow SavedModel or an ONNX file, with its metadata.
+"""Export a checkpoint for other tools: a TensorFlow SavedModel or an ONNX file, carrying its model card.
 
-The metadata says what a tool needs to use the model the way aerialseg does: the classes
-and their ISPRS colours, the ground sample distance it was trained at, the prediction
-window and overlap, and the input convention. ONNX files carry it as metadata props
-(QGIS's Deepness plugin reads ``model_type``, ``class_names``, ``resolution``,
-``tiles_size`` and ``tiles_overlap``); a SavedModel as ``assets.extra/aerialseg.json``.
+The card (``aerialseg.core.model_card``) says what a tool needs to use the model the way
+aerialseg does: classes and colours, the ground sample distance it was trained at, window,
+overlap and test-time augmentation, and the input convention; the export adds its layout.
+ONNX files carry it as the ``aerialseg`` metadata prop, a SavedModel as
+``assets.extra/aerialseg.json``.
+
+``--layout nchw01`` is the layout of QGIS's Deepness plugin (checked against Deepness 0.6's
+``model_base.py`` and ``segmentor.py``): one input ``(N, 3, window, window)`` of RGB in [0, 1]
+with fixed height and width (Deepness reads the tile size from the input's shape as integers,
+and requires a square output), and its metadata keys with JSON values as it parses them:
+``model_type`` "Segmentor", ``class_names`` {"0": name, ...}, ``resolution`` in cm/px,
+``tile_size`` in px and ``tiles_overlap`` in %. No standardisation keys: the model scales its
+own input. The default layout (``nhwc255``) is aerialseg's own and carries no Deepness keys.
 """
 
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from aerialseg.core.atomic import atomic_dir, atomic_path
 from aerialseg.core.framework import keras
 from aerialseg.core.io import write_json
+from aerialseg.core.model_card import INPUT, SCHEMA_VERSION
 from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES
 from aerialseg.core.params import check_window
 from aerialseg.predict.inference import input_multiple, load_model
+from aerialseg.predict.onnx_convert import write_onnx
 from aerialseg.predict.onnx_model import LAYOUTS, METADATA_KEY
 
 FORMATS = ("onnx", "savedmodel")
 SAVEDMODEL_METADATA = Path("assets.extra") / "aerialseg.json"
-_INPUTS = {"nhwc255": "float32 (N, H, W, 3) RGB in [0, 255]", "nchw01": "float32 (N, 3, H, W) RGB in [0, 1]"}
+_INPUTS = {"nhwc255": "float32 (N, H, W, 3) RGB in [0, 255]", "nchw01": "float32 (N, 3, window, window) RGB in [0, 1]"}
 _OUTPUTS = {"nhwc255": "float32 (N, H, W, classes) softmax probabilities",
-            "nchw01": "float32 (N, classes, H, W) softmax probabilities"}
+            "nchw01": "float32 (N, classes, window, window) softmax probabilities"}
 
 
-def model_metadata(model: keras.Model, *, gsd_m: float | None, window: int, subdivisions: int, tta: str,
-                   layout: str) -> dict:
-    """Everything a tool needs to predict with the model as aerialseg does."""
-    return {
-        "producer": "aerialseg", "model_name": model.name,
-        "class_names": list(CLASS_NAMES), "class_colours": [list(c) for c in CLASS_COLOURS],
-        "ground_sample_distance_m": gsd_m, "window": window, "subdivisions": subdivisions, "tta": tta,
-        "input_multiple": input_multiple(model)[0], "layout": layout,
-        "input": _INPUTS[layout], "output": _OUTPUTS[layout],
-    }
+def export_card(model: keras.Model, card: dict[str, Any] | None, *, gsd_m: float | None, window: int,
+                subdivisions: int, tta: str, layout: str) -> dict[str, Any]:
+    """The checkpoint's card (or, without one, what the model itself says) with the export's settings."""
+    base = dict(card) if card else {"schema_version": SCHEMA_VERSION, "producer": "aerialseg",
+                                    "class_names": list(CLASS_NAMES),
+                                    "class_colours": [list(c) for c in CLASS_COLOURS], "input": INPUT}
+    return {**base, "model_name": model.name, "ground_sample_distance_m": gsd_m, "window": window,
+            "subdivisions": subdivisions, "tta": tta, "input_multiple": input_multiple(model)[0], "layout": layout,
+            "input_layout": _INPUTS[layout], "output_layout": _OUTPUTS[layout]}
 
 
-def onnx_metadata_props(metadata: dict) -> dict[str, str]:
-    """ONNX metadata props: the aerialseg JSON, plus the keys Deepness reads (JSON-encoded values)."""
-    props = {
-        METADATA_KEY: json.dumps(metadata, sort_keys=True),
-        "model_type": json.dumps("Segmentor"),
-        "class_names": json.dumps({str(i): name for i, name in enumerate(metadata["class_names"])}),
-        "tiles_size": json.dumps(metadata["window"]),
-        "tiles_overlap": json.dumps(round(100 * (1 - 1 / metadata["subdivisions"]))),
-    }
-    if metadata["ground_sample_distance_m"] is not None:
-        props["resolution"] = json.dumps(round(metadata["ground_sample_distance_m"] * 100, 6))  # cm per pixel
+def onnx_metadata_props(card: dict[str, Any]) -> dict[str, str]:
+    """ONNX metadata props: the card as JSON, and for Deepness's layout the keys it reads, as it reads them."""
+    props = {METADATA_KEY: json.dumps(card, sort_keys=True)}
+    if card["layout"] == "nchw01":
+        props.update({
+            "model_type": json.dumps("Segmentor"),
+            "class_names": json.dumps({str(i): name for i, name in enumerate(card["class_names"])}),
+            "tile_size": json.dumps(int(card["window"])),
+            "tiles_overlap": json.dumps(round(100 * (1 - 1 / card["subdivisions"]))),
+        })
+        if card["ground_sample_distance_m"] is not None:
+            props["resolution"] = json.dumps(round(card["ground_sample_distance_m"] * 100, 6))  # cm per pixel
     return props
 
 
-def with_layout(model: keras.Model, layout: str) -> keras.Model:
-    """The model taking and giving ``layout`` (nchw01: channels first, RGB scaled to [0, 1])."""
+def with_layout(model: keras.Model, layout: str, window: int) -> keras.Model:
+    """The model taking and giving ``layout`` (nchw01: channels first, RGB scaled to [0, 1], and a fixed
+    ``window`` x ``window`` input, as Deepness needs)."""
     if layout == "nhwc255":
         return model
     layers = keras.layers
-    inputs = keras.Input((3, None, None), name="image")
+    inputs = keras.Input((3, window, window), name="image")
     x = layers.Permute((2, 3, 1), name="to_channels_last")(inputs)
     x = layers.Rescaling(255.0, name="to_0_255")(x)
     outputs = layers.Permute((3, 1, 2), name="to_channels_first")(model(x))
     return keras.Model(inputs, outputs, name=model.name)
 
 
-def _call_once(model: keras.Model, multiple: int, layout: str) -> None:
+def _call_once(model: keras.Model, side: int, layout: str) -> None:
     """Run the model on one blank input: Keras exports only models that have been called."""
-    sample = np.zeros((1, multiple, multiple, 3), np.float32)
+    sample = np.zeros((1, side, side, 3), np.float32)
     model(sample.transpose(0, 3, 1, 2) if layout == "nchw01" else sample)
-
-
-def _write_onnx(model: keras.Model, path: Path) -> None:
-    """Keras' own ONNX export (through tf2onnx), without the converter's NumPy deprecation notes."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(str(path), format="onnx", verbose=False)
 
 
 def onnx_runtime_model(model: keras.Model):
@@ -94,13 +98,14 @@ def onnx_runtime_model(model: keras.Model):
     _call_once(model, input_multiple(model)[0], "nhwc255")
     with tempfile.TemporaryDirectory(prefix="aerialseg-onnx-") as folder:
         path = Path(folder) / "model.onnx"
-        _write_onnx(model, path)
+        write_onnx(model, path)
         return OnnxSegmenter(path)
 
 
 def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: float | None, window: int,
-                 subdivisions: int, tta: str, layout: str = "nhwc255") -> dict:
-    """Write ``checkpoint`` as ``fmt`` (onnx | savedmodel) to ``out``, atomically; return its metadata.
+                 subdivisions: int, tta: str, layout: str = "nhwc255",
+                 card: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``checkpoint`` as ``fmt`` (onnx | savedmodel) to ``out``, atomically; return the card it carries.
 
     DataError when the checkpoint cannot be read; ParamsError when the window does not suit it.
     """
@@ -110,14 +115,15 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: fl
     multiple, multiple_is = input_multiple(model)
     check_window(window, multiple, subdivisions, window_key="--window", subdivisions_key="--subdivisions",
                  multiple_is=multiple_is)
-    metadata = model_metadata(model, gsd_m=gsd_m, window=window, subdivisions=subdivisions, tta=tta, layout=layout)
-    exported = with_layout(model, layout)
-    _call_once(exported, multiple, layout)
+    metadata = export_card(model, card, gsd_m=gsd_m, window=window, subdivisions=subdivisions, tta=tta,
+                           layout=layout)
+    exported = with_layout(model, layout, window)
+    _call_once(exported, window if layout == "nchw01" else multiple, layout)
     if fmt == "onnx":
         import onnx
 
         with atomic_path(out) as tmp:
-            _write_onnx(exported, tmp)
+            write_onnx(exported, tmp)
             proto = onnx.load(str(tmp))
             for key, value in onnx_metadata_props(metadata).items():
                 entry = proto.metadata_props.add()

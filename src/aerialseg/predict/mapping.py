@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -22,11 +23,13 @@ from aerialseg.core.geoio import (
     NODATA,
     Georeference,
     Orthophoto,
+    category_names_xml,
     parse_crs,
     quantise_probabilities,
     write_class_geotiff,
     write_class_polygons,
     write_probability_geotiff,
+    write_uncertainty_geotiff,
 )
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
 from aerialseg.core.palette import NUM_CLASSES, index_to_rgb
@@ -34,6 +37,7 @@ from aerialseg.core.protocols import BatchModel, RowImage
 from aerialseg.core.verify import GEOTIFF_SUFFIXES
 from aerialseg.core.worldfile import WorldFile, world_file_for
 from aerialseg.predict.blending import blend_rows, count_windows
+from aerialseg.predict.uncertainty import quantised_uncertainty
 
 GSD_TOLERANCE = 0.01  # relative: closer than this, the input is taken to be at the model's resolution
 OUTPUT_GRIDS = ("input", "model")
@@ -52,6 +56,9 @@ class MapSettings:
     output_grid: str = "input"
     cog: bool = False
     crs: str | None = None  # assigned to inputs that carry none (e.g. EPSG:25833 for the ISPRS tiles)
+    uncertainty: bool = False  # measure it (for a ranking) even when no uncertainty GeoTIFF is written
+    bands: tuple[int, int, int] = (1, 2, 3)  # the red, green and blue bands of the inputs
+    alpha_band: int | str = "auto"  # auto (the band tagged alpha) | none | a band number
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,27 @@ class MapOutputs:
     class_map: Path
     probabilities: Path | None = None
     vector: Path | None = None
+    uncertainty: Path | None = None
 
     def all(self) -> list[Path]:
-        """Every path that will be written."""
-        return [p for p in (self.class_map, self.probabilities, self.vector) if p is not None]
+        """Every path that will be written (a GeoTIFF class map's category names beside it too)."""
+        paths = [p for p in (self.class_map, self.probabilities, self.vector, self.uncertainty) if p is not None]
+        if self.class_map.suffix.lower() in GEOTIFF_SUFFIXES:
+            paths.append(categories_file(self.class_map))
+        return paths
+
+
+def categories_file(class_map: Path) -> Path:
+    """Where GDAL looks for a GeoTIFF's category names: ``NAME.tif.aux.xml``."""
+    return class_map.with_name(class_map.name + ".aux.xml")
+
+
+class Mapped(NamedTuple):
+    """What mapping one image did: a summary line, notes on what was assumed, the mean uncertainty."""
+
+    summary: str
+    notes: list[str]
+    mean_uncertainty: float | None = None
 
 
 class ArrayImage:
@@ -112,7 +136,8 @@ class ArrayImage:
         """Nothing to release."""
 
 
-def open_orthophoto(path: str | Path, crs: str | None = None) -> tuple[RowImage, list[str]]:
+def open_orthophoto(path: str | Path, crs: str | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
+                    alpha_band: int | str = "auto") -> tuple[RowImage, list[str]]:
     """An image to predict, and notes on what was assumed or converted; DataError names the file."""
     path = Path(path)
     notes: list[str] = []
@@ -120,9 +145,10 @@ def open_orthophoto(path: str | Path, crs: str | None = None) -> tuple[RowImage,
         raise DataError(f"{path}: file not found")
     if path.suffix.lower() == ".npy":
         return ArrayImage(path, notes), notes
-    image = Orthophoto(path, parse_crs(crs, "--crs") if crs else None)
-    if image.has_alpha:
-        notes.append("its alpha band marks the footprint; transparent pixels are nodata")
+    image = Orthophoto(path, parse_crs(crs, "--crs") if crs else None, bands=bands, alpha_band=alpha_band)
+    if image.alpha_band is not None:
+        notes.append(f"band {image.alpha_band} is taken as alpha: its transparent (0) pixels are nodata "
+                     "(--alpha-band none if it is data, such as a near-infrared band)")
     return image, notes
 
 
@@ -133,10 +159,10 @@ def check_crs(value: str | None, key: str = "--crs") -> None:
 
 
 def working_size(native: Georeference, settings: MapSettings, model_gsd: float | None,
-                 notes: list[str]) -> tuple[int, int]:
+                 notes: list[str], source: str = "the input") -> tuple[int, int]:
     """(width, height) at which the model sees the image: its own size, or resampled from the
     input's ground sample distance to the model's. Notes say what was assumed."""
-    input_gsd = settings.input_gsd or native.gsd_m
+    input_gsd = settings.input_gsd or native.gsd_m(source)
     model_gsd = settings.model_gsd or model_gsd
     if model_gsd is None:
         notes.append("the model does not record its ground sample distance: predicting at the input's "
@@ -198,9 +224,12 @@ def predict_map(model: BatchModel, image: RowImage, settings: MapSettings, size:
 
 
 def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.ndarray | None,
-                  grid: Georeference, *, cog: bool) -> None:
-    """Write the class map (GeoTIFF, or an RGB PNG with a world file), probabilities and polygons:
-    all of them, or none if one fails (a full disk)."""
+                  grid: Georeference, *, cog: bool, uncertainty: np.ndarray | None = None,
+                  notes: list[str] | None = None) -> None:
+    """Write the class map (GeoTIFF with its category names, or an RGB PNG with a world file),
+    probabilities, uncertainty and polygons: all of them, or none if one fails (a full disk).
+    What was not as asked is added to ``notes``."""
+    notes = [] if notes is None else notes
     paths = outputs.all()
     geotiff = outputs.class_map.suffix.lower() in GEOTIFF_SUFFIXES
     world = world_file_for(outputs.class_map) if not geotiff and grid.is_georeferenced else None
@@ -210,6 +239,7 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
         into = dict(zip(paths, temporaries, strict=True))
         if geotiff:
             write_class_geotiff(outputs.class_map, class_map, grid, cog=cog, into=into[outputs.class_map])
+            into[categories_file(outputs.class_map)].write_text(category_names_xml())
         else:
             write_rgb_into(into[outputs.class_map], index_to_rgb(class_map), outputs.class_map)
         if world is not None:
@@ -225,8 +255,13 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
                 write_probability_geotiff(outputs.probabilities,
                                           quantise_probabilities(probabilities, class_map != NODATA), grid,
                                           cog=cog, into=tmp)
+        if outputs.uncertainty is not None and uncertainty is not None:
+            write_uncertainty_geotiff(outputs.uncertainty, uncertainty, grid, cog=cog, into=into[outputs.uncertainty])
         if outputs.vector is not None:
-            write_class_polygons(outputs.vector, class_map, grid, into=into[outputs.vector])
+            _, indexed = write_class_polygons(outputs.vector, class_map, grid, into=into[outputs.vector])
+            if not indexed:
+                notes.append(f"{outputs.vector}: written without a spatial index (TensorFlow's SQLite has no "
+                             "R*Tree module); predict with an exported .onnx model for an indexed GeoPackage")
 
 
 def _world_file(transform: Affine) -> WorldFile:
@@ -237,23 +272,30 @@ def _world_file(transform: Affine) -> WorldFile:
 
 def map_orthophoto(model: BatchModel, path: str | Path, outputs: MapOutputs, settings: MapSettings, *,
                    model_gsd: float | None = None, on_batch: Callable[[int], None] | None = None,
-                   on_start: Callable[[int], None] | None = None) -> tuple[str, list[str]]:
-    """Predict one image into its outputs; a summary line and the notes on what was assumed.
+                   on_start: Callable[[int], None] | None = None) -> Mapped:
+    """Predict one image into its outputs; a summary line, the notes on what was assumed, and the
+    mean uncertainty when it is measured (``settings.uncertainty`` or an uncertainty output).
 
     ``on_start`` is told how many windows will run (for a progress bar).
     """
-    image, notes = open_orthophoto(path, settings.crs)
+    image, notes = open_orthophoto(path, settings.crs, bands=settings.bands, alpha_band=settings.alpha_band)
     try:
-        width, height = working_size(image.native, settings, model_gsd, notes)
+        width, height = working_size(image.native, settings, model_gsd, notes, str(path))
         total = count_windows((height, width), window=settings.window, subdivisions=settings.subdivisions,
                               tta=settings.tta)
         if on_start is not None:
             on_start(total)
+        measure = settings.uncertainty or outputs.uncertainty is not None
         class_map, probabilities, grid = predict_map(model, image, settings, (width, height),
-                                                     keep_probabilities=outputs.probabilities is not None,
+                                                     keep_probabilities=outputs.probabilities is not None or measure,
                                                      on_batch=on_batch)
     finally:
         image.close()
-    write_outputs(outputs, class_map, probabilities, grid, cog=settings.cog)
+    uncertainty, mean = (quantised_uncertainty(probabilities, class_map != NODATA)
+                         if measure and probabilities is not None else (None, None))
+    write_outputs(outputs, class_map, probabilities if outputs.probabilities is not None else None, grid,
+                  cog=settings.cog, uncertainty=uncertainty, notes=notes)
     crs = f", {grid.crs.to_string()}" if grid.crs else ""
-    return f"wrote {outputs.class_map} ({grid.width}x{grid.height} px{crs}, {total} windows)", notes
+    said = "" if mean is None else f", mean uncertainty {mean:.3f}"
+    return Mapped(f"wrote {outputs.class_map} ({grid.width}x{grid.height} px{crs}, {total} windows{said})", notes,
+                  mean)

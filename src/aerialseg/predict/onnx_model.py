@@ -55,6 +55,15 @@ class OnnxSegmenter:
         return (None, None, None, self.num_classes)
 
     @property
+    def fixed_window(self) -> int | None:
+        """The side of a model exported with a fixed square input (Deepness's layout), else None."""
+        shape = self.session.get_inputs()[0].shape
+        spatial = shape[2:4] if self.layout == "nchw01" else shape[1:3]
+        if len(spatial) == 2 and all(isinstance(side, int) for side in spatial) and spatial[0] == spatial[1]:
+            return int(spatial[0])
+        return None
+
+    @property
     def input_multiple(self) -> int:
         """What input sides must be divisible by (1 when the metadata does not say)."""
         return int(self.metadata.get("input_multiple", 1))

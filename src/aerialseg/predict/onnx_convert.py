@@ -1,0 +1,106 @@
+"""A Keras model converted to ONNX, for every supported encoder, with one graph input.
+
+The conversion goes through a SavedModel and tf2onnx's SavedModel loader, which freezes every
+captured tensor into the graph (Keras' own ``export(format="onnx")`` turned EfficientNetV2's
+normalisation constants into extra graph inputs). Two layers of the backbones become ops that
+ONNX lacks, so the converted copy (never the checkpoint) rewrites them into exact equivalents:
+
+- a grouped ``Conv2D`` with one group per channel (ConvNeXt's depthwise convolutions), which
+  Keras' TensorFlow backend compiles with XLA into a nested function that ONNX cannot hold,
+  becomes a ``DepthwiseConv2D`` with the same (transposed) kernel;
+- the exact GELU, which TensorFlow computes with ``erfc``, becomes ``x/2 (1 + erf(x/√2))``.
+
+``tests/predict/test_export.py`` checks every encoder: one input, within 1e-4 of Keras.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from aerialseg.core.framework import keras
+
+OPSET = 17
+
+
+class ErfGelu(keras.layers.Layer):
+    """The exact GELU through ``erf`` (an ONNX op), where TensorFlow's uses ``erfc`` (not one)."""
+
+    def call(self, x: Any) -> Any:
+        return 0.5 * x * (1.0 + keras.ops.erf(x / math.sqrt(2.0)))
+
+
+def _is_depthwise_grouped(layer: Any) -> bool:
+    if not isinstance(layer, keras.layers.Conv2D) or isinstance(layer, keras.layers.DepthwiseConv2D):
+        return False
+    groups = layer.groups
+    return bool(groups > 1 and groups == layer.filters and layer.kernel.shape[-2] == 1)
+
+
+def _is_exact_gelu(layer: Any) -> bool:
+    return (isinstance(layer, keras.layers.Activation)
+            and layer.get_config().get("activation") in ("gelu", {"class_name": "gelu"}))
+
+
+def _rewritten(layer: Any) -> Any:
+    """A fresh layer for the ONNX copy: the rewrites above, or a clone of ``layer``."""
+    if isinstance(layer, keras.Model):
+        return keras.models.clone_model(layer, clone_function=_rewritten)
+    config = layer.get_config()
+    if _is_depthwise_grouped(layer):
+        return keras.layers.DepthwiseConv2D(
+            kernel_size=config["kernel_size"], strides=config["strides"], padding=config["padding"],
+            dilation_rate=config["dilation_rate"], use_bias=config["use_bias"], activation=config["activation"],
+            name=config["name"])
+    if _is_exact_gelu(layer):
+        return ErfGelu(name=config["name"])
+    return layer.__class__.from_config(config)
+
+
+def _copy_weights(source: Any, target: Any) -> None:
+    for old, new in zip(source.layers, target.layers, strict=True):
+        if isinstance(old, keras.Model):
+            _copy_weights(old, new)
+            continue
+        weights = old.get_weights()
+        if _is_depthwise_grouped(old):
+            weights = [weights[0].transpose(0, 1, 3, 2), *weights[1:]]  # (h, w, 1, C) -> (h, w, C, 1)
+        new.set_weights(weights)
+
+
+def onnx_ready(model: Any) -> Any:
+    """A copy of ``model`` with the rewrites above and the same weights (``model`` itself if none apply)."""
+    def needs(layer: Any) -> bool:
+        if isinstance(layer, keras.Model):
+            return any(needs(inner) for inner in layer.layers)
+        return _is_depthwise_grouped(layer) or _is_exact_gelu(layer)
+
+    if not needs(model):
+        return model
+    copy = keras.models.clone_model(model, clone_function=_rewritten)
+    _copy_weights(model, copy)
+    return copy
+
+
+def write_onnx(model: Any, path: Path) -> None:
+    """Convert ``model`` (called once, so that it is built) to an ONNX file at ``path``."""
+    from tf2onnx import convert, tf_loader
+
+    ready = onnx_ready(model)
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)  # the converter's TF1-API deprecation notices, on every conversion
+    try:
+        with tempfile.TemporaryDirectory(prefix="aerialseg-savedmodel-") as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the converter's NumPy and TensorFlow deprecation notes
+            ready.export(folder, format="tf_saved_model", verbose=False)
+            graph_def, inputs, outputs = tf_loader.from_saved_model(folder, None, None, tag="serve",
+                                                                    signatures=["serve"])
+            convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs, opset=OPSET,
+                                   output_path=str(path))
+    finally:
+        tf_log.setLevel(level)
