@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aerialseg.core.declarations import declared_default, option_choices, option_type
 from aerialseg.core.errors import DataError, ParamsError
@@ -59,11 +60,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _progress(image: Path):
+def _progress(image: Path | str) -> tuple[Any, Callable[[int], None]]:
     """A tqdm bar for one image, told its total when the prediction knows it."""
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit="window", desc=image.name)
+    from aerialseg.predict.batch import image_name
+
+    bar = tqdm(total=0, unit="window", desc=image_name(image))
 
     def start(total: int) -> None:
         bar.total = total
@@ -93,6 +96,13 @@ def predict_command(args: argparse.Namespace) -> int:
         raise ParamsError(f"{option}: with an output folder, give the option without a path "
                           "(each image's file goes beside its class map)")
     check_crs(args.crs)
+    if args.bounds and not (args.bounds[0] < args.bounds[2] and args.bounds[1] < args.bounds[3]):
+        raise ParamsError(f"--bounds: {' '.join(f'{v:g}' for v in args.bounds)} is not MINX MINY MAXX MAXY "
+                          "with MINX < MAXX and MINY < MAXY")
+    if args.bounds and args.aoi:
+        raise ParamsError("--aoi: give --bounds or --aoi, not both")
+    if args.bounds_crs:
+        check_crs(args.bounds_crs, "--bounds-crs")
     if args.ranking and Path(args.ranking).suffix.lower() != ".csv":
         raise ParamsError(f"--ranking: {args.ranking}: must be a .csv file")
     jobs = plan_jobs(expand_inputs(args.inputs), args.output, folder=folder, probabilities=args.probabilities,
@@ -161,7 +171,9 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
     _note(f"predicting with {said}")
     settings = MapSettings(**blending, batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
                            output_grid=args.output_grid, cog=args.cog, crs=args.crs, uncertainty=bool(args.ranking),
-                           bands=args.bands, alpha_band=args.alpha_band)
+                           bands=args.bands, alpha_band=args.alpha_band,
+                           bounds=tuple(args.bounds) if args.bounds else None, bounds_crs=args.bounds_crs,
+                           aoi=args.aoi)
     if client is not None:
         results = predict_on_dask(client, model_path, args.backend, todo, settings)
     else:
@@ -281,6 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--alpha-band", type=_alpha_band, default="auto", metavar="auto|none|N",
                          help="the band whose 0 pixels are outside the footprint: auto (the band tagged alpha, "
                               "default), none (a band tagged alpha is data, e.g. near infrared) or a band number")
+    predict.add_argument("--bounds", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"),
+                         help="predict only this area (the outputs cover its extent); only its windows are read")
+    predict.add_argument("--bounds-crs", metavar="CRS", help="the CRS of --bounds (default: each image's)")
+    predict.add_argument("--aoi", metavar="FILE",
+                         help="predict only within the polygons of this vector file (any CRS): outside them "
+                              "every output is nodata")
     predict.add_argument("--crs", help="CRS of inputs that carry none (e.g. EPSG:25833 for the ISPRS Potsdam tiles)")
     predict.add_argument("--overwrite", action="store_true",
                          help="with an output folder, redo images whose outputs exist (default: skip them)")

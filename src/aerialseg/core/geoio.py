@@ -1,8 +1,7 @@
-"""Georeferenced rasters through rasterio (GDAL): orthophotos in by rows, GIS-ready maps out.
+"""Georeferenced rasters through rasterio (GDAL): where rasters lie, and GIS-ready maps out.
 
-Inputs are any raster GDAL reads (GeoTIFF compressed or tiled, PNG/JPEG with a world
-file) with their CRS, transform and footprint: nodata, an alpha band or an internal mask
-all mark pixels outside the image, which stay nodata in every output. Outputs are
+A ``Georeference`` is a raster's CRS, transform and size (orthophotos are read by
+``aerialseg.core.orthophoto``). Outputs are
 single-band class GeoTIFFs with the ISPRS colour table (or Cloud-Optimized GeoTIFFs),
 uint8-quantised probability GeoTIFFs and GeoPackage polygons, written atomically.
 """
@@ -23,9 +22,7 @@ import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.windows import Window
 
 from aerialseg.core.atomic import atomic_path, write_errors_named
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
@@ -67,123 +64,6 @@ class Georeference:
                             width, height)
 
 
-class Orthophoto:
-    """An 8-bit RGB orthophoto read by rows, on its own grid or resampled (Lanczos) to another.
-
-    On its own grid nothing is decoded whole: ``read_rows`` reads the strip it is asked for
-    (GDAL's block cache keeps the tiles that overlapping strips share). Resampled, the
-    image is read once at the working size, which is what the model sees.
-    """
-
-    def __init__(self, path: str | Path, crs: CRS | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
-                 alpha_band: int | str = "auto") -> None:
-        """``bands``: the red, green and blue bands (1-based). ``alpha_band``: ``auto`` (the band
-        GDAL says is alpha, if any), ``none`` (no band marks the footprint; a NIR band tagged as
-        alpha is data), or a band number whose zeros are outside the footprint."""
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: file not found")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                self.dataset = rasterio.open(self.path)
-        except Exception as err:  # GDAL reports a damaged or foreign file as several kinds of error
-            raise DataError(f"{self.path}: not a readable raster ({one_line_reason(err)})") from None
-        ds = self.dataset
-        if ds.count < 3 or ColorInterp.palette in ds.colorinterp:
-            self.close()
-            raise DataError(f"{self.path}: the model needs 3-channel RGB, this raster has {ds.count} band(s)")
-        if ds.dtypes[0] != "uint8":
-            self.close()
-            raise DataError(f"{self.path}: the model was trained on 8-bit images, this one is {ds.dtypes[0]}; "
-                            "convert it to 8-bit first")
-        for band in (*bands, *([alpha_band] if isinstance(alpha_band, int) else [])):
-            if not 1 <= band <= ds.count:
-                self.close()
-                raise DataError(f"{self.path}: has {ds.count} bands, no band {band} (--bands / --alpha-band)")
-        self.bands = list(bands)
-        tagged = [i + 1 for i, interp in enumerate(ds.colorinterp) if interp == ColorInterp.alpha]
-        self.alpha_band: int | None = (tagged[0] if tagged else None) if alpha_band == "auto" else (
-            None if alpha_band == "none" else int(alpha_band))
-        self.has_alpha = self.alpha_band is not None
-        self.native = Georeference(ds.crs or crs, ds.transform, ds.width, ds.height)
-        self.grid = self.native
-        self._resampled: np.ndarray | None = None
-
-    def _tagged_alpha(self) -> int | None:
-        tagged = [i + 1 for i, interp in enumerate(self.dataset.colorinterp) if interp == ColorInterp.alpha]
-        return tagged[0] if tagged else None
-
-    def close(self) -> None:
-        """Release the file."""
-        self.dataset.close()
-
-    def __enter__(self) -> Orthophoto:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(height, width) of the working grid."""
-        return self.grid.height, self.grid.width
-
-    def resample_to(self, width: int, height: int) -> None:
-        """Make the working grid ``width`` x ``height`` pixels over the same footprint (Lanczos)."""
-        if (width, height) == (self.native.width, self.native.height):
-            self.grid, self._resampled = self.native, None
-            return
-        self.grid = self.native.resampled(width, height)
-        data = self._read(indexes=self.bands, out_shape=(3, height, width), resampling=Resampling.lanczos)
-        self._resampled = np.ascontiguousarray(data.transpose(1, 2, 0))
-
-    def _read(self, **kwargs: Any) -> np.ndarray:
-        try:
-            data: np.ndarray = self.dataset.read(**kwargs)
-            return data
-        except Exception as err:  # a truncated or damaged file fails at the block that is missing
-            raise DataError(f"{self.path}: cannot be read ({one_line_reason(err)})") from None
-
-    def read_rows(self, rows: np.ndarray) -> np.ndarray:
-        """The working grid's rows ``rows`` (any order, repeats allowed) as (len(rows), W, 3) uint8."""
-        rows = np.asarray(rows)
-        if self._resampled is not None:
-            resampled: np.ndarray = self._resampled[rows]
-            return resampled
-        first, last = int(rows.min()), int(rows.max()) + 1
-        strip = self._read(indexes=self.bands, window=Window(0, first, self.native.width, last - first))
-        # pixel-interleaved in memory, as every later step (windows, batches, the model) wants it
-        pixels: np.ndarray = np.ascontiguousarray(strip.transpose(1, 2, 0))[rows - first]
-        return pixels
-
-    def footprint(self, grid: Georeference | None = None) -> np.ndarray:
-        """(H, W) bool on ``grid`` (default the native one): True where the image has data.
-
-        GDAL's dataset mask combines nodata values, an alpha band and an internal mask.
-        """
-        grid = grid or self.native
-        tagged = ColorInterp.alpha in self.dataset.colorinterp
-        if self.alpha_band is not None and (not tagged or self.alpha_band != self._tagged_alpha()):
-            return self._read(indexes=self.alpha_band, out_shape=(grid.height, grid.width),
-                              resampling=Resampling.nearest) > 0  # a band chosen as alpha
-        if tagged and self.alpha_band is None:  # the tagged alpha band is data: only nodata values count
-            nodata = self.dataset.nodata
-            if nodata is None:
-                return np.ones((grid.height, grid.width), bool)
-            pixels = self._read(indexes=self.bands, out_shape=(3, grid.height, grid.width),
-                                resampling=Resampling.nearest)
-            return np.asarray((pixels != nodata).any(0))
-        if all(flags == [MaskFlags.all_valid] for flags in self.dataset.mask_flag_enums):
-            return np.ones((grid.height, grid.width), bool)  # no nodata, alpha or mask: nothing to read
-        try:
-            mask = self.dataset.dataset_mask(out_shape=(grid.height, grid.width), resampling=Resampling.nearest)
-        except Exception as err:
-            raise DataError(f"{self.path}: cannot be read ({one_line_reason(err)})") from None
-        inside: np.ndarray = mask > 0
-        return inside
-
-
 def parse_crs(value: str, key: str) -> CRS:
     """A CRS from any form PROJ reads (EPSG:25833, WKT, a PROJ string); ParamsError naming ``key``."""
     from rasterio.errors import CRSError
@@ -197,8 +77,38 @@ def parse_crs(value: str, key: str) -> CRS:
 
 def georeference_of(path: str | Path, crs: CRS | None = None) -> Georeference:
     """Where a raster lies (its world file counts); ``crs`` where the file names none."""
-    with Orthophoto(path, crs) as image:
-        return image.native
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return Georeference(src.crs or crs, src.transform, src.width, src.height)
+    except Exception as err:  # GDAL reports a damaged or foreign file as several kinds of error
+        raise DataError(f"{path}: not a readable raster ({one_line_reason(err)})") from None
+
+
+def read_area(path: Path, crs: CRS | None) -> list[dict[str, Any]]:
+    """The polygons of a vector file (GeoPackage, GeoJSON, Shapefile...) as GeoJSON-like geometries in
+    ``crs`` (reprojected by GDAL); ParamsError naming ``--aoi`` for a missing, unreadable or polygon-free file."""
+    import fiona
+    from fiona.transform import transform_geom
+
+    if not path.is_file():
+        raise ParamsError(f"--aoi: {path}: file not found")
+    try:
+        with fiona.open(path) as layer:
+            source = layer.crs_wkt or None
+            geometries = [dict(feature.geometry) for feature in layer if feature.geometry is not None]
+    except Exception as err:  # Fiona reports foreign and damaged files in several ways
+        raise ParamsError(f"--aoi: {path}: not a readable vector file ({one_line_reason(err)})") from None
+    polygons = [g for g in geometries if g["type"] in ("Polygon", "MultiPolygon")]
+    if not polygons:
+        raise ParamsError(f"--aoi: {path}: holds no polygons")
+    if source and crs is not None:
+        polygons = [dict(transform_geom(source, crs.to_wkt(), g)) for g in polygons]
+    return polygons
 
 
 def read_class_map(path: str | Path) -> np.ndarray:

@@ -2,7 +2,7 @@
 and an image read by rows.
 
 A Keras model and ``OnnxSegmenter`` are both a ``BatchModel``; a GDAL raster
-(``geoio.Orthophoto``) and a ``.npy`` array (``mapping.ArrayImage``) are both a
+(``orthophoto.Orthophoto``) and a ``.npy`` array (``mapping.ArrayImage``) are both a
 ``RowImage``. Types only: nothing here runs.
 """
 

@@ -22,14 +22,17 @@ from urllib.parse import urlsplit
 from aerialseg.core.atomic import sweep_stale_temporaries
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
 from aerialseg.core.io import write_text
+from aerialseg.core.orthophoto import is_remote
 from aerialseg.core.protocols import BatchModel
 from aerialseg.core.verify import problem_with
 from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
 from aerialseg.predict.mapping import MapOutputs, Mapped, MapSettings, map_orthophoto
+from aerialseg.predict.stac import item_asset
 
 if TYPE_CHECKING:
     from distributed import Client
 
+Image = Path | str  # a local file, or an http(s) URL
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".vrt", ".img", ".npy")
 CLASS_MAP_SUFFIXES = (".png", ".tif", ".tiff")  # lossless: a JPEG would blur class colours into others
 
@@ -42,13 +45,25 @@ def same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
-def expand_inputs(patterns: list[str]) -> list[Path]:
-    """Files as given, a folder's images (not recursive), globs' matches; sorted, each once.
+def image_name(image: Image) -> str:
+    """The file name of an input, local or remote (``tile.tif`` of ``https://host/a/tile.tif?x=1``)."""
+    return Path(urlsplit(image).path).name if isinstance(image, str) else image.name
+
+
+def expand_inputs(patterns: list[str]) -> list[Image]:
+    """Files as given, a folder's images (not recursive), globs' matches, http(s) URLs, and the raster
+    asset of STAC Items (``.json``, local or remote); sorted, each once.
 
     ParamsError names a pattern that matches nothing.
     """
-    found: dict[Path, None] = {}
+    found: dict[Image, None] = {}
     for pattern in patterns:
+        if pattern.lower().endswith(".json"):
+            found[_local_or_remote(item_asset(pattern))] = None
+            continue
+        if is_remote(pattern):
+            found[pattern] = None
+            continue
         path = Path(pattern)
         if path.is_dir():
             matches = [p for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -62,6 +77,12 @@ def expand_inputs(patterns: list[str]) -> list[Path]:
             raise ParamsError(f"{pattern}: {what}")
         found.update(dict.fromkeys(matches))
     return list(found)
+
+
+def _local_or_remote(href: str) -> Image:
+    if is_remote(href):
+        return href
+    return Path(href.removeprefix("file://"))
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -84,24 +105,28 @@ def shard(items: list, index: int, count: int) -> list:
 class Job:
     """One image and where its outputs go."""
 
-    image: Path
+    image: Image
     outputs: MapOutputs
 
 
 def is_output_folder(output: str, inputs: list[str]) -> bool:
-    """Whether ``-o`` names a folder: it is one, ends with a slash, or several images go into it."""
+    """Whether ``-o`` names a folder: it is one, ends with a slash, or several images go into it
+    (several inputs, a folder, a glob; a URL or a STAC Item is one image)."""
+    def single(p: str) -> bool:
+        return is_remote(p) or p.lower().endswith(".json") or (Path(p).exists() and not Path(p).is_dir())
+
     return (Path(output).is_dir() or output.endswith(("/", os.sep)) or len(inputs) > 1
-            or any(Path(p).is_dir() or not Path(p).exists() for p in inputs))
+            or not all(single(p) for p in inputs))
 
 
-def plan_jobs(images: list[Path], output: str, *, folder: bool, probabilities: str | None,
+def plan_jobs(images: list[Image], output: str, *, folder: bool, probabilities: str | None,
               vector: str | None, uncertainty: str | None = None) -> list[Job]:
     """Name every output. ``probabilities``/``vector``/``uncertainty``: a path (one image), "" for
     beside the class map (``NAME_probabilities.tif``, ``NAME.gpkg``, ``NAME_uncertainty.tif``), or
     None for none."""
     jobs = []
     for image in images:
-        class_map = Path(output) / f"{image.stem}.tif" if folder else Path(output)
+        class_map = Path(output) / f"{Path(image_name(image)).stem}.tif" if folder else Path(output)
         beside = class_map.with_name(f"{class_map.stem}_probabilities.tif")
         probs = None if probabilities is None else (Path(probabilities) if probabilities else beside)
         polygons = None if vector is None else (Path(vector) if vector else class_map.with_suffix(".gpkg"))
@@ -113,7 +138,7 @@ def plan_jobs(images: list[Path], output: str, *, folder: bool, probabilities: s
 
 def check_jobs(jobs: list[Job], model: Path, *, folder: bool, cog: bool) -> None:
     """Refuse, before any work, outputs that are lossy, nameless, an input or a folder, or named twice."""
-    inputs = [("the model", model), *(("the input image", job.image) for job in jobs)]
+    inputs = [("the model", model), *(("the input image", job.image) for job in jobs if isinstance(job.image, Path))]
     seen: dict[Path, str] = {}
     for job in jobs:
         out = job.outputs
@@ -168,7 +193,7 @@ def plan_resume(jobs: list[Job]) -> tuple[list[Job], list[str]]:
     todo, notes = [], []
     for job in jobs:
         broken = broken_outputs(job)
-        notes += [f"{path}: not a whole file ({problem}); predicting {job.image.name} again"
+        notes += [f"{path}: not a whole file ({problem}); predicting {image_name(job.image)} again"
                   for path, problem in broken]
         if broken or not all(path.is_file() for path in job.outputs.all()):
             todo.append(job)
@@ -216,7 +241,7 @@ Outcome = Mapped | DataError  # what mapping a written image did, or why it fail
 
 
 def predict_locally(model: BatchModel, jobs: list[Job], settings: MapSettings, model_gsd: float | None,
-                    progress: Callable[[Path], tuple[Any, Callable[[int], None]]]) -> Iterator[tuple[Job, Outcome]]:
+                    progress: Callable[[Image], tuple[Any, Callable[[int], None]]]) -> Iterator[tuple[Job, Outcome]]:
     """Predict ``jobs`` one after another; yield each with its outcome. A bad image (unreadable,
     truncated, deleted meanwhile) or a failed write is its outcome, and the next image is tried."""
     for job in jobs:
@@ -258,7 +283,7 @@ def predict_on_dask(client: Client, model_path: Path, backend: str, jobs: list[J
     from distributed import as_completed
 
     futures = {client.submit(predict_job, str(model_path), backend, job, settings, pure=False,
-                             key=f"aerialseg-predict-{i}-{job.image.name}"): job for i, job in enumerate(jobs)}
+                             key=f"aerialseg-predict-{i}-{image_name(job.image)}"): job for i, job in enumerate(jobs)}
     for future in as_completed(futures):
         try:
             outcome: Outcome = future.result()

@@ -16,22 +16,25 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 from affine import Affine
+from rasterio.features import bounds as feature_bounds
+from rasterio.features import geometry_mask
 
 from aerialseg.core.atomic import atomic_paths
-from aerialseg.core.errors import DataError
+from aerialseg.core.errors import DataError, ParamsError
 from aerialseg.core.geoio import (
     NODATA,
     Georeference,
-    Orthophoto,
     category_names_xml,
     parse_crs,
     quantise_probabilities,
+    read_area,
     write_class_geotiff,
     write_class_polygons,
     write_probability_geotiff,
     write_uncertainty_geotiff,
 )
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
+from aerialseg.core.orthophoto import Orthophoto, is_remote
 from aerialseg.core.palette import NUM_CLASSES, index_to_rgb
 from aerialseg.core.protocols import BatchModel, RowImage
 from aerialseg.core.verify import GEOTIFF_SUFFIXES
@@ -59,6 +62,9 @@ class MapSettings:
     uncertainty: bool = False  # measure it (for a ranking) even when no uncertainty GeoTIFF is written
     bands: tuple[int, int, int] = (1, 2, 3)  # the red, green and blue bands of the inputs
     alpha_band: int | str = "auto"  # auto (the band tagged alpha) | none | a band number
+    bounds: tuple[float, float, float, float] | None = None  # only this area (minx, miny, maxx, maxy) ...
+    bounds_crs: str | None = None  # ... in this CRS (default: each image's)
+    aoi: str | None = None  # only within the polygons of this vector file (any CRS)
 
 
 @dataclass(frozen=True)
@@ -138,18 +144,38 @@ class ArrayImage:
 
 def open_orthophoto(path: str | Path, crs: str | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
                     alpha_band: int | str = "auto") -> tuple[RowImage, list[str]]:
-    """An image to predict, and notes on what was assumed or converted; DataError names the file."""
-    path = Path(path)
+    """An image to predict (a local file or an http(s) URL), and notes on what was assumed or
+    converted; DataError names the file."""
     notes: list[str] = []
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    if path.suffix.lower() == ".npy":
-        return ArrayImage(path, notes), notes
+    if not is_remote(path):
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: file not found")
+        if path.suffix.lower() == ".npy":
+            return ArrayImage(path, notes), notes
     image = Orthophoto(path, parse_crs(crs, "--crs") if crs else None, bands=bands, alpha_band=alpha_band)
     if image.alpha_band is not None:
         notes.append(f"band {image.alpha_band} is taken as alpha: its transparent (0) pixels are nodata "
                      "(--alpha-band none if it is data, such as a near-infrared band)")
     return image, notes
+
+
+def _restrict(image: RowImage, settings: MapSettings) -> list[dict] | None:
+    """Narrow ``image`` to ``--bounds`` or to the extent of ``--aoi``'s polygons; return the polygons
+    (in the image's CRS) that mask the footprint, if any."""
+    if not isinstance(image, Orthophoto):
+        raise ParamsError("--bounds/--aoi: need a georeferenced raster, not a .npy array")
+    step = max(1, settings.window // settings.subdivisions)  # the blending's step: see Orthophoto.restrict_to
+    if settings.bounds is not None:
+        crs = parse_crs(settings.bounds_crs, "--bounds-crs") if settings.bounds_crs else None
+        image.restrict_to(settings.bounds, crs, "--bounds", align=step)
+        return None
+    assert settings.aoi is not None
+    polygons = read_area(Path(settings.aoi), image.native.crs)
+    extents = np.array([feature_bounds(p) for p in polygons])
+    image.restrict_to((extents[:, 0].min(), extents[:, 1].min(), extents[:, 2].max(), extents[:, 3].max()), None,
+                      "--aoi", align=step)
+    return polygons
 
 
 def check_crs(value: str | None, key: str = "--crs") -> None:
@@ -189,8 +215,8 @@ def _to_grid(array: np.ndarray, size: tuple[int, int], interpolation: int) -> np
 
 
 def predict_map(model: BatchModel, image: RowImage, settings: MapSettings, size: tuple[int, int], *,
-                keep_probabilities: bool,
-                on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray | None, Georeference]:
+                keep_probabilities: bool, on_batch: Callable[[int], None] | None = None,
+                area: list[dict] | None = None) -> tuple[np.ndarray, np.ndarray | None, Georeference]:
     """Blend ``model`` over the image seen at ``size`` = (width, height) (see ``working_size``):
     (class map, probabilities or None, the grid they lie on).
 
@@ -217,6 +243,8 @@ def predict_map(model: BatchModel, image: RowImage, settings: MapSettings, size:
         if probabilities is not None:
             probabilities = _to_grid(probabilities.astype(np.float32), size, cv2.INTER_LINEAR).astype(np.float16)
     footprint = image.footprint(grid)
+    if area is not None:  # the area of interest's polygons, in the image's CRS
+        footprint &= geometry_mask(area, out_shape=footprint.shape, transform=grid.transform, invert=True)
     class_map[~footprint] = NODATA
     if probabilities is not None:
         probabilities[~footprint] = 0
@@ -279,7 +307,10 @@ def map_orthophoto(model: BatchModel, path: str | Path, outputs: MapOutputs, set
     ``on_start`` is told how many windows will run (for a progress bar).
     """
     image, notes = open_orthophoto(path, settings.crs, bands=settings.bands, alpha_band=settings.alpha_band)
+    area: list[dict] | None = None
     try:
+        if settings.bounds is not None or settings.aoi is not None:
+            area = _restrict(image, settings)
         width, height = working_size(image.native, settings, model_gsd, notes, str(path))
         total = count_windows((height, width), window=settings.window, subdivisions=settings.subdivisions,
                               tta=settings.tta)
@@ -288,7 +319,7 @@ def map_orthophoto(model: BatchModel, path: str | Path, outputs: MapOutputs, set
         measure = settings.uncertainty or outputs.uncertainty is not None
         class_map, probabilities, grid = predict_map(model, image, settings, (width, height),
                                                      keep_probabilities=outputs.probabilities is not None or measure,
-                                                     on_batch=on_batch)
+                                                     on_batch=on_batch, area=area)
     finally:
         image.close()
     uncertainty, mean = (quantised_uncertainty(probabilities, class_map != NODATA)
