@@ -8,11 +8,12 @@ uint8-quantised probability GeoTIFFs and GeoPackage polygons, written atomically
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,18 +76,26 @@ def parse_crs(value: str, key: str) -> CRS:
                           "(e.g. EPSG:25833)") from None
 
 
-def georeference_of(path: str | Path, crs: CRS | None = None) -> Georeference:
-    """Where a raster lies (its world file counts); ``crs`` where the file names none."""
-    path = Path(path)
+@contextlib.contextmanager
+def _opened(path: Path, what: str) -> Iterator[Any]:
+    """A local raster opened for reading; DataError naming it (as ``what``) if it is missing or unreadable."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                return Georeference(src.crs or crs, src.transform, src.width, src.height)
+                yield src
+    except DataError:
+        raise
     except Exception as err:  # GDAL reports a damaged or foreign file as several kinds of error
-        raise DataError(f"{path}: not a readable raster ({one_line_reason(err)})") from None
+        raise DataError(f"{path}: not a readable {what} ({one_line_reason(err)})") from None
+
+
+def georeference_of(path: str | Path, crs: CRS | None = None) -> Georeference:
+    """Where a raster lies (its world file counts); ``crs`` where the file names none."""
+    with _opened(Path(path), "raster") as src:
+        return Georeference(src.crs or crs, src.transform, src.width, src.height)
 
 
 def read_area(path: Path, crs: CRS | None) -> list[dict[str, Any]]:
@@ -114,20 +123,11 @@ def read_area(path: Path, crs: CRS | None) -> list[dict[str, Any]]:
 def read_class_map(path: str | Path) -> np.ndarray:
     """A single-band uint8 class map (H, W) as written by ``write_class_geotiff``; DataError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                if src.count != 1 or src.dtypes[0] != "uint8":
-                    raise DataError(f"{path}: not a single-band 8-bit class map ({src.count} bands, {src.dtypes[0]})")
-                classes: np.ndarray = src.read(1)
-                return classes
-    except DataError:
-        raise
-    except Exception as err:  # GDAL reports a damaged file as several kinds of error
-        raise DataError(f"{path}: not a readable class map ({one_line_reason(err)})") from None
+    with _opened(path, "class map") as src:
+        if src.count != 1 or src.dtypes[0] != "uint8":
+            raise DataError(f"{path}: not a single-band 8-bit class map ({src.count} bands, {src.dtypes[0]})")
+        classes: np.ndarray = src.read(1)
+        return classes
 
 
 def colour_table() -> dict[int, tuple[int, int, int, int]]:
