@@ -70,17 +70,14 @@ class Orthophoto:
                 raise DataError(f"{self.path}: has {ds.count} bands, no band {band} (--bands / --alpha-band)")
         self.bands = list(bands)
         tagged = [i + 1 for i, interp in enumerate(ds.colorinterp) if interp == ColorInterp.alpha]
-        self.alpha_band: int | None = (tagged[0] if tagged else None) if alpha_band == "auto" else (
+        self.tagged_alpha: int | None = tagged[0] if tagged else None  # the band GDAL says is alpha
+        self.alpha_band: int | None = self.tagged_alpha if alpha_band == "auto" else (
             None if alpha_band == "none" else int(alpha_band))
         self.has_alpha = self.alpha_band is not None
         self.area = Window(0, 0, ds.width, ds.height)  # what is read of the file (restrict_to narrows it)
         self.native = Georeference(ds.crs or crs, ds.transform, ds.width, ds.height)
         self.grid = self.native
         self._resampled: np.ndarray | None = None
-
-    def _tagged_alpha(self) -> int | None:
-        tagged = [i + 1 for i, interp in enumerate(self.dataset.colorinterp) if interp == ColorInterp.alpha]
-        return tagged[0] if tagged else None
 
     def close(self) -> None:
         """Release the file."""
@@ -166,11 +163,10 @@ class Orthophoto:
         GDAL's dataset mask combines nodata values, an alpha band and an internal mask.
         """
         grid = grid or self.native
-        tagged = ColorInterp.alpha in self.dataset.colorinterp
-        if self.alpha_band is not None and (not tagged or self.alpha_band != self._tagged_alpha()):
+        if self.alpha_band is not None and self.alpha_band != self.tagged_alpha:
             return self._read(indexes=self.alpha_band, out_shape=(grid.height, grid.width),
                               resampling=Resampling.nearest) > 0  # a band chosen as alpha
-        if tagged and self.alpha_band is None:  # the tagged alpha band is data: only nodata values count
+        if self.tagged_alpha is not None and self.alpha_band is None:  # tagged alpha is data: nodata values only
             nodata = self.dataset.nodata
             if nodata is None:
                 return np.ones((grid.height, grid.width), bool)
