@@ -2,7 +2,8 @@
 
 Writes metrics/checkpoints.json (per checkpoint: training values and test scores, plain
 and smooth, full and eroded-boundary labels) and metrics/eval.json (the last checkpoint,
-and the colour baseline). Reads class maps and logs only: no TensorFlow.
+its int8 ONNX model's smooth maps as ``smooth_int8``, and the colour baseline). Reads class
+maps and logs only: no TensorFlow.
 """
 
 from aerialseg.core.errors import DataError
@@ -17,6 +18,7 @@ from aerialseg.core.names import (
     MODELS,
     PREDICTION_KINDS,
     PREDICTIONS,
+    PREDICTIONS_INT8,
     RESIZED,
     MaskFiles,
     SceneFiles,
@@ -58,20 +60,25 @@ def main() -> str:
     baseline = {s: {"colour": predict_colours(classifier, read_rgb(SceneFiles(RESIZED, s).image))} for s in split.test}
     baseline_scores = score_tree(confusion_matrices(baseline, labels))["colour"]
 
+    int8 = {s: {"smooth_int8": read_class_map(prediction_file(PREDICTIONS_INT8, s, "smooth"))} for s in split.test}
+    int8_scores = score_tree(confusion_matrices(int8, labels))
+
     last = epochs[-1]
     write_json(CHECKPOINTS_JSON, per_checkpoint)
     write_json(EVAL_JSON, {
         "epoch": last,
         "test_scenes": len(split.test),
         **per_checkpoint[f"{last:03d}"]["test"],
+        **int8_scores,
         "colour_baseline": baseline_scores,
     })
     write_json(CONFUSION_JSON, {k: {lk: m.tolist() for lk, m in v.items()} for k, v in matrices[last].items()})
     smooth = per_checkpoint[f"{last:03d}"]["test"]["smooth"]["noboundary"]["miou_6"]
     plain = per_checkpoint[f"{last:03d}"]["test"]["plain"]["noboundary"]["miou_6"]
     colour = baseline_scores["noboundary"]["miou_6"]
+    quantised = int8_scores["smooth_int8"]["noboundary"]["miou_6"]
     return (f"{len(epochs)} checkpoints; epoch {last} test mIoU (noboundary, 6 classes) "
-            f"smooth {smooth:.4f}, plain {plain:.4f}, colour-only baseline {colour:.4f}")
+            f"smooth {smooth:.4f} (int8 {quantised:.4f}), plain {plain:.4f}, colour-only baseline {colour:.4f}")
 
 
 if __name__ == "__main__":

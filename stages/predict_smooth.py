@@ -18,7 +18,8 @@ from aerialseg.core.names import MODELS, PREDICTIONS, RESIZED, SceneFiles, list_
 from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.predict import prediction_cache as cache
-from aerialseg.predict.inference import load_model, predict_class_maps, prediction_code_digest, weights_fingerprint
+from aerialseg.predict.inference import predict_class_maps, prediction_code_digest, weights_fingerprint
+from aerialseg.predict.loading import load_model
 
 
 def main() -> str:

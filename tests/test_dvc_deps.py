@@ -75,7 +75,7 @@ def test_stage_lists_exactly_the_modules_it_runs(stage):
 def test_only_prediction_depends_on_blending():
     blending = PACKAGE / "aerialseg" / "predict" / "blending.py"
     users = {stage for stage in STAGES if blending in _files_run_by(_script(stage))}
-    assert users == {"predict_smooth"}
+    assert users == {"predict_smooth", "predict_int8"}
 
 
 @pytest.mark.parametrize("stage", ["download", "resize", "encode_masks", "tile"])

@@ -75,7 +75,8 @@ def test_repro_leaves_every_output(project):
                  "data/resized/top_potsdam_2_13_label_noBoundary.tif", "data/masks/2_13_noboundary.png",
                  "data/tiles/index.csv", "data/models/epoch_001.keras", "data/models/epoch_002.keras",
                  "data/predictions/epoch_002/2_13_smooth.tif", "data/predictions/epoch_002/2_13_plain.tif",
-                 "data/models/model_card.json",
+                 "data/models/model_card.json", "data/export/model.onnx", "data/export/model_int8.onnx",
+                 "data/predictions_int8/2_13_smooth.tif",
                  "metrics/data_report.json", "metrics/eval.json", "metrics/checkpoints.json",
                  "metrics/epoch_table.md", "metrics/train/metrics.json", "reports/gallery.png",
                  "reports/progress.gif", "reports/loss.png", "reports/iou.png", "reports/confusion.png",
@@ -87,7 +88,7 @@ def test_repro_leaves_every_output(project):
     assert sum(line.startswith("| 1 ") or line.startswith("| 2 ") for line in table) == 2
     evaluation = json.loads((project / "metrics/eval.json").read_text())
     assert evaluation["epoch"] == 2
-    for key in ("smooth", "plain", "colour_baseline"):
+    for key in ("smooth", "plain", "smooth_int8", "colour_baseline"):
         assert 0.0 <= evaluation[key]["noboundary"]["miou_6"] <= 1.0
     # predictions are GeoTIFFs where the resized test scene lies, in data.crs, as QGIS opens them
     import rasterio
@@ -128,11 +129,12 @@ def test_an_edit_reruns_only_what_it_touches_and_reuses_what_it_can(project):
     logs = {p: p.read_bytes() for p in (project / "metrics/train").rglob("*") if p.is_file()}
     originals = {}
     try:
-        # a docstring of the blending: only prediction is stale, and it predicts nothing again
+        # a docstring of the blending: only prediction is stale, and it predicts nothing again (the int8
+        # stage, which keeps no cache, predicts the same maps, so evaluate does not run)
         originals["predict/blending.py"] = _edit(src / "predict/blending.py",
                                                  '"""Map a window (..., H, W, C) of the image',
                                          '"""Map a window (..., H, W, C) (reworded) of the image')
-        assert _stale(project) == {"predict_smooth"}
+        assert _stale(project) == {"predict_smooth", "predict_int8"}
         out = _run(["dvc", "repro"], project).stdout
         assert "predicted 0 new checkpoint(s), reused 2" in out
         assert "Running stage 'evaluate'" not in out and "Running stage 'train'" not in out

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aerialseg.core.declarations import declared_default, option_choices, option_type
 from aerialseg.core.errors import DataError, ParamsError
-from aerialseg.core.params import PredictParams, check_window
+from aerialseg.core.params import ExportParams, PredictParams, check_window
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -29,8 +29,12 @@ def export_command(args: argparse.Namespace) -> int:
     from aerialseg.core.model_card import card_beside, card_value
     from aerialseg.core.params import SOURCE_GSD_M, load_params
     from aerialseg.predict.batch import same_file
-    from aerialseg.predict.export import export_model
 
+    if args.quantize and args.format != "onnx":
+        raise ParamsError("--quantize: int8 models are ONNX models; give --format onnx")
+    if args.quantize and not args.calibration:
+        raise ParamsError("--quantize: give --calibration, the tile store the model was trained on (data/tiles) "
+                          "or a few images like those it will predict")
     card = card_beside(Path(args.model))
     defaults = load_params(args.params) if card is None and Path(args.params).is_file() else None
     gsd = args.gsd or card_value(card, "ground_sample_distance_m")
@@ -42,12 +46,28 @@ def export_command(args: argparse.Namespace) -> int:
     tta = card_value(card, "tta") or predict.tta
     if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
+    int8 = _calibration(args, window) if args.quantize else None
+    from aerialseg.predict.export import export_model  # TensorFlow: only once the options are known to be good
+
     metadata = export_model(args.model, args.output, args.format, gsd_m=gsd, window=window,
-                            subdivisions=subdivisions, tta=tta, layout=args.layout, card=card)
+                            subdivisions=subdivisions, tta=tta, layout=args.layout, card=card, int8=int8)
     shown = "unknown ground sample distance (give --gsd)" if gsd is None else f"{gsd:g} m/px"
+    quantised = f", int8 calibrated on {int8.source}" if int8 else ""
     print(f"aerialseg export: wrote {args.output} ({args.format}, {metadata['layout']}, {shown}, "
-          f"window {window}, subdivisions {subdivisions})")
+          f"window {window}, subdivisions {subdivisions}{quantised})")
     return 0
+
+
+def _calibration(args: argparse.Namespace, window: int):
+    """The int8 calibration sample the options name (a tile store, or images), drawn with --seed."""
+    from aerialseg.predict.calibration import calibration_windows
+    from aerialseg.predict.quantize import Calibration
+
+    sources = [Path(path) for path in args.calibration]
+    windows = calibration_windows(sources, args.calibration_windows, args.seed, window,
+                                  fixed_window=args.layout == "nchw01")
+    where = str(sources[0]) if len(sources) == 1 else f"{len(sources)} images"
+    return Calibration(windows, args.calibration_method, f"{len(windows)} windows of {where}, seed {args.seed}")
 
 
 def _positive_float(text: str) -> float:
@@ -325,6 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prediction window; with nchw01 the model's fixed input (default: the model card's)")
     export.add_argument("--subdivisions", type=option_type(PredictParams, "subdivisions"),
                         help="default: the model card's")
+    export.add_argument("--quantize", choices=("int8",),
+                        help="quantise the ONNX model: int8 (ONNX Runtime static QDQ, per-channel weights)")
+    export.add_argument("--calibration", nargs="+", metavar="PATH",
+                        help="what calibrates --quantize: the tile store the model was trained on (data/tiles; "
+                             "its train tiles) or images like those it will predict")
+    export.add_argument("--calibration-windows", type=option_type(ExportParams, "calibration_tiles"),
+                        default=declared_default(ExportParams, "calibration_tiles"),
+                        help="windows in the seeded calibration sample (default %(default)s)")
+    export.add_argument("--calibration-method", choices=option_choices(ExportParams, "calibration_method"),
+                        default=declared_default(ExportParams, "calibration_method"),
+                        help="how activation ranges are set from the sample (default %(default)s)")
+    export.add_argument("--seed", type=int, default=0, help="the calibration sample's seed (default %(default)s)")
     export.add_argument("--params", default="params.yaml",
                         help="where the defaults come from for a checkpoint without a model card (if it exists)")
     export.set_defaults(run=export_command)

@@ -120,7 +120,7 @@ def test_npy_images_of_the_wrong_shape_or_type_are_refused(tmp_path, array):
 def test_a_keras_checkpoint_without_its_config_is_a_data_error(tmp_path, tiny_checkpoint):
     import zipfile
 
-    from aerialseg.predict.inference import load_model
+    from aerialseg.predict.loading import load_model
 
     path = tmp_path / "m.keras"
     tiny_checkpoint(path, depth=1, base_filters=2)
@@ -136,7 +136,7 @@ def test_a_keras_checkpoint_without_its_config_is_a_data_error(tmp_path, tiny_ch
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_damaged_checkpoints_load_or_raise_data_error(checkpoint_bytes, tmp_path, data):
-    from aerialseg.predict.inference import load_model
+    from aerialseg.predict.loading import load_model
 
     content = bytearray(checkpoint_bytes)
     if data.draw(st.booleans()):

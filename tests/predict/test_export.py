@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +167,17 @@ def test_cli_export_errors_are_one_line(tmp_path, real_crop_paths, capsys):
     not_onnx.write_bytes(b"\x00" * 10)
     assert main(["predict", str(not_onnx), str(real_crop_paths[0]), "-o", str(tmp_path / "p.png")]) == 1
     assert capsys.readouterr().err.startswith(f"aerialseg predict: error: {not_onnx}: not a readable ONNX model")
+
+
+def test_an_export_is_a_function_of_the_checkpoint(tmp_path):
+    """The converter numbers names in an order that changes between processes; the file must not."""
+    checkpoint, _ = _checkpoint(tmp_path)
+    script = ("import sys; from aerialseg.predict.export import export_model; "
+              "export_model(sys.argv[1], sys.argv[2], 'onnx', gsd_m=0.4, window=64, subdivisions=2, tta='d4')")
+    files = []
+    for i in range(2):
+        out = tmp_path / f"run{i}.onnx"
+        subprocess.run([sys.executable, "-c", script, str(checkpoint), str(out)], check=True, timeout=300,
+                       capture_output=True)
+        files.append(out.read_bytes())
+    assert files[0] == files[1]

@@ -114,7 +114,7 @@ def test_the_schedule_carries_on_across_the_thaw():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_a_checkpoint_of_each_encoder_loads_for_prediction(name, tmp_path, tiny_checkpoint):
-    from aerialseg.predict.inference import input_multiple, load_model
+    from aerialseg.predict.loading import input_multiple, load_model
 
     path = tmp_path / "model.keras"
     model = tiny_checkpoint(path, encoder=name, base_filters=4, seed=4)

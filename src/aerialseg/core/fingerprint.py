@@ -20,6 +20,7 @@ PACKAGE = "aerialseg"
 VALUE_ONLY_MODULES = ("aerialseg", "aerialseg.core", "aerialseg.core.errors", "aerialseg.core.fingerprint",
                       "aerialseg.core.framework", "aerialseg.core.atomic", "aerialseg.core.io",
                       "aerialseg.core.worldfile", "aerialseg.core.names", "aerialseg.core.params",
+                      "aerialseg.core.data_params",
                       "aerialseg.core.declarations", "aerialseg.core.protocols")
 
 

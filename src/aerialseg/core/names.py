@@ -18,6 +18,8 @@ TILES = Path("data/tiles")
 MODELS = Path("data/models")
 TRAIN_STATE = Path("data/train_state")
 PREDICTIONS = Path("data/predictions")
+EXPORTS = Path("data/export")  # the final checkpoint as ONNX files, fp32 and int8
+PREDICTIONS_INT8 = Path("data/predictions_int8")  # the int8 model's smooth test predictions
 TRAIN_LIVE = Path("metrics/train")
 DATA_REPORT = Path("metrics/data_report.json")
 CHECKPOINTS_JSON = Path("metrics/checkpoints.json")
@@ -34,6 +36,8 @@ PREDICTION_KEY_FILE = "key.json"
 SOURCES_FILE = "sources.json"  # beside raw/resized scene files: the archive member or file each came from
 MODEL_CARD = "model_card.json"  # beside the checkpoints: what predicting needs (ground sample distance...)
 PREDICTION_KINDS = ("plain", "smooth")
+EXPORT_FP32 = "model.onnx"
+EXPORT_INT8 = "model_int8.onnx"
 POLYGON_LAYER = "classes"  # the GeoPackage layer of class polygons
 
 _CHECKPOINT = re.compile(r"^epoch_(\d+)\.keras$")

@@ -1,9 +1,10 @@
 """Load ``params.yaml`` into frozen, validated objects that mirror the file's sections.
 
-This is the only module that knows the file's shape: ``params.resize.scale`` is
-``resize: scale:`` in the YAML. Each key is declared once, beside its field, with its type
-and bounds (``aerialseg.core.declarations``); rules between fields sit in the section's
-``check``, rules between sections in ``_check_across_sections``. Every problem is a
+This module (with ``aerialseg.core.data_params`` for the ``data`` section) is the only one
+that knows the file's shape: ``params.resize.scale`` is ``resize: scale:`` in the YAML. Each
+key is declared once, beside its field, with its type and bounds
+(``aerialseg.core.declarations``); rules between fields sit in the section's ``check``, rules
+between sections in ``_check_across_sections``. Every problem is a
 ``ParamsError`` whose message starts with the dotted key at fault, so a stage can print one
 line that tells the user what to fix; an unknown key (a typo) is refused with the closest
 valid name.
@@ -11,13 +12,13 @@ valid name.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
+from aerialseg.core.data_params import DataParams
 from aerialseg.core.declarations import (
     Boolean,
     Choice,
@@ -27,9 +28,7 @@ from aerialseg.core.declarations import (
     Number,
     Section,
     String,
-    StringList,
     TileId,
-    TileIds,
     param,
     parse_section,
     shown,
@@ -37,123 +36,17 @@ from aerialseg.core.declarations import (
 from aerialseg.core.errors import ParamsError
 from aerialseg.core.palette import CLASS_NAMES
 
-DATA_SOURCES = ("synthetic", "potsdam")
 LR_SCHEDULES = ("exponential", "constant")
 SWITCHES = ("auto", "on", "off")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 CLASS_WEIGHTING = ("none", "median_frequency")
 TTA_MODES = ("d4", "flips", "none")
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")  # ONNX Runtime's static-quantisation calibrators
 ENCODERS = ("none", "resnet50", "efficientnetv2b0", "convnext_tiny")
 ENCODER_WEIGHTS_DIR = "weights"  # a DVC dependency of train: weights files given by path live here
 ENCODER_STRIDE = 32  # every supported backbone down-samples its input 32 times
 SOURCE_GSD_M = 0.05  # ISPRS Potsdam (and the synthetic scenes) at full resolution: 5 cm per pixel
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's generators take 32-bit seeds
-
-
-@dataclass(frozen=True)
-class Split:
-    """Scene ids of each split; a scene belongs to exactly one split."""
-
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
-
-    def items(self) -> list[tuple[str, tuple[str, ...]]]:
-        """(split name, scene ids) pairs in a fixed order."""
-        return [("train", self.train), ("val", self.val), ("test", self.test)]
-
-    @property
-    def all_scenes(self) -> tuple[str, ...]:
-        """Every scene id, train first."""
-        return self.train + self.val + self.test
-
-    def without(self, excluded: tuple[str, ...]) -> Split:
-        """The same split with ``excluded`` tiles removed everywhere."""
-        def keep(ids: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(i for i in ids if i not in excluded)
-        return Split(keep(self.train), keep(self.val), keep(self.test))
-
-    def check(self, section: Section) -> None:
-        """Refuse a scene in two splits (its tiles would leak from training into testing)."""
-        seen: dict[str, str] = {}
-        for name, ids in self.items():
-            for tile_id in ids:
-                if tile_id in seen:
-                    raise ParamsError(f"{section.key(name)}: tile {tile_id} is also in {seen[tile_id]}; "
-                                      "a scene must belong to one split only")
-                seen[tile_id] = section.key(name)
-
-
-@dataclass(frozen=True, kw_only=True)
-class _SourceScenes:
-    """A source section's scene ids per split (``train``, ``val``, ``test`` keys)."""
-
-    train: tuple[str, ...] = param(TileIds())
-    val: tuple[str, ...] = param(TileIds())
-    test: tuple[str, ...] = param(TileIds())
-
-    @property
-    def split(self) -> Split:
-        """The scenes of each split."""
-        return Split(self.train, self.val, self.test)
-
-    def check(self, section: Section) -> None:
-        self.split.check(section)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SyntheticParams(_SourceScenes):
-    """``data.synthetic``: the built-in generator's scene size and split."""
-
-    scene_size: int = param(Integer(256, 20_000))
-
-
-@dataclass(frozen=True, kw_only=True)
-class PotsdamParams(_SourceScenes):
-    """``data.potsdam``: where the official release lies, optional mirrors, and the split."""
-
-    path: str = param(String())
-    url: tuple[str, ...] = param(StringList())
-    sha256: tuple[str, ...] = param(StringList())
-
-    @property
-    def downloads(self) -> tuple[tuple[str, str], ...]:
-        """(url, sha256) of every archive to fetch into ``path`` before extracting."""
-        return tuple(zip(self.url, (digest.lower() for digest in self.sha256), strict=True))
-
-    def check(self, section: Section) -> None:
-        for url in self.url:
-            if not url.lower().startswith(("http://", "https://")):
-                raise ParamsError(f"{section.key('url')}: {url!r} is not an http(s) URL")
-        if len(self.sha256) != len(self.url):
-            raise ParamsError(f"{section.key('sha256')}: give one checksum per url ({len(self.url)} url(s), "
-                              f"{len(self.sha256)} checksum(s)); downloads are always verified")
-        for digest in self.sha256:
-            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
-                raise ParamsError(f"{section.key('sha256')}: {shown(digest)} is not a 64-digit hex SHA-256")
-        super().check(section)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DataParams:
-    """``data``: the source, the tiles left out, and each source's settings."""
-
-    source: str = param(Choice(DATA_SOURCES))
-    exclude: tuple[str, ...] = param(TileIds(allow_empty=True))
-    synthetic: SyntheticParams = param(Nested(SyntheticParams))
-    potsdam: PotsdamParams = param(Nested(PotsdamParams))
-    crs: str = param(String())  # of scenes whose world files place them without saying in which CRS
-
-    @property
-    def split(self) -> Split:
-        """The split of the active source, with excluded tiles removed."""
-        active = self.synthetic if self.source == "synthetic" else self.potsdam
-        return active.split.without(self.exclude)
-
-    def check(self, section: Section) -> None:
-        for name, ids in self.split.items():
-            if not ids:
-                raise ParamsError(f"data.{self.source}.{name}: no tiles left after data.exclude")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,6 +202,14 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExportParams:
+    """``export``: the int8 model's calibration (the export stage; ``aerialseg export`` defaults to it)."""
+
+    calibration_tiles: int = param(Integer(1, 100_000), default=64)
+    calibration_method: str = param(Choice(CALIBRATION_METHODS), default="minmax")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReportParams:
     gallery_scene: str = param(TileId())
 
@@ -330,6 +231,7 @@ class Params:
     train: TrainParams = param(Nested(TrainParams))
     predict: PredictParams = param(Nested(PredictParams))
     evaluate: EvaluateParams = param(Nested(EvaluateParams))
+    export: ExportParams = param(Nested(ExportParams))
     report: ReportParams = param(Nested(ReportParams))
 
     @property

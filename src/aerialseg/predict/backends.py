@@ -24,7 +24,7 @@ def load_any_model(path: Path) -> tuple[BatchModel, tuple[int, str]]:
 
         model = OnnxSegmenter(path)
         return model, (model.input_multiple, "the input multiple")
-    from aerialseg.predict.inference import input_multiple, load_model
+    from aerialseg.predict.loading import input_multiple, load_model
 
     model = load_model(path)
     return model, input_multiple(model)
@@ -49,8 +49,9 @@ def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:
     """What runs a Keras checkpoint: TensorFlow (keras) or ONNX Runtime (onnx).
 
     auto picks ONNX Runtime on a CPU, where ``bench/predict_backends.py`` measured it
-    faster (1.17x on the default model, 2 cores), and TensorFlow where it sees a GPU. An
-    exported ONNX model is returned as it is.
+    faster on an AVX2 machine (1.17x on the default model, 2 cores; on AVX-512 TensorFlow
+    was the faster, see docs/export.md), and TensorFlow where it sees a GPU. An exported
+    ONNX model is returned as it is.
     """
     from aerialseg.predict.onnx_model import OnnxSegmenter
 

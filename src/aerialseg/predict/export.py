@@ -13,13 +13,16 @@ and requires a square output), and its metadata keys with JSON values as it pars
 ``model_type`` "Segmentor", ``class_names`` {"0": name, ...}, ``resolution`` in cm/px,
 ``tile_size`` in px and ``tiles_overlap`` in %. No standardisation keys: the model scales its
 own input. The default layout (``nhwc255``) is aerialseg's own and carries no Deepness keys.
+
+An ONNX export can also be quantised to int8 (``aerialseg.predict.quantize``): the fp32 file
+is written to a temporary folder first and only the int8 one reaches ``out``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,9 +32,12 @@ from aerialseg.core.io import write_json
 from aerialseg.core.model_card import INPUT, SCHEMA_VERSION
 from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES
 from aerialseg.core.params import check_window
-from aerialseg.predict.inference import input_multiple, load_model
+from aerialseg.predict.loading import input_multiple, load_model
 from aerialseg.predict.onnx_convert import write_onnx
 from aerialseg.predict.onnx_model import LAYOUTS, METADATA_KEY
+
+if TYPE_CHECKING:
+    from aerialseg.predict.quantize import Calibration
 
 FORMATS = ("onnx", "savedmodel")
 SAVEDMODEL_METADATA = Path("assets.extra") / "aerialseg.json"
@@ -48,6 +54,7 @@ def export_card(model: keras.Model, card: dict[str, Any] | None, *, gsd_m: float
                                     "class_colours": [list(c) for c in CLASS_COLOURS], "input": INPUT}
     return {**base, "model_name": model.name, "ground_sample_distance_m": gsd_m, "window": window,
             "subdivisions": subdivisions, "tta": tta, "input_multiple": input_multiple(model)[0], "layout": layout,
+            "precision": "float32",
             "input_layout": _INPUTS[layout], "output_layout": _OUTPUTS[layout]}
 
 
@@ -102,15 +109,27 @@ def onnx_runtime_model(model: keras.Model):
         return OnnxSegmenter(path)
 
 
+def _write_onnx_with_card(model: keras.Model, path: Path, card: dict[str, Any]) -> None:
+    import onnx
+
+    write_onnx(model, path)
+    proto = onnx.load(str(path))
+    for key, value in onnx_metadata_props(card).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+
+
 def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: float | None, window: int,
                  subdivisions: int, tta: str, layout: str = "nhwc255",
-                 card: dict[str, Any] | None = None) -> dict[str, Any]:
+                 card: dict[str, Any] | None = None, int8: Calibration | None = None) -> dict[str, Any]:
     """Write ``checkpoint`` as ``fmt`` (onnx | savedmodel) to ``out``, atomically; return the card it carries.
 
-    DataError when the checkpoint cannot be read; ParamsError when the window does not suit it.
+    With ``int8`` (ONNX only) the model is quantised, calibrated as it says. DataError when the
+    checkpoint cannot be read; ParamsError when the window does not suit it.
     """
-    if fmt not in FORMATS or layout not in LAYOUTS:
-        raise ValueError(f"format {fmt!r} / layout {layout!r}")
+    if fmt not in FORMATS or layout not in LAYOUTS or (int8 is not None and fmt != "onnx"):
+        raise ValueError(f"format {fmt!r} / layout {layout!r} / int8 {int8 is not None}")
     model = load_model(checkpoint)
     multiple, multiple_is = input_multiple(model)
     check_window(window, multiple, subdivisions, window_key="--window", subdivisions_key="--subdivisions",
@@ -119,16 +138,18 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: fl
                            layout=layout)
     exported = with_layout(model, layout, window)
     _call_once(exported, window if layout == "nchw01" else multiple, layout)
-    if fmt == "onnx":
-        import onnx
+    if fmt == "onnx" and int8 is not None:
+        import tempfile
 
+        from aerialseg.predict.quantize import quantize_int8
+
+        with tempfile.TemporaryDirectory(prefix="aerialseg-export-") as folder:
+            fp32 = Path(folder) / "fp32.onnx"
+            _write_onnx_with_card(exported, fp32, metadata)
+            return quantize_int8(fp32, Path(out), int8)
+    if fmt == "onnx":
         with atomic_path(out) as tmp:
-            write_onnx(exported, tmp)
-            proto = onnx.load(str(tmp))
-            for key, value in onnx_metadata_props(metadata).items():
-                entry = proto.metadata_props.add()
-                entry.key, entry.value = key, value
-            onnx.save(proto, str(tmp))
+            _write_onnx_with_card(exported, tmp, metadata)
     else:
         with atomic_dir(out) as tmp:
             exported.export(str(tmp), format="tf_saved_model", verbose=False)

@@ -11,12 +11,19 @@ ONNX lacks, so the converted copy (never the checkpoint) rewrites them into exac
 - the exact GELU, which TensorFlow computes with ``erfc``, becomes ``x/2 (1 + erf(x/√2))``.
 
 ``tests/predict/test_export.py`` checks every encoder: one input, within 1e-4 of Keras.
+
+The converter numbers the names it makes (``const_fold_opt__971``) in an order that changes
+from run to run (its optimisers walk sets of objects), so the same checkpoint gave a different
+file each time. The names are renumbered in graph order and the initializers sorted by first
+use, which makes an export a function of the checkpoint: a DVC stage that exports reruns
+nothing downstream when the model did not change.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -86,6 +93,43 @@ def onnx_ready(model: Any) -> Any:
     return copy
 
 
+_NUMBERED = re.compile(r"__\d+")
+
+
+def renumber_names(graph: Any) -> None:
+    """Give the converter's numbered names (``X__123``) numbers in graph order, in place; sort the
+    initializers by first use. Graph inputs, outputs and every other name are kept. Constants
+    that are numbered or shared become ``const__N``: the converter shares one constant among
+    equal ones under any of their names (``const_axes__7``, ``dec4_up/mul/y:0``)."""
+    renamed: dict[str, str] = {}
+    uses: dict[str, int] = {}
+    for value in (v for node in graph.node for v in node.input):
+        uses[value] = uses.get(value, 0) + 1
+    shared = {t.name for t in graph.initializer if uses.get(t.name, 0) > 1}
+    constants = {t.name for t in graph.initializer}
+
+    def name(old: str) -> str:
+        if old not in renamed:
+            if old in shared or (old in constants and _NUMBERED.search(old)):
+                renamed[old] = f"const__{len(renamed)}"
+            else:
+                renamed[old] = f"{_NUMBERED.sub('', old)}__{len(renamed)}" if _NUMBERED.search(old) else old
+        return renamed[old]
+
+    for node in graph.node:
+        node.name = name(node.name)
+        node.input[:] = [name(value) for value in node.input]
+        node.output[:] = [name(value) for value in node.output]
+    first_use = {value: i for i, value in reversed(list(enumerate(v for n in graph.node for v in n.input)))}
+    initializers = sorted(graph.initializer, key=lambda t: first_use.get(name(t.name), len(first_use)))
+    for tensor in initializers:
+        tensor.name = name(tensor.name)
+    graph.ClearField("initializer")
+    graph.initializer.extend(initializers)
+    for info in [*graph.value_info, *graph.output]:
+        info.name = name(info.name)
+
+
 def write_onnx(model: Any, path: Path) -> None:
     """Convert ``model`` (called once, so that it is built) to an ONNX file at ``path``."""
     from tf2onnx import convert, tf_loader
@@ -100,7 +144,10 @@ def write_onnx(model: Any, path: Path) -> None:
             ready.export(folder, format="tf_saved_model", verbose=False)
             graph_def, inputs, outputs = tf_loader.from_saved_model(folder, None, None, tag="serve",
                                                                     signatures=["serve"])
-            convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs, opset=OPSET,
-                                   output_path=str(path))
+            proto, _ = convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs, opset=OPSET)
+        renumber_names(proto.graph)
+        import onnx
+
+        onnx.save(proto, str(path))
     finally:
         tf_log.setLevel(level)

@@ -19,6 +19,14 @@ METADATA_KEY = "aerialseg"
 LAYOUTS = ("nhwc255", "nchw01")  # (N, H, W, 3) RGB in [0, 255] | (N, 3, H, W) RGB in [0, 1] (Deepness)
 
 
+def to_layout(batch: np.ndarray, layout: str) -> np.ndarray:
+    """(N, h, w, 3) RGB windows in [0, 255] as a model file of ``layout`` takes them (float32, contiguous)."""
+    x = np.asarray(batch, np.float32)
+    if layout == "nchw01":
+        x = x.transpose(0, 3, 1, 2) / np.float32(255)
+    return np.ascontiguousarray(x)
+
+
 class OnnxSegmenter:
     """An exported segmentation model: ``predict_on_batch`` maps (N, h, w, 3) RGB uint8-range
     windows to (N, h, w, classes) probabilities, whatever the file's own layout."""
@@ -70,9 +78,6 @@ class OnnxSegmenter:
 
     def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, h, w, 3) RGB in [0, 255] -> (N, h, w, classes) float32 probabilities."""
-        x = np.asarray(batch, np.float32)
-        if self.layout == "nchw01":
-            x = x.transpose(0, 3, 1, 2) / np.float32(255)
-        y = self.session.run(None, {self.input_name: np.ascontiguousarray(x)})[0]
+        y = self.session.run(None, {self.input_name: to_layout(batch, self.layout)})[0]
         return y.transpose(0, 2, 3, 1) if self.layout == "nchw01" else y
 

@@ -1,0 +1,122 @@
+"""The ``data`` section of ``params.yaml``: the source, its scenes and their split.
+
+Kept apart from ``aerialseg.core.params`` (which nests it) because it is the part that grows
+with every data source; the file's shape, the loading and the rules between sections stay
+there. Every problem is a ``ParamsError`` that starts with the dotted key at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from aerialseg.core.declarations import Choice, Integer, Nested, Section, String, StringList, TileIds, param, shown
+from aerialseg.core.errors import ParamsError
+
+DATA_SOURCES = ("synthetic", "potsdam")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Scene ids of each split; a scene belongs to exactly one split."""
+
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def items(self) -> list[tuple[str, tuple[str, ...]]]:
+        """(split name, scene ids) pairs in a fixed order."""
+        return [("train", self.train), ("val", self.val), ("test", self.test)]
+
+    @property
+    def all_scenes(self) -> tuple[str, ...]:
+        """Every scene id, train first."""
+        return self.train + self.val + self.test
+
+    def without(self, excluded: tuple[str, ...]) -> Split:
+        """The same split with ``excluded`` tiles removed everywhere."""
+        def keep(ids: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(i for i in ids if i not in excluded)
+        return Split(keep(self.train), keep(self.val), keep(self.test))
+
+    def check(self, section: Section) -> None:
+        """Refuse a scene in two splits (its tiles would leak from training into testing)."""
+        seen: dict[str, str] = {}
+        for name, ids in self.items():
+            for tile_id in ids:
+                if tile_id in seen:
+                    raise ParamsError(f"{section.key(name)}: tile {tile_id} is also in {seen[tile_id]}; "
+                                      "a scene must belong to one split only")
+                seen[tile_id] = section.key(name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SourceScenes:
+    """A source section's scene ids per split (``train``, ``val``, ``test`` keys)."""
+
+    train: tuple[str, ...] = param(TileIds())
+    val: tuple[str, ...] = param(TileIds())
+    test: tuple[str, ...] = param(TileIds())
+
+    @property
+    def split(self) -> Split:
+        """The scenes of each split."""
+        return Split(self.train, self.val, self.test)
+
+    def check(self, section: Section) -> None:
+        self.split.check(section)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticParams(_SourceScenes):
+    """``data.synthetic``: the built-in generator's scene size and split."""
+
+    scene_size: int = param(Integer(256, 20_000))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PotsdamParams(_SourceScenes):
+    """``data.potsdam``: where the official release lies, optional mirrors, and the split."""
+
+    path: str = param(String())
+    url: tuple[str, ...] = param(StringList())
+    sha256: tuple[str, ...] = param(StringList())
+
+    @property
+    def downloads(self) -> tuple[tuple[str, str], ...]:
+        """(url, sha256) of every archive to fetch into ``path`` before extracting."""
+        return tuple(zip(self.url, (digest.lower() for digest in self.sha256), strict=True))
+
+    def check(self, section: Section) -> None:
+        for url in self.url:
+            if not url.lower().startswith(("http://", "https://")):
+                raise ParamsError(f"{section.key('url')}: {url!r} is not an http(s) URL")
+        if len(self.sha256) != len(self.url):
+            raise ParamsError(f"{section.key('sha256')}: give one checksum per url ({len(self.url)} url(s), "
+                              f"{len(self.sha256)} checksum(s)); downloads are always verified")
+        for digest in self.sha256:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                raise ParamsError(f"{section.key('sha256')}: {shown(digest)} is not a 64-digit hex SHA-256")
+        super().check(section)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataParams:
+    """``data``: the source, the tiles left out, and each source's settings."""
+
+    source: str = param(Choice(DATA_SOURCES))
+    exclude: tuple[str, ...] = param(TileIds(allow_empty=True))
+    synthetic: SyntheticParams = param(Nested(SyntheticParams))
+    potsdam: PotsdamParams = param(Nested(PotsdamParams))
+    crs: str = param(String())  # of scenes whose world files place them without saying in which CRS
+
+    @property
+    def split(self) -> Split:
+        """The split of the active source, with excluded tiles removed."""
+        active = self.synthetic if self.source == "synthetic" else self.potsdam
+        return active.split.without(self.exclude)
+
+    def check(self, section: Section) -> None:
+        for name, ids in self.split.items():
+            if not ids:
+                raise ParamsError(f"data.{self.source}.{name}: no tiles left after data.exclude")

@@ -1,0 +1,117 @@
+"""int8 models: ONNX Runtime's static quantisation of an exported fp32 ONNX model.
+
+The recipe is the one ONNX Runtime recommends for convolutional networks on x86 CPUs, taken
+whole rather than re-derived:
+
+- **QDQ format**: QuantizeLinear/DequantizeLinear pairs around every quantisable op, which
+  ONNX Runtime's graph optimiser fuses into its int8 kernels (QLinearConv and friends); the
+  file stays a standard ONNX graph that other runtimes can read.
+- **Weights int8, symmetric, per output channel**: U-Net filters differ in scale by orders of
+  magnitude within one layer, and one scale per layer would flatten the small ones to zero.
+- **Activations uint8, per tensor, asymmetric**: after ReLU every activation is >= 0, and
+  u8 x s8 is the pair the VNNI instructions of this CPU multiply.
+- **Static ranges**: each activation's range is fixed once from the calibration windows
+  (``aerialseg.predict.calibration``; min/max by default, or ONNX Runtime's percentile or
+  entropy calibrators), so no range is computed at prediction time.
+
+Everything is quantised, softmax included: its uint8 probabilities (steps of 1/255) are
+averaged over the blending's overlaps and test-time augmentations before the argmax, and
+what it costs in accuracy is measured, not assumed (the pipeline scores the int8 model on
+the test scenes: ``smooth_int8`` in ``metrics/eval.json``). The int8 file carries the fp32
+model's metadata with ``precision`` and ``quantization`` added to its card.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aerialseg.core.atomic import atomic_path
+from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.params import CALIBRATION_METHODS
+from aerialseg.predict.onnx_model import METADATA_KEY, to_layout
+
+CALIBRATION_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How an int8 model is calibrated: its windows ((N, h, w, 3) RGB in [0, 255]), the range
+    method, and where the windows came from (for the card)."""
+
+    windows: np.ndarray
+    method: str = "minmax"
+    source: str = ""
+
+
+def _calibration_reader(input_name: str, windows: np.ndarray, layout: str):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Windows(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(range(0, len(windows), CALIBRATION_BATCH))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            start = next(self.batches, None)
+            if start is None:
+                return None
+            return {input_name: to_layout(windows[start:start + CALIBRATION_BATCH], layout)}
+
+    return Windows()
+
+
+def quantized_card(card: dict[str, Any], method: str, windows: int, calibration: str) -> dict[str, Any]:
+    """The fp32 export's card with what quantisation did, so that a user can tell the files apart."""
+    return {**card, "precision": "int8", "quantization": {
+        "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
+        "weights": "int8, symmetric, per output channel", "activations": "uint8, asymmetric, per tensor",
+        "calibration": {"method": method, "windows": windows, "source": calibration}}}
+
+
+def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> dict[str, Any]:
+    """Write the int8 version of the fp32 ONNX model ``fp32`` to ``out`` (atomically), calibrated as
+    ``calibration`` says; return the card it carries."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    method, windows = calibration.method, calibration.windows
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration method {method!r}")
+    source = onnx.load(str(fp32))
+    props = {entry.key: entry.value for entry in source.metadata_props}
+    card = json.loads(props.get(METADATA_KEY, "{}"))
+    layout = card.get("layout", "nhwc255")
+    card = quantized_card(card, method, len(windows), calibration.source)
+    props[METADATA_KEY] = json.dumps(card, sort_keys=True)
+    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                 "entropy": CalibrationMethod.Entropy}[method]
+    with tempfile.TemporaryDirectory(prefix="aerialseg-int8-") as folder:
+        prepared = Path(folder) / "prepared.onnx"
+        logging.getLogger("root").setLevel(logging.WARNING)  # the quantiser logs every node at INFO
+        try:
+            # shape inference and ONNX Runtime's basic graph fusions first, as its docs advise
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+            with atomic_path(out) as tmp:
+                quantize_static(str(prepared), str(tmp), _calibration_reader(source.graph.input[0].name, windows,
+                                                                              layout),
+                                quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                                weight_type=QuantType.QInt8, calibrate_method=calibrate,
+                                calibration_providers=["CPUExecutionProvider"])
+                quantized = onnx.load(str(tmp))
+                del quantized.metadata_props[:]
+                for key, value in props.items():
+                    entry = quantized.metadata_props.add()
+                    entry.key, entry.value = key, value
+                onnx.save(quantized, str(tmp))
+        except (DataError, OSError):
+            raise
+        except Exception as err:  # the quantiser raises many kinds on a graph it cannot handle
+            raise DataError(f"{fp32}: cannot be quantised to int8 ({one_line_reason(err)})") from None
+    return card
