@@ -188,7 +188,8 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
                           f"{fixed}x{fixed} px input; give --window {fixed} or export it again")
     check_window(blending["window"], multiple, blending["subdivisions"], window_key="--window",
                  subdivisions_key="--subdivisions", multiple_is=multiple_is)
-    _note(f"predicting with {said}")
+    precision = card.get("precision") if card else None
+    _note(f"predicting with {said}" + (f"; precision {precision}" if precision and precision != "float32" else ""))
     settings = MapSettings(**blending, batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
                            output_grid=args.output_grid, cog=args.cog, crs=args.crs, uncertainty=bool(args.ranking),
                            bands=args.bands, alpha_band=args.alpha_band,

@@ -185,9 +185,11 @@ def test_cli_exports_int8_for_deepness_and_predicts_with_it(models, tmp_path, ca
     source = tmp_path / "scene.png"
     write_rgb(source, image)
     result = tmp_path / "map.png"
+    capsys.readouterr()
     assert main(["predict", str(out), str(source), "-o", str(result), "--tta", "none", "--model-gsd", "0.4",
                  "--gsd", "0.4"]) == 0
     assert result.is_file()
+    assert "; precision int8" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("args", "message"), [
