@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from aerialseg.core.declarations import declared_default, option_choices, option_type
 from aerialseg.core.errors import DataError, ParamsError
-from aerialseg.core.params import ExportParams, PredictParams, check_window
+from aerialseg.core.params import ExportParams, Params, PredictParams, check_window
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -357,7 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--calibration-method", choices=option_choices(ExportParams, "calibration_method"),
                         default=declared_default(ExportParams, "calibration_method"),
                         help="how activation ranges are set from the sample (default %(default)s)")
-    export.add_argument("--seed", type=int, default=0, help="the calibration sample's seed (default %(default)s)")
+    export.add_argument("--seed", type=option_type(Params, "seed"), default=0,
+                        help="the calibration sample's seed (default %(default)s)")
     export.add_argument("--params", default="params.yaml",
                         help="where the defaults come from for a checkpoint without a model card (if it exists)")
     export.set_defaults(run=export_command)

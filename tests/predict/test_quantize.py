@@ -195,6 +195,10 @@ def test_cli_exports_int8_for_deepness_and_predicts_with_it(models, tmp_path, ca
 @pytest.mark.parametrize(("args", "message"), [
     (["--format", "savedmodel", "--quantize", "int8", "--calibration", "{store}"], "give --format onnx"),
     (["--format", "onnx", "--quantize", "int8"], "give --calibration"),
+    (["--format", "onnx", "--quantize", "int8", "--calibration", "{store}", "--seed", "-1"],
+     "--seed: must be between 0 and"),
+    (["--format", "onnx", "--quantize", "int8", "--calibration", "{store}", "--calibration-windows", "0"],
+     "--calibration-windows: must be between 1 and 10000"),
     (["--format", "onnx", "--quantize", "int8", "--calibration", "{folder}"], "not a tile store"),
     (["--format", "onnx", "--quantize", "int8", "--calibration", "{store}", "--layout", "nchw01", "--window", "64"],
      "smaller than the model's fixed 64 px window"),

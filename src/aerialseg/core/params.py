@@ -205,7 +205,7 @@ class EvaluateParams:
 class ExportParams:
     """``export``: the int8 model's calibration (the export stage; ``aerialseg export`` defaults to it)."""
 
-    calibration_tiles: int = param(Integer(1, 100_000), default=64)
+    calibration_tiles: int = param(Integer(1, 10_000), default=64)  # 10 000 windows of 128² are 2 GB
     calibration_method: str = param(Choice(CALIBRATION_METHODS), default="minmax")
 
 
