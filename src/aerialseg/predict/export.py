@@ -34,7 +34,7 @@ from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES
 from aerialseg.core.params import check_window
 from aerialseg.predict.loading import input_multiple, load_model
 from aerialseg.predict.onnx_convert import write_onnx
-from aerialseg.predict.onnx_model import LAYOUTS, METADATA_KEY
+from aerialseg.predict.onnx_model import LAYOUTS, METADATA_KEY, set_metadata_props
 
 if TYPE_CHECKING:
     from aerialseg.predict.quantize import Calibration
@@ -114,9 +114,7 @@ def _write_onnx_with_card(model: keras.Model, path: Path, card: dict[str, Any]) 
 
     write_onnx(model, path)
     proto = onnx.load(str(path))
-    for key, value in onnx_metadata_props(card).items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
+    set_metadata_props(proto, onnx_metadata_props(card))
     onnx.save(proto, str(path))
 
 

@@ -27,6 +27,14 @@ def to_layout(batch: np.ndarray, layout: str) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def set_metadata_props(proto, props: dict[str, str]) -> None:
+    """Make ``props`` the metadata props of the ONNX model ``proto`` (in place), replacing any."""
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 class OnnxSegmenter:
     """An exported segmentation model: ``predict_on_batch`` maps (N, h, w, 3) RGB uint8-range
     windows to (N, h, w, classes) probabilities, whatever the file's own layout."""

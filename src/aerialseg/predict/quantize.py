@@ -35,7 +35,7 @@ import numpy as np
 from aerialseg.core.atomic import atomic_path
 from aerialseg.core.errors import DataError, one_line_reason
 from aerialseg.core.params import CALIBRATION_METHODS
-from aerialseg.predict.onnx_model import METADATA_KEY, to_layout
+from aerialseg.predict.onnx_model import METADATA_KEY, set_metadata_props, to_layout
 
 CALIBRATION_BATCH = 8
 
@@ -94,7 +94,9 @@ def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> dict[str, 
                  "entropy": CalibrationMethod.Entropy}[method]
     with tempfile.TemporaryDirectory(prefix="aerialseg-int8-") as folder:
         prepared = Path(folder) / "prepared.onnx"
-        logging.getLogger("root").setLevel(logging.WARNING)  # the quantiser logs every node at INFO
+        quantiser_log = logging.getLogger("root")  # the quantiser logs every node at INFO there
+        level = quantiser_log.level
+        quantiser_log.setLevel(logging.WARNING)
         try:
             # shape inference and ONNX Runtime's basic graph fusions first, as its docs advise
             quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
@@ -105,13 +107,12 @@ def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> dict[str, 
                                 weight_type=QuantType.QInt8, calibrate_method=calibrate,
                                 calibration_providers=["CPUExecutionProvider"])
                 quantized = onnx.load(str(tmp))
-                del quantized.metadata_props[:]
-                for key, value in props.items():
-                    entry = quantized.metadata_props.add()
-                    entry.key, entry.value = key, value
+                set_metadata_props(quantized, props)
                 onnx.save(quantized, str(tmp))
         except (DataError, OSError):
             raise
         except Exception as err:  # the quantiser raises many kinds on a graph it cannot handle
             raise DataError(f"{fp32}: cannot be quantised to int8 ({one_line_reason(err)})") from None
+        finally:
+            quantiser_log.setLevel(level)
     return card
