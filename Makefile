@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # stages run `python ...`: make it the virtual environment's
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test lint bench install clean-venv gis-tools
+.PHONY: repro test test-fast lint bench install clean-venv gis-tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,18 @@ gis-tools:
 	  && { apt-get install -y -qq gdal-bin >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq gdal-bin; }; }; } \
 	  || { echo "make test: needs gdalinfo and ogrinfo (Debian/Ubuntu: apt-get install gdal-bin)"; exit 1; }
 
+# both cores (pytest-xdist; measured: README, "Tests"); the pipeline tests share one project, so one worker runs them
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+
+# every test, the slow ones too (CI runs this)
 test: lint gis-tools
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
+
+# every test but the slow ones (dvc repro, whole pretrained backbones, training in processes of
+# its own), then the rule that every module under src/ and stages/ has a fast test
+test-fast: lint gis-tools
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_PARALLEL) --cov --cov-report=
+	$(BIN)/python tests/fast_coverage.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src stages tests bench

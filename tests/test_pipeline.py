@@ -12,27 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from tiny_project import copy_project
 
-TINY = {
-    "epochs": 2,
-    "batch_size": 4,
-    "checkpoint_every": 1,
-    "data": {"synthetic": {"scene_size": 512, "train": ["2_10", "2_11"], "val": ["5_12"], "test": ["2_13"]}},
-    "tile": {"patch_size": 64, "stride": 64},
-    "model": {"depth": 3, "base_filters": 4, "max_filters": 16},
-    "predict": {"window": 64, "batch_size": 8},
-    "evaluate": {"baseline_pixels": 5000},
-}
-
-
-def _merge(base: dict, override: dict) -> dict:
-    for key, value in override.items():
-        if isinstance(value, dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
+# one project, reproduced once and edited test after test: under pytest-xdist the whole module runs in one worker
+pytestmark = pytest.mark.xdist_group("pipeline")
 
 
 def _env(project: Path) -> dict:
@@ -52,15 +35,7 @@ def _run(args, cwd, check=True):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A git + DVC copy of the repository with tiny params, reproduced once."""
-    root = tmp_path_factory.mktemp("project")
-    for name in ("stages", "src", "weights", "external", "dvc.yaml", "params.yaml", ".dvcignore"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif source.exists():
-            shutil.copy(source, root / name)
-    params = _merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    root = copy_project(tmp_path_factory.mktemp("project"))
     _run(["git", "init", "-q"], root)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init"], root)
     _run(["dvc", "init", "-q"], root)

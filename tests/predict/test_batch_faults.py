@@ -3,7 +3,8 @@ run, a kill mid-write, a concurrent run on the same folder, a bad image in a bat
 
 The disk is filled for real where the test may mount a small tmpfs (root), and with a
 file-size limit (RLIMIT_FSIZE, the same EFBIG/short-write path through libtiff and SQLite)
-elsewhere.
+elsewhere. Runs under a fault, and the kills, are processes of their own; the clean runs
+and reruns around them go through ``main()`` in the test's process.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 import rasterio
 
+from aerialseg.cli import main
 from aerialseg.core.atomic import is_temporary
 from aerialseg.core.io import read_rgb
 
@@ -43,6 +45,15 @@ def predict(*args: str, file_size_limit: int = 0, timeout: int = 300) -> subproc
     """``aerialseg predict ARGS`` in a process of its own, optionally under a file-size limit."""
     return subprocess.run([sys.executable, "-c", PREDICT, str(file_size_limit), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
+
+
+def predict_here(capsys, *args) -> subprocess.CompletedProcess:
+    """``aerialseg predict ARGS`` through ``main()`` in this process, for the runs whose process is
+    not what the test is about (no TensorFlow start-up each); the same exit code and stderr."""
+    capsys.readouterr()
+    code = main(["predict", *map(str, args)])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +117,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_full_disk_during_each_write_publishes_nothing_and_a_rerun_completes(files, tmp_path, case):
+def test_a_full_disk_during_each_write_publishes_nothing_and_a_rerun_completes(files, tmp_path, case, capsys):
     options, written = CASES[case]
     clean = tmp_path / "clean"
-    done = predict(files / "model.keras", files / "whole.tif", "-o", clean / "whole.tif", *options, *BASE)
+    done = predict_here(capsys, files / "model.keras", files / "whole.tif", "-o", clean / "whole.tif", *options, *BASE)
     assert done.returncode == 0, done.stderr[-2000:]
     sizes = [(clean / name).stat().st_size for name in written]
     before, culprit = sizes[:-1], sizes[-1]
@@ -123,19 +134,19 @@ def test_a_full_disk_during_each_write_publishes_nothing_and_a_rerun_completes(f
         assert last.startswith(f"aerialseg predict: error: {out / written[-1]}: "), result.stderr[-2000:]
         assert "Traceback" not in result.stderr and "_tiffWriteProc" not in result.stderr.replace(last, "")
         assert list(out.iterdir()) == []  # nothing published, no temporary left
-    again = predict(files / "model.keras", files / "whole.tif", "-o", out / "whole.tif", *options, *BASE)
+    again = predict_here(capsys, files / "model.keras", files / "whole.tif", "-o", out / "whole.tif", *options, *BASE)
     assert again.returncode == 0, again.stderr[-2000:]
     assert outputs_of(out) == outputs_of(clean)
 
 
-def test_a_rerun_redoes_truncated_and_empty_outputs(files, tmp_path):
+def test_a_rerun_redoes_truncated_and_empty_outputs(files, tmp_path, capsys):
     clean, out = tmp_path / "clean", tmp_path / "out"
     for folder in (clean, out):
-        assert predict(files / "model.keras", files / "images", "-o", f"{folder}/", *BASE).returncode == 0
+        assert predict_here(capsys, files / "model.keras", files / "images", "-o", f"{folder}/", *BASE).returncode == 0
     truncated, empty = out / "tile_1.tif", out / "tile_3.tif"
     truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
     empty.write_bytes(b"")
-    result = predict(files / "model.keras", files / "images", "-o", f"{out}/", *BASE)
+    result = predict_here(capsys, files / "model.keras", files / "images", "-o", f"{out}/", *BASE)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{truncated}: not a whole file" in result.stderr
     assert f"{empty}: not a whole file (it is empty)" in result.stderr
@@ -155,27 +166,27 @@ WRITER = textwrap.dedent("""\
     """)
 
 
-def test_a_kill_mid_write_leaves_no_temporary_after_a_rerun(files, tmp_path):
+def test_a_kill_mid_write_leaves_no_temporary_after_a_rerun(files, tmp_path, capsys):
     out = tmp_path / "out"
     killed = subprocess.run([sys.executable, "-c", WRITER, str(out / "tile_0.tif"), "kill"], capture_output=True,
                             text=True, timeout=60)
     assert killed.returncode == -signal.SIGKILL
     left = Path(killed.stdout.strip())
     assert left.is_file() and is_temporary(left.name)
-    result = predict(files / "model.keras", files / "images", "-o", f"{out}/", *BASE)
+    result = predict_here(capsys, files / "model.keras", files / "images", "-o", f"{out}/", *BASE)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "removed 1 temporary file(s) that interrupted runs left" in result.stderr
     assert sorted(p.name for p in out.glob("*.tif")) == [f"tile_{i}.tif" for i in range(5)]
     assert not [p for p in out.iterdir() if is_temporary(p.name)]
 
 
-def test_a_run_never_sweeps_the_live_temporaries_of_a_concurrent_one(files, tmp_path):
+def test_a_run_never_sweeps_the_live_temporaries_of_a_concurrent_one(files, tmp_path, capsys):
     out = tmp_path / "out"
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(out / "theirs.tif"), "live"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         live = Path(writer.stdout.readline().strip())
-        result = predict(files / "model.keras", files / "images", "-o", f"{out}/", *BASE)
+        result = predict_here(capsys, files / "model.keras", files / "images", "-o", f"{out}/", *BASE)
         assert result.returncode == 0, result.stderr[-2000:]
         assert "removed" not in result.stderr
         assert live.read_bytes() == b"written by another run"
@@ -187,19 +198,19 @@ def test_a_run_never_sweeps_the_live_temporaries_of_a_concurrent_one(files, tmp_
     assert not [p for p in out.iterdir() if is_temporary(p.name)]
 
 
-def test_one_unreadable_image_among_five_fails_alone(files, tmp_path):
+def test_one_unreadable_image_among_five_fails_alone(files, tmp_path, capsys):
     images = tmp_path / "images"
     shutil.copytree(files / "images", images)
     bad = images / "tile_2.tif"
     bad.write_bytes(bad.read_bytes()[:300])  # truncated: a header and nothing else
-    result = predict(files / "model.keras", images, "-o", f"{tmp_path / 'out'}/", *BASE)
+    result = predict_here(capsys, files / "model.keras", images, "-o", f"{tmp_path / 'out'}/", *BASE)
     assert result.returncode == 1, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("aerialseg predict: error: ")]
     assert len(errors) == 1 and errors[0].startswith(f"aerialseg predict: error: {bad}: ")
     assert result.stderr.strip().splitlines()[-1] == "aerialseg predict: 4 of 5 written; 1 failed"
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["tile_0.tif", "tile_1.tif", "tile_3.tif",
                                                                         "tile_4.tif"]
-    fast = predict(files / "model.keras", images, "-o", f"{tmp_path / 'fast'}/", "--fail-fast", *BASE)
+    fast = predict_here(capsys, files / "model.keras", images, "-o", f"{tmp_path / 'fast'}/", "--fail-fast", *BASE)
     assert fast.returncode == 1
     assert fast.stderr.strip().splitlines()[-1].startswith(f"aerialseg predict: error: {bad}: ")
     assert sorted(p.name for p in (tmp_path / "fast").glob("*.tif")) == ["tile_0.tif", "tile_1.tif"]

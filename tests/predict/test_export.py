@@ -21,6 +21,9 @@ from aerialseg.predict.onnx_model import METADATA_KEY, OnnxSegmenter
 
 from conftest import save_tiny_checkpoint
 
+# a U-Net on a pretrained backbone builds the whole backbone and converts it (25-50 s each): slow
+ENCODER_CASES = [pytest.param(name, marks=() if name == "none" else pytest.mark.slow) for name in ENCODERS]
+
 
 def _checkpoint(folder, encoder: str = "none"):
     path = folder / f"{encoder}.keras"
@@ -60,7 +63,7 @@ def deepness_reads(path: Path) -> dict:
             "channels": inputs[0].shape[-3], "input": inputs[0].name, "session": session}
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", ENCODER_CASES)
 def test_every_encoder_exports_one_input_within_1e4_of_keras(encoder, tmp_path):
     checkpoint, model = _checkpoint(tmp_path, encoder)
     out = tmp_path / "model.onnx"
@@ -77,7 +80,7 @@ def test_every_encoder_exports_one_input_within_1e4_of_keras(encoder, tmp_path):
     assert "model_type" not in exported.props  # aerialseg's own layout: no Deepness keys that promise too much
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", ENCODER_CASES)
 def test_every_encoder_checkpoint_predicts_with_every_backend(encoder, tmp_path, real_crop_paths):
     checkpoint, _ = _checkpoint(tmp_path, encoder)
     image = tmp_path / "crop.png"

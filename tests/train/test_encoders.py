@@ -19,6 +19,8 @@ from aerialseg.train.encoders import ENCODERS, build_encoder_unet, load_backbone
 
 from tiny_training import config, final_weights, make_store
 
+# Every test that builds a whole backbone (keras.applications, 4-8 s each) is slow: make test runs
+# them, make test-fast does not.
 NAMES = sorted(ENCODERS)
 SCRIPT = Path(__file__).resolve().parents[1] / "tiny_training.py"
 
@@ -31,6 +33,7 @@ def _split(model: keras.Model) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return encoder.get_weights(), decoder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_weights_from_a_file_fill_the_encoder_and_leave_the_decoder_fresh(name, tmp_path):
     keras.utils.set_random_seed(1)
@@ -52,6 +55,7 @@ def test_weights_from_a_file_fill_the_encoder_and_leave_the_decoder_fresh(name, 
     assert loaded_decoder and all(np.array_equal(a, b) for a, b in zip(loaded_decoder, fresh_decoder, strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_skip_layers_exist_at_their_strides_and_the_output_is_full_size(name):
     backbone = ENCODERS[name].build(None)
@@ -72,6 +76,7 @@ def _batch(size: int = 32):
     return images, masks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_one_training_step_frozen_then_thawed_at_the_encoder_learning_rate(name):
     """Frozen: the encoder (batch-norm statistics included) does not move. Thawed: a fresh
@@ -101,6 +106,7 @@ def test_one_training_step_frozen_then_thawed_at_the_encoder_learning_rate(name)
     assert max(decoder_steps) == pytest.approx(0.01, rel=0.02)
 
 
+@pytest.mark.slow
 def test_the_schedule_carries_on_across_the_thaw():
     from aerialseg.train.schedules import learning_rate
 
@@ -112,6 +118,7 @@ def test_the_schedule_carries_on_across_the_thaw():
     assert float(learning_rate(cfg.train, 2)(6)) == pytest.approx(0.003 * 0.5**3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_a_checkpoint_of_each_encoder_loads_for_prediction(name, tmp_path, tiny_checkpoint):
     from aerialseg.predict.loading import input_multiple, load_model
@@ -132,6 +139,7 @@ def test_a_missing_weights_file_is_one_line_naming_the_key(tmp_path):
     assert "\n" not in message
 
 
+@pytest.mark.slow
 def test_weights_of_another_backbone_are_refused_in_one_line(tmp_path):
     path = tmp_path / "effnet.weights.h5"
     ENCODERS["efficientnetv2b0"].build(None).save_weights(path)
@@ -140,6 +148,7 @@ def test_weights_of_another_backbone_are_refused_in_one_line(tmp_path):
     assert str(raised.value).startswith(f"model.encoder_weights: {path}: not weights of the convnext_tiny backbone")
 
 
+@pytest.mark.slow
 def test_unreachable_imagenet_download_says_how_to_provide_the_file(tmp_path):
     """No network here or in CI, and a proxy on a closed port makes sure of it."""
     code = ("from aerialseg.train.encoders import load_backbone\n"
@@ -193,6 +202,7 @@ def test_fine_tuning_killed_at_the_thaw_resumes_to_the_uninterrupted_weights(tmp
             == (tmp_path / "whole" / "models" / "history.csv").read_bytes())
 
 
+@pytest.mark.slow
 def test_a_run_is_keyed_on_the_weights_file_contents_and_train_depends_on_its_folder(tmp_path, monkeypatch):
     """The key decides whether a saved state is reused (tests/train/test_loop.py shows reuse and
     retraining for a key that changes); here: same bytes, same key; other bytes, other key."""

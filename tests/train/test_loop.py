@@ -1,9 +1,14 @@
-"""Training on a tiny tile store: determinism, resume after SIGKILL, strategies, the input pipeline."""
+"""Training on a tiny tile store: determinism, resume after SIGKILL, strategies, the input pipeline.
+
+The runs in processes of their own (a SIGKILL, logical devices set before TensorFlow starts, a
+two-process cluster) are slow; the in-process runs share one trained 2-epoch run where they can.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,6 +40,20 @@ def _run(store, folder: Path, **kwargs):
     return outcome.history, outcome.reused
 
 
+@pytest.fixture(scope="module")
+def two_epochs(store, tmp_path_factory):
+    """The default tiny run (seed 1, 2 epochs), trained once: (its folder, its history). Tests that
+    change a run work on a copy (``_copy``)."""
+    folder = tmp_path_factory.mktemp("two_epochs")
+    history, _ = _run(store, folder, epochs=2)
+    return folder, history
+
+
+def _copy(run: Path, folder: Path) -> Path:
+    shutil.copytree(run, folder)
+    return folder
+
+
 def _script(store, out: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(SCRIPT), str(store.folder), str(out), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -56,8 +75,8 @@ def _live_rows(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return rows
 
 
-def test_same_seed_same_metrics_other_seed_other_metrics(store, tmp_path):
-    first, _ = _run(store, tmp_path / "a")
+def test_same_seed_same_metrics_other_seed_other_metrics(store, two_epochs, tmp_path):
+    first_run, first = two_epochs
     second, _ = _run(store, tmp_path / "b")
     other, _ = _run(store, tmp_path / "c", seed=2)
     assert first == second
@@ -65,11 +84,12 @@ def test_same_seed_same_metrics_other_seed_other_metrics(store, tmp_path):
     # identical weights give identical checkpoint bytes (no save time inside), so DVC's hash agrees too
     for epoch in ("001", "002"):
         name = f"models/epoch_{epoch}.keras"
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    assert list(list_checkpoints(tmp_path / "a" / "models")) == [1, 2]
-    assert (tmp_path / "a" / "models" / "history.csv").is_file()
+        assert (first_run / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert list(list_checkpoints(first_run / "models")) == [1, 2]
+    assert (first_run / "models" / "history.csv").is_file()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(store, tmp_path):
     epochs = "6"
     _finish(_script(store, tmp_path / "whole", "--epochs", epochs))
@@ -102,8 +122,8 @@ def test_killed_run_resumes_to_the_same_result_as_an_uninterrupted_one(store, tm
     assert summary["step"] == 5
 
 
-def test_a_longer_run_continues_a_finished_shorter_one(store, tmp_path):
-    _run(store, tmp_path / "grown", epochs=2)
+def test_a_longer_run_continues_a_finished_shorter_one(store, two_epochs, tmp_path):
+    _copy(two_epochs[0], tmp_path / "grown")
     history, resumed = _run(store, tmp_path / "grown", epochs=3)
     assert resumed == 2 and len(history["loss"]) == 1
     _run(store, tmp_path / "fresh", epochs=3)
@@ -115,7 +135,7 @@ def test_a_longer_run_continues_a_finished_shorter_one(store, tmp_path):
     assert resumed == 0
 
 
-def test_a_finished_run_is_reused_and_a_shorter_one_cut_back(store, tmp_path):
+def test_a_finished_run_is_reused_and_a_shorter_one_cut_back(store, two_epochs, tmp_path):
     run = tmp_path / "run"
     _run(store, run, epochs=3)
     state = run / "state" / "state_0003.weights.h5"
@@ -129,16 +149,16 @@ def test_a_finished_run_is_reused_and_a_shorter_one_cut_back(store, tmp_path):
     # fewer epochs: the outputs become those of a 2-epoch run, without training
     history, reused = _run(store, run, epochs=2)
     assert reused == 2 and history == {}
-    _run(store, tmp_path / "short", epochs=2)
+    short = two_epochs[0]  # a 2-epoch run trained as such
     assert list(list_checkpoints(run / "models")) == [1, 2]
-    assert (run / "models" / "history.csv").read_bytes() == (tmp_path / "short" / "models" / "history.csv").read_bytes()
-    for log in (tmp_path / "short" / "live").rglob("*.tsv"):
-        assert (run / "live" / log.relative_to(tmp_path / "short" / "live")).read_bytes() == log.read_bytes()
-    assert (run / "live" / "metrics.json").read_bytes() == (tmp_path / "short" / "live" / "metrics.json").read_bytes()
+    assert (run / "models" / "history.csv").read_bytes() == (short / "models" / "history.csv").read_bytes()
+    for log in (short / "live").rglob("*.tsv"):
+        assert (run / "live" / log.relative_to(short / "live")).read_bytes() == log.read_bytes()
+    assert (run / "live" / "metrics.json").read_bytes() == (short / "live" / "metrics.json").read_bytes()
 
 
-def test_a_lost_last_checkpoint_is_rebuilt_from_the_state(store, tmp_path):
-    _run(store, tmp_path / "r", epochs=2)
+def test_a_lost_last_checkpoint_is_rebuilt_from_the_state(store, two_epochs, tmp_path):
+    _copy(two_epochs[0], tmp_path / "r")
     expected = final_weights(tmp_path / "r" / "models")
     (tmp_path / "r" / "models" / "epoch_002.keras").unlink()
     _, reused = _run(store, tmp_path / "r", epochs=2)
@@ -147,10 +167,10 @@ def test_a_lost_last_checkpoint_is_rebuilt_from_the_state(store, tmp_path):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def test_resume_skips_an_unreadable_newest_state(store, tmp_path):
+def test_resume_skips_an_unreadable_newest_state(store, two_epochs, tmp_path):
     from aerialseg.train import resume
 
-    _run(store, tmp_path / "r", epochs=2)
+    _copy(two_epochs[0], tmp_path / "r")
     (tmp_path / "r" / "state" / "state_0002.weights.h5").write_bytes(b"truncated by a power loss")
     history, resumed = _run(store, tmp_path / "r", epochs=3)
     assert resumed == 1 and len(history["loss"]) == 2
@@ -179,6 +199,7 @@ def test_trimmed_logs_are_byte_prefixes_whatever_their_line_endings(tmp_path):
 NO_ONEDNN = {"TF_ENABLE_ONEDNN_OPTS": "0"}
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_logical_cpus_matches_one_device(store, tmp_path):
     _finish(_script(store, tmp_path / "one", "--epochs", "1", env=NO_ONEDNN))
     output = _finish(_script(store, tmp_path / "two", "--epochs", "1", "--strategy", "mirrored",
@@ -207,6 +228,7 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_two_multi_worker_processes_on_loopback_complete_an_epoch(store, tmp_path):
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
     workers = [

@@ -1,0 +1,43 @@
+"""Every stage script, in dvc.yaml's order, run in this process on the tiny configuration: each
+prints its summary line and writes what dvc.yaml declares for it.
+
+This is the fast check that the stage scripts work together; what DVC adds (reruns, caches,
+kills, locks) is tests/test_pipeline.py's, behind the ``slow`` marker.
+"""
+
+from __future__ import annotations
+
+import runpy
+
+import yaml
+
+from tiny_project import copy_project
+
+from conftest import ROOT
+
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def declared_outputs(stage: dict) -> list[str]:
+    """The paths a dvc.yaml stage declares as outs, metrics and plots."""
+    paths = []
+    for kind in ("outs", "metrics", "plots"):
+        for entry in stage.get(kind, []):
+            paths.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+def test_every_stage_script_runs_in_order_and_writes_its_declared_outputs(tmp_path, monkeypatch, capsys):
+    project = copy_project(tmp_path)
+    monkeypatch.chdir(project)
+    for name, stage in STAGES.items():
+        command = stage["cmd"].split()
+        assert command[:2] == ["python", f"stages/{name}.py"], name
+        runpy.run_path(str(ROOT / command[1]), run_name="__main__")  # as DVC runs it, from the project folder
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert lines and lines[-1].startswith(f"{name}: "), (name, lines[-3:])
+        for path in declared_outputs(stage):
+            output = project / path
+            assert output.exists(), f"{name} did not write {path}"
+            assert output.stat().st_size > 0 and (not output.is_dir() or any(output.iterdir())), f"{name}: {path} empty"
+    assert sorted(p.name for p in (project / "data" / "predictions").iterdir()) == ["epoch_001", "epoch_002"]

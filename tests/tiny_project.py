@@ -1,0 +1,47 @@
+"""A copy of the repository with tiny params: what the in-process stage test and the DVC pipeline
+tests run on, so that both exercise the same configuration."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT
+
+TINY = {
+    "epochs": 2,
+    "batch_size": 4,
+    "checkpoint_every": 1,
+    "data": {"synthetic": {"scene_size": 512, "train": ["2_10", "2_11"], "val": ["5_12"], "test": ["2_13"]}},
+    "tile": {"patch_size": 64, "stride": 64},
+    "model": {"depth": 3, "base_filters": 4, "max_filters": 16},
+    "predict": {"window": 64, "batch_size": 8},
+    "evaluate": {"baseline_pixels": 5000},
+}
+
+COPIED = ("stages", "src", "weights", "external", "dvc.yaml", "params.yaml", ".dvcignore")
+
+
+def merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override``'s leaves written into it (in place)."""
+    for key, value in override.items():
+        if isinstance(value, dict):
+            merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def copy_project(root: Path) -> Path:
+    """Copy the repository's pipeline files into ``root`` and shrink its params to ``TINY``."""
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            shutil.copy(source, root / name)
+    params = merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
