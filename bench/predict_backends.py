@@ -48,13 +48,15 @@ def calibration_tiles(params, count: int) -> np.ndarray:
     """Training tiles of two synthetic train scenes, as the default run cuts them."""
     from aerialseg.prepare.preprocess import resize_image, resize_label
     from aerialseg.prepare.sources.synthetic import generate_scene
+    from aerialseg.prepare.sources.synthetic_drawing import GSD_M
     from aerialseg.prepare.tiling import cut_tiles
 
     tiles = []
     for scene_id in params.data.synthetic.split.train[:2]:
         scene = generate_scene(params.seed, scene_id, params.data.synthetic.scene_size)
-        image = resize_image(scene.image, params.resize.scale)
-        label = resize_label(scene.label, params.resize.scale)
+        scale = GSD_M / params.resize.gsd  # synthetic scenes are drawn at GSD_M
+        image = resize_image(scene.image, scale)
+        label = resize_label(scene.label, scale)
         tiles += [t.image for t in cut_tiles(scene_id, image, label, params.tile.patch_size, params.tile.stride)]
     pick = np.random.default_rng(params.seed).choice(len(tiles), size=min(count, len(tiles)), replace=False)
     return np.stack([tiles[i] for i in np.sort(pick)]).astype(np.float32)
@@ -144,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from aerialseg.core.framework import keras
-    from aerialseg.core.params import SOURCE_GSD_M, load_params
+    from aerialseg.core.params import load_params
     from aerialseg.predict.export import export_model
     from aerialseg.predict.onnx_model import OnnxSegmenter, to_layout
     from aerialseg.predict.quantize import Calibration, quantize_int8
@@ -201,7 +203,7 @@ def main() -> None:
              if a in seconds}
     peak = cpu_peak()
     int8_peak = peak["peak_gflops"] * (4 if "avx512_vnni" in Path("/proc/cpuinfo").read_text() else 2)
-    gsd = SOURCE_GSD_M / params.resize.scale
+    gsd = params.resize.gsd
     new_km2 = (window / p.subdivisions * gsd) ** 2 / 1e6  # new area each window adds to a map
     km2 = {f"{name}_{tta}": round(rate[name] * 3600 * new_km2 / calls / cores, 2)
            for name in rate for tta, calls in (("d4", 8), ("none", 1))}

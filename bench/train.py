@@ -56,6 +56,7 @@ def make_tiles(params, folder: Path) -> None:
 
     from aerialseg.prepare.preprocess import resize_image, resize_label
     from aerialseg.prepare.sources.synthetic import generate_scene
+    from aerialseg.prepare.sources.synthetic_drawing import GSD_M
     from aerialseg.prepare.tiling import cut_tiles
 
     split = params.data.synthetic.split
@@ -63,7 +64,7 @@ def make_tiles(params, folder: Path) -> None:
         images, masks = [], []
         for scene_id in ids:
             scene = generate_scene(params.seed, scene_id, params.data.synthetic.scene_size)
-            scale = params.resize.scale
+            scale = GSD_M / params.resize.gsd  # synthetic scenes are drawn at GSD_M
             image, label = resize_image(scene.image, scale), resize_label(scene.label, scale)
             for tile in cut_tiles(scene_id, image, label, params.tile.patch_size, params.tile.stride):
                 images.append(tile.image)

@@ -1,6 +1,8 @@
-"""Stage resize: Lanczos-4 images, nearest-exact labels, scaled world files -> data/resized.
+"""Stage resize: every scene to resize.gsd (metres per pixel) -> data/resized: Lanczos-4 images,
+nearest-exact labels, scaled world files.
 
-Scenes are resized in parallel (params ``jobs``), one scene per worker at a time.
+A scene's own ground sample distance is its world file's pixel size (or its source's declared
+one). Scenes are resized in parallel (params ``jobs``), one scene per worker at a time.
 """
 
 from functools import partial
@@ -16,13 +18,13 @@ from aerialseg.prepare.preprocess import carry_sources, resize_scene_files
 def main() -> str:
     params = load_params()
     scenes = list(params.data.split.all_scenes)
-    scale = params.resize.scale
+    gsd = params.resize.gsd
     with atomic_dir(RESIZED) as tmp:
-        shapes, peak = map_scenes(partial(resize_scene_files, source=RAW, target=tmp, scale=scale),
-                                  scenes, params.jobs, "resize")
+        shapes, peak = map_scenes(partial(resize_scene_files, source=RAW, target=tmp, gsd=gsd,
+                                          declared_gsd=params.data.declared_gsd), scenes, params.jobs, "resize")
         carry_sources(RAW, tmp)
     height, width = shapes[-1]
-    return (f"{len(scenes)} scenes resized by {scale} (last: {width}x{height} px); "
+    return (f"{len(scenes)} scenes resized to {gsd:g} m/px (last: {width}x{height} px); "
             f"peak memory per worker {peak:.0f} MB")
 
 

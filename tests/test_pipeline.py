@@ -46,8 +46,8 @@ def project(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_repro_leaves_every_output(project):
-    for path in ("data/raw/top_potsdam_2_10_RGB.tif", "data/raw/top_potsdam_2_10_RGB.tfw",
-                 "data/resized/top_potsdam_2_13_label_noBoundary.tif", "data/masks/2_13_noboundary.png",
+    for path in ("data/raw/2_10_image.tif", "data/raw/2_10_image.tfw",
+                 "data/resized/2_13_label_noboundary.tif", "data/masks/2_13_noboundary.png",
                  "data/tiles/index.csv", "data/models/epoch_001.keras", "data/models/epoch_002.keras",
                  "data/predictions/epoch_002/2_13_smooth.tif", "data/predictions/epoch_002/2_13_plain.tif",
                  "data/models/model_card.json", "data/export/model.onnx", "data/export/model_int8.onnx",
@@ -68,14 +68,14 @@ def test_repro_leaves_every_output(project):
     # predictions are GeoTIFFs where the resized test scene lies, in data.crs, as QGIS opens them
     import rasterio
 
-    with rasterio.open(project / "data/resized/top_potsdam_2_13_RGB.tif") as scene, \
+    with rasterio.open(project / "data/resized/2_13_image.tif") as scene, \
             rasterio.open(project / "data/predictions/epoch_002/2_13_smooth.tif") as prediction:
         assert prediction.crs == rasterio.crs.CRS.from_epsg(25833) and scene.crs is None  # world file only
         assert prediction.transform == scene.transform and prediction.shape == scene.shape
         assert prediction.colormap(1)[0][:3] == (255, 255, 255) and prediction.nodata == 255
     card = json.loads((project / "data/models/model_card.json").read_text())
     params = yaml.safe_load((project / "params.yaml").read_text())
-    assert card["ground_sample_distance_m"] == pytest.approx(0.05 / params["resize"]["scale"])
+    assert card["ground_sample_distance_m"] == params["resize"]["gsd"]
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def export_command(args: argparse.Namespace) -> int:
     """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
     from aerialseg.core.model_card import card_beside, card_value
-    from aerialseg.core.params import SOURCE_GSD_M, load_params
+    from aerialseg.core.params import load_params
     from aerialseg.predict.batch import same_file
 
     if args.quantize and args.format != "onnx":
@@ -39,7 +39,7 @@ def export_command(args: argparse.Namespace) -> int:
     defaults = load_params(args.params) if card is None and Path(args.params).is_file() else None
     gsd = args.gsd or card_value(card, "ground_sample_distance_m")
     if gsd is None and defaults is not None:
-        gsd = SOURCE_GSD_M / defaults.resize.scale
+        gsd = defaults.resize.gsd
     predict = defaults.predict if defaults else PredictParams()
     window = args.window or card_value(card, "window") or predict.window
     subdivisions = args.subdivisions or card_value(card, "subdivisions") or predict.subdivisions

@@ -23,9 +23,10 @@ def test_repository_params_are_valid():
     (lambda p: p.__setitem__("epochs", "many"), "epochs"),
     (lambda p: p["train"].__setitem__("learning_rate", 0), "train.learning_rate"),
     (lambda p: p["model"].pop("depth"), "model.depth"),
-    (lambda p: p["resize"].__setitem__("scale", 2.0), "resize.scale"),
+    (lambda p: p["resize"].__setitem__("gsd", 0), "resize.gsd"),
+    (lambda p: p["resize"].__setitem__("gsd", "40cm"), "resize.gsd"),
     (lambda p: p["data"]["synthetic"]["test"].append("2_10"), "data.synthetic.test"),
-    (lambda p: p["data"]["synthetic"].__setitem__("val", ["x"]), "data.synthetic.val"),
+    (lambda p: p["data"]["synthetic"].__setitem__("val", ["x/y"]), "data.synthetic.val"),
     (lambda p: p["report"].__setitem__("gallery_scene", "2_10"), "report.gallery_scene"),
     (lambda p: p["model"].__setitem__("batch_norm", "yes"), "model.batch_norm"),
     (lambda p: p["train"].__setitem__("strategy", "horovod"), "train.strategy"),
@@ -83,9 +84,36 @@ def test_missing_file_and_bad_yaml_name_the_file(tmp_path):
         load_params(bad)
 
 
+@pytest.mark.parametrize("scene", ["9_9", "area1", "ortho-2024_N", "Vaihingen.area10", "a"])
+def test_any_file_safe_scene_id_is_a_scene(raw_params, scene):
+    raw_params["data"]["synthetic"]["test"] = [scene]
+    raw_params["report"]["gallery_scene"] = scene
+    assert parse_params(raw_params).data.split.test == (scene,)
+
+
+@pytest.mark.parametrize("scene", ["", "a/b", "../x", ".hidden", "-rf", "north 1", "end.", "x" * 101, "ümlaut"])
+def test_a_scene_id_that_cannot_name_a_file_is_refused_in_one_line(raw_params, scene):
+    raw_params["data"]["synthetic"]["test"] = [scene]
+    with pytest.raises(ParamsError) as raised:
+        parse_params(raw_params)
+    message = str(raised.value)
+    assert message.startswith(f"data.synthetic.test: {scene!r}"[:70]) and "\n" not in message
+    assert " is not a scene id (letters, digits, _ . - " in message
+
+
+def test_scene_ids_that_differ_only_in_case_are_one_scene(raw_params):
+    raw_params["data"]["synthetic"].update(train=["Area1", "area2"], val=["AREA2x"], test=["area1"])
+    with pytest.raises(ParamsError, match=r"^data.synthetic.test: scene area1 is Area1 in data.synthetic.train; "
+                                          r"a scene must belong to one split only$"):
+        parse_params(raw_params)
+    raw_params["data"]["synthetic"].update(train=["area1", "Area1"], test=["x"])
+    with pytest.raises(ParamsError, match=r"^data.synthetic.train: lists a scene twice"):
+        parse_params(raw_params)
+
+
 def test_unquoted_tile_id_is_explained(raw_params):
     raw_params["data"]["synthetic"]["test"] = [213]
-    with pytest.raises(ParamsError, match=r'data.synthetic.test: 213 is not a quoted tile id; write "2_10"'):
+    with pytest.raises(ParamsError, match=r'data.synthetic.test: 213 is not a quoted scene id; write "2_10"'):
         parse_params(raw_params)
 
 
@@ -123,13 +151,13 @@ def test_unknown_keys_are_refused_with_the_closest_name(raw_params, edit, messag
 
 def test_an_unquoted_gallery_scene_gets_the_quoting_hint(raw_params):
     raw_params["report"]["gallery_scene"] = 213  # what YAML makes of -S report.gallery_scene=2_13
-    with pytest.raises(ParamsError, match=r'report.gallery_scene: 213 is not a quoted tile id; write "2_10"'):
+    with pytest.raises(ParamsError, match=r'report.gallery_scene: 213 is not a quoted scene id; write "2_10"'):
         parse_params(raw_params)
 
 
 def test_sections_mirror_the_yaml(raw_params):
     params = parse_params(raw_params)
-    assert params.resize.scale == raw_params["resize"]["scale"]
+    assert params.resize.gsd == raw_params["resize"]["gsd"]
     assert params.data.synthetic.scene_size == raw_params["data"]["synthetic"]["scene_size"]
     assert params.evaluate.baseline_pixels == raw_params["evaluate"]["baseline_pixels"]
     assert params.report.gallery_scene == raw_params["report"]["gallery_scene"]
@@ -154,3 +182,11 @@ def test_an_encoder_takes_weights_under_the_tracked_folder_and_inputs_divisible_
     raw_params["predict"]["window"] = 112
     with pytest.raises(ParamsError, match="^predict.window: 112 is not divisible by the output stride of encoder"):
         parse_params(raw_params)
+
+
+def test_the_replaced_resize_scale_names_resize_gsd(raw_params):
+    raw_params["resize"] = {"scale": 0.125}
+    with pytest.raises(ParamsError) as raised:
+        parse_params(raw_params)
+    assert str(raised.value).startswith("resize.scale: replaced by resize.gsd, the ground sample distance")
+    assert "\n" not in str(raised.value)

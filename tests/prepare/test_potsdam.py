@@ -104,6 +104,24 @@ def test_image_without_label_names_the_tile_and_archive(tmp_path):
         collect_tiles(release, tmp_path / "raw", ["2_10", "3_12"])
 
 
+def test_files_are_named_by_scene_id_and_their_origins_recorded(tmp_path):
+    release = make_release(tmp_path / "release", {"2_10": "clean"})
+    out = tmp_path / "raw"
+    collect_tiles(release, out, ["2_10"])
+    assert sorted(p.name for p in out.iterdir()) == ["2_10_image.tfw", "2_10_image.tif", "2_10_label.tif",
+                                                     "2_10_label_noboundary.tif", "sources.json"]
+    origins = json.loads((out / "sources.json").read_text())
+    assert origins["2_10_label_noboundary.tif"].endswith("5_Labels_all_noBoundary.zip: member "
+                                                         "top_potsdam_2_10_label_noBoundary.tif")
+
+
+def test_a_scene_id_that_is_no_potsdam_tile_is_refused_in_one_line(tmp_path):
+    release = make_release(tmp_path / "release", {"2_10": "clean"})
+    with pytest.raises(DataError, match=r"^data.potsdam: 'area1' is not a Potsdam tile id \(row_column, like 2_10\)$"):
+        collect_tiles(release, tmp_path / "raw", ["2_10", "area1"])
+    assert not (tmp_path / "raw").exists()
+
+
 def test_missing_tile_and_missing_archives_are_named(tmp_path):
     release = make_release(tmp_path / "release", {"2_10": "clean"})
     with pytest.raises(DataError, match=r"tile 7_7 has no image top_potsdam_7_7_RGB.tif"):
@@ -184,7 +202,7 @@ def _workspace(tmp_path: Path, train: list[str], exclude: list[str]) -> Path:
     params["data"].update(source="potsdam", exclude=exclude)
     params["data"]["potsdam"].update(path="release", train=train, val=["2_11"], test=["2_13"])
     params["report"]["gallery_scene"] = "2_13"
-    params["resize"]["scale"] = 0.5
+    params["resize"]["gsd"] = 0.1
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     make_release(root / "release", {"2_10": "clean", "2_11": "noisy", "2_13": "clean", "4_12": "overlay"})
     return root
@@ -200,8 +218,8 @@ def test_stages_snap_noise_report_it_and_skip_the_excluded_overlay(tmp_path):
     for name in ("download", "resize", "encode_masks"):
         result = _stage(root, name)
         assert result.returncode == 0, result.stderr[-2000:]
-    assert not (root / "data/raw/top_potsdam_4_12_RGB.tif").exists()
-    assert (root / "data/resized/top_potsdam_2_10_RGB.tfw").is_file()
+    assert not (root / "data/raw/4_12_image.tif").exists()
+    assert (root / "data/resized/2_10_image.tfw").is_file()
     report = json.loads((root / "metrics/data_report.json").read_text())
     assert set(report["tiles"]) == {"2_10", "2_11", "2_13"}
     noisy = report["tiles"]["2_11"]["full"]
@@ -219,11 +237,11 @@ def test_overlay_label_stops_encoding_with_the_tile_and_share_unless_excluded(tm
     result = _stage(root, "encode_masks")
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("encode_masks: error: ") and "tile 4_12:" in line and "% of pixels are off" in line
+    assert line.startswith("encode_masks: error: ") and "scene 4_12:" in line and "% of pixels are off" in line
     assert 'add "4_12" to data.exclude' in line
     # the file the user can fix (the archive member), and the param that would tolerate it
     assert line.startswith("encode_masks: error: release/5_Labels_all.zip: member ") and \
-        "top_potsdam_4_12_label.tif (as data/resized/top_potsdam_4_12_label.tif): tile 4_12" in line
+        "top_potsdam_4_12_label.tif (as data/resized/4_12_label.tif): scene 4_12" in line
     assert "more than encode.max_offpalette = " in line and "raise encode.max_offpalette" in line
     assert not (root / "data/masks").exists() and not (root / "metrics/data_report.json").exists()
 

@@ -6,10 +6,12 @@ from aerialseg.core.io import read_index_mask, read_rgb, write_rgb
 from aerialseg.core.names import MaskFiles, SceneFiles
 from aerialseg.core.palette import CLASS_COLOURS, index_to_rgb
 from aerialseg.core.worldfile import WorldFile, read_world_file, write_world_file
-from aerialseg.prepare.preprocess import encode_scene, resize_label, resize_scene
+from aerialseg.prepare.preprocess import encode_scene, resize_label, resize_scene, resize_scene_files
+
+FIVE_CM = WorldFile(0.05, 0, 0, -0.05, 1000.025, 2000.975)
 
 
-def _write_scene(folder, tile_id, size=(64, 96), seed=0, label_size=None):
+def _write_scene(folder, tile_id, size=(64, 96), seed=0, label_size=None, world=FIVE_CM):
     rng = np.random.default_rng(seed)
     files = SceneFiles(folder, tile_id)
     write_rgb(files.image, rng.integers(0, 256, size + (3,), dtype=np.uint8))
@@ -18,7 +20,8 @@ def _write_scene(folder, tile_id, size=(64, 96), seed=0, label_size=None):
     index_nb = index.copy()
     index_nb[::5] = 255
     write_rgb(files.label_noboundary, index_to_rgb(index_nb))
-    write_world_file(files.world, WorldFile(0.05, 0, 0, -0.05, 1000.025, 2000.975))
+    if world is not None:
+        write_world_file(files.world, world)
     return files
 
 
@@ -62,7 +65,7 @@ def test_resize_and_encode_a_scene(tmp_path):
 
 def test_label_size_mismatch_names_the_file(tmp_path):
     src = _write_scene(tmp_path, "2_11", label_size=(64, 95))
-    with pytest.raises(DataError, match=r"top_potsdam_2_11_label.tif: label is 95x64 px but its image"):
+    with pytest.raises(DataError, match=r"2_11_label.tif: label is 95x64 px but its image"):
         resize_scene(src, SceneFiles(tmp_path / "out", "2_11"), 0.5)
 
 
@@ -71,7 +74,7 @@ def test_off_palette_label_names_file_colour_and_count(tmp_path):
     label = read_rgb(files.label)
     label[:2, :3] = (250, 5, 5)
     write_rgb(files.label, label)
-    with pytest.raises(OffPaletteError, match=r"top_potsdam_3_10_label.tif: tile 3_10: 0.10% of pixels are off "
+    with pytest.raises(OffPaletteError, match=r"3_10_label.tif: scene 3_10: 0.10% of pixels are off "
                                               r".*commonest rgb\(250, 5, 5\) x6"):
         encode_scene(files, MaskFiles(tmp_path / "masks", "3_10"))
     assert not (tmp_path / "masks" / "3_10_full.png").exists()
@@ -89,8 +92,8 @@ def test_near_palette_colours_are_snapped_and_far_ones_ignored_and_counted(tmp_p
     assert (encoded[:2, :3] == 5).all() and (encoded[10, :4] == 255).all()
     assert report["full"]["snapped"] == 6 and report["full"]["off_palette"] == 4
     assert report["noboundary"]["snapped"] == 0
-    # the same label with a stricter limit stops, naming the tile and the share
-    with pytest.raises(OffPaletteError, match=r"tile 3_11: 0.07% of pixels"):
+    # the same label with a stricter limit stops, naming the scene and the share
+    with pytest.raises(OffPaletteError, match=r"scene 3_11: 0.07% of pixels"):
         encode_scene(files, MaskFiles(tmp_path / "strict", "3_11"), tolerance=16, max_offpalette=0.0001)
 
 
@@ -127,3 +130,34 @@ def test_open_rgb_maps_uncompressed_tiffs_and_decodes_the_rest(tmp_path):
     tifffile.imwrite(grey, image[..., 0])  # uncompressed but one channel: decoded, then refused
     with pytest.raises(DataError, match="grey.tif"):
         open_rgb(grey)
+
+
+def test_scenes_of_other_resolutions_all_come_to_the_target_gsd(tmp_path):
+    """5 cm and 20 cm scenes (by their world files) to 0.2 m/px: the first shrinks 4x, the second keeps
+    its size; a scene without a world file takes its source's declared GSD."""
+    raw, out = tmp_path / "raw", tmp_path / "resized"
+    _write_scene(raw, "fine", size=(64, 96))
+    _write_scene(raw, "coarse", size=(16, 24), world=WorldFile(0.2, 0, 0, -0.2, 1000.1, 2000.9))
+    _write_scene(raw, "bare", size=(32, 48), world=None)
+    assert resize_scene_files("fine", raw, out, 0.2, None) == (16, 24)
+    assert resize_scene_files("coarse", raw, out, 0.2, None) == (16, 24)
+    assert resize_scene_files("bare", raw, out, 0.2, 0.1) == (16, 24)
+    for scene in ("fine", "coarse"):
+        world = read_world_file(SceneFiles(out, scene).world)
+        assert world.pixel_x == pytest.approx(0.2) and world.pixel_y == pytest.approx(-0.2)
+        assert read_rgb(SceneFiles(out, scene).label).shape == (16, 24, 3)
+    np.testing.assert_array_equal(read_rgb(SceneFiles(out, "coarse").image), read_rgb(SceneFiles(raw, "coarse").image))
+
+
+def test_a_scene_without_any_gsd_or_with_unequal_pixels_is_one_line(tmp_path):
+    raw = tmp_path / "raw"
+    _write_scene(raw, "bare", world=None)
+    with pytest.raises(DataError, match=r"bare_image.tif: no world file gives its ground sample distance, and its "
+                                        r"data source declares none$"):
+        resize_scene_files("bare", raw, tmp_path / "out", 0.2, None)
+    _write_scene(raw, "stretched", world=WorldFile(0.05, 0, 0, -0.08, 1000.0, 2000.0))
+    _write_scene(raw, "rotated", world=WorldFile(0.05, 0.01, 0.01, -0.05, 1000.0, 2000.0))
+    for scene in ("stretched", "rotated"):
+        with pytest.raises(DataError, match=rf"{scene}_image.tfw: pixels of 0.05 x 0.0\d m with rotation .*gdalwarp"):
+            resize_scene_files(scene, raw, tmp_path / "out", 0.2, 0.05)
+    assert not (tmp_path / "out").exists()

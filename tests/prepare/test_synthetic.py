@@ -51,8 +51,7 @@ def test_written_in_the_official_layout_and_colours(tmp_path, scene):
     files = SceneFiles(tmp_path, "2_10")
     write_scene_files(files, scene, 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "top_potsdam_2_10_RGB.tfw", "top_potsdam_2_10_RGB.tif",
-        "top_potsdam_2_10_label.tif", "top_potsdam_2_10_label_noBoundary.tif"]
+        "2_10_image.tfw", "2_10_image.tif", "2_10_label.tif", "2_10_label_noboundary.tif"]
     assert np.array_equal(read_rgb(files.image), scene.image)
     assert np.array_equal(strict_index(read_rgb(files.label)), scene.label)
     noboundary = strict_index(read_rgb(files.label_noboundary), allow_boundary=True)

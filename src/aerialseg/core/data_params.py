@@ -10,10 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aerialseg.core.declarations import Choice, Integer, Nested, Section, String, StringList, TileIds, param, shown
+from aerialseg.core.declarations import Choice, Integer, Nested, SceneIds, Section, String, StringList, param, shown
 from aerialseg.core.errors import ParamsError
 
 DATA_SOURCES = ("synthetic", "potsdam")
+# the ground sample distance (m/px) a release declares for scenes whose files carry no georeference:
+# ISPRS Potsdam's true orthophotos are 5 cm (its .tfw world files say the same); synthetic scenes always
+# come with world files
+DECLARED_GSD_M = {"potsdam": 0.05}
 
 
 @dataclass(frozen=True)
@@ -34,29 +38,31 @@ class Split:
         return self.train + self.val + self.test
 
     def without(self, excluded: tuple[str, ...]) -> Split:
-        """The same split with ``excluded`` tiles removed everywhere."""
+        """The same split with ``excluded`` scenes removed everywhere."""
         def keep(ids: tuple[str, ...]) -> tuple[str, ...]:
             return tuple(i for i in ids if i not in excluded)
         return Split(keep(self.train), keep(self.val), keep(self.test))
 
     def check(self, section: Section) -> None:
         """Refuse a scene in two splits (its tiles would leak from training into testing)."""
-        seen: dict[str, str] = {}
+        seen: dict[str, tuple[str, str]] = {}  # by id in lower case: ids name files, and some file systems ignore case
         for name, ids in self.items():
-            for tile_id in ids:
-                if tile_id in seen:
-                    raise ParamsError(f"{section.key(name)}: tile {tile_id} is also in {seen[tile_id]}; "
+            for scene in ids:
+                if scene.lower() in seen:
+                    other, where = seen[scene.lower()]
+                    also = f"is also in {where}" if other == scene else f"is {other} in {where}"
+                    raise ParamsError(f"{section.key(name)}: scene {scene} {also}; "
                                       "a scene must belong to one split only")
-                seen[tile_id] = section.key(name)
+                seen[scene.lower()] = scene, section.key(name)
 
 
 @dataclass(frozen=True, kw_only=True)
 class _SourceScenes:
     """A source section's scene ids per split (``train``, ``val``, ``test`` keys)."""
 
-    train: tuple[str, ...] = param(TileIds())
-    val: tuple[str, ...] = param(TileIds())
-    test: tuple[str, ...] = param(TileIds())
+    train: tuple[str, ...] = param(SceneIds())
+    val: tuple[str, ...] = param(SceneIds())
+    test: tuple[str, ...] = param(SceneIds())
 
     @property
     def split(self) -> Split:
@@ -104,8 +110,13 @@ class PotsdamParams(_SourceScenes):
 class DataParams:
     """``data``: the source, the tiles left out, and each source's settings."""
 
+    @property
+    def declared_gsd(self) -> float | None:
+        """The ground sample distance the active source declares for scenes without a georeference."""
+        return DECLARED_GSD_M.get(self.source)
+
     source: str = param(Choice(DATA_SOURCES))
-    exclude: tuple[str, ...] = param(TileIds(allow_empty=True))
+    exclude: tuple[str, ...] = param(SceneIds(allow_empty=True))
     synthetic: SyntheticParams = param(Nested(SyntheticParams))
     potsdam: PotsdamParams = param(Nested(PotsdamParams))
     crs: str = param(String())  # of scenes whose world files place them without saying in which CRS

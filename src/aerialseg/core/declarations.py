@@ -20,7 +20,10 @@ from typing import Any, Protocol, TypeVar
 
 from aerialseg.core.errors import ParamsError
 
-_TILE_ID = re.compile(r"^\d+_\d+$")
+# a scene id names files in every stage folder: letters, digits, _ . - (no separators, spaces or a
+# leading dot or dash), at most 100 characters, not ending in a dot (Windows drops it)
+_SCENE_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,98}[A-Za-z0-9_-])?$")
+SCENE_ID_RULE = "letters, digits, _ . - (starting with a letter or digit, not ending in a dot), at most 100"
 QUOTE_HINT = 'write "2_10", not 2_10 (YAML reads 2_10 as the number 210)'
 T = TypeVar("T")
 
@@ -180,25 +183,26 @@ class StringList:
         return tuple(values)
 
 
-def _tile_id(key: str, value: object) -> str:
+def scene_id(key: str, value: object) -> str:
+    """``value`` as a scene id, or a ParamsError naming ``key``."""
     if not isinstance(value, str):
-        raise ParamsError(f"{key}: {shown(value)} is not a quoted tile id; {QUOTE_HINT}")
-    if not _TILE_ID.match(value):
-        raise ParamsError(f"{key}: {shown(value)} is not a tile id like 2_10")
+        raise ParamsError(f"{key}: {shown(value)} is not a quoted scene id; {QUOTE_HINT}")
+    if not _SCENE_ID.match(value):
+        raise ParamsError(f"{key}: {shown(value)} is not a scene id ({SCENE_ID_RULE})")
     return value
 
 
 @dataclass(frozen=True)
-class TileId:
-    """An ISPRS tile id such as "2_10", quoted (YAML reads 2_10 as a number)."""
+class SceneId:
+    """A scene id such as "2_10", "area1" or "ortho-2024_N", quoted (YAML reads 2_10 as a number)."""
 
     def read(self, section: Section, name: str) -> str:
-        return _tile_id(section.key(name), section.get(name))
+        return scene_id(section.key(name), section.get(name))
 
 
 @dataclass(frozen=True)
-class TileIds:
-    """A list of distinct tile ids, empty only if ``allow_empty``."""
+class SceneIds:
+    """A list of distinct scene ids (case aside: they name files), empty only if ``allow_empty``."""
 
     allow_empty: bool = False
 
@@ -206,11 +210,11 @@ class TileIds:
         value = section.get(name)
         if not isinstance(value, list) or (not value and not self.allow_empty):
             hint = f"; {QUOTE_HINT}" if isinstance(value, int) else ""
-            raise ParamsError(f"{section.key(name)}: expected a list of tile ids like [\"2_10\"], "
+            raise ParamsError(f"{section.key(name)}: expected a list of scene ids like [\"2_10\"], "
                               f"got {shown(value)}{hint}")
-        ids = tuple(_tile_id(section.key(name), item) for item in value)
-        if len(set(ids)) != len(ids):
-            raise ParamsError(f"{section.key(name)}: lists a tile twice")
+        ids = tuple(scene_id(section.key(name), item) for item in value)
+        if len({i.lower() for i in ids}) != len(ids):
+            raise ParamsError(f"{section.key(name)}: lists a scene twice (scene ids name files: case does not count)")
         return ids
 
 
@@ -243,8 +247,12 @@ def param(kind: Kind, default: Any = dataclasses.MISSING) -> Any:
 
 
 def parse_section(cls: type[T], section: Section) -> T:
-    """Read every declared field of ``cls`` from ``section``, in declaration order; refuse unknown keys;
-    then apply the rules between fields (the dataclass's ``check(section)``, if it has one)."""
+    """Read every declared field of ``cls`` from ``section``, in declaration order; refuse unknown keys
+    (a key of an earlier version listed in the dataclass's ``RENAMED`` with what replaced it); then
+    apply the rules between fields (the dataclass's ``check(section)``, if it has one)."""
+    for old, replacement in getattr(cls, "RENAMED", {}).items():  # keys of earlier versions: say what replaced them
+        if isinstance(section.raw, Mapping) and old in section.raw:
+            raise ParamsError(f"{section.key(old)}: {replacement}")
     values = {f.name: f.metadata["param"].read(section, f.name) for f in dataclasses.fields(cls)  # type: ignore[arg-type]
               if "param" in f.metadata}
     parsed = cls(**values)

@@ -22,7 +22,7 @@ from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_json
 from aerialseg.core.names import MODEL_CARD
 from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES
-from aerialseg.core.params import SOURCE_GSD_M, Params
+from aerialseg.core.params import Params
 
 SCHEMA_VERSION = 1
 INPUT = {"bands": ["red", "green", "blue"], "dtype": "uint8", "range": [0, 255],
@@ -33,7 +33,7 @@ def model_card(params: Params, run: dict[str, Any] | None = None) -> dict[str, A
     """The card of a run with these params; ``run`` is the training state's run record (its digest is kept)."""
     card: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "producer": "aerialseg",
-        "ground_sample_distance_m": SOURCE_GSD_M / params.resize.scale,
+        "ground_sample_distance_m": params.resize.gsd,
         "class_names": list(CLASS_NAMES), "class_colours": [list(c) for c in CLASS_COLOURS],
         "input": INPUT,
         "window": params.predict.window, "subdivisions": params.predict.subdivisions, "tta": params.predict.tta,

@@ -1,4 +1,4 @@
-"""What every on-disk artefact is called: stage folders, tile, checkpoint, state and prediction files.
+"""What every on-disk artefact is called: stage folders, scene, tile, checkpoint, state and prediction files.
 
 Stages and library share these names instead of importing each other's code for a glob,
 so reading a checkpoint list or a prediction path never pulls in training or inference.
@@ -47,26 +47,30 @@ _PREDICTION_FOLDER = re.compile(r"^epoch_(\d+)$")
 
 @dataclass(frozen=True)
 class SceneFiles:
-    """The files of one Potsdam tile in a folder, under the official ISPRS release names."""
+    """The files of one scene in a stage folder (``data/raw``, ``data/resized``), named by its scene id
+    whatever the source: ``{scene}_image.tif`` (+ ``.tfw``), ``{scene}_label.tif``,
+    ``{scene}_label_noboundary.tif``. Every name ends in its own suffix, so no two scene ids that pass
+    the id rule (``core/declarations.py``) share a file. Each source maps its release's names to these
+    (``prepare/sources``) and records where every file came from in ``SOURCES_FILE``."""
 
     folder: Path
-    tile_id: str
+    scene: str
 
     @property
     def image(self) -> Path:
-        return Path(self.folder) / f"top_potsdam_{self.tile_id}_RGB.tif"
+        return Path(self.folder) / f"{self.scene}_image.tif"
 
     @property
     def world(self) -> Path:
-        return Path(self.folder) / f"top_potsdam_{self.tile_id}_RGB.tfw"
+        return Path(self.folder) / f"{self.scene}_image.tfw"
 
     @property
     def label(self) -> Path:
-        return Path(self.folder) / f"top_potsdam_{self.tile_id}_label.tif"
+        return Path(self.folder) / f"{self.scene}_label.tif"
 
     @property
     def label_noboundary(self) -> Path:
-        return Path(self.folder) / f"top_potsdam_{self.tile_id}_label_noBoundary.tif"
+        return Path(self.folder) / f"{self.scene}_label_noboundary.tif"
 
     def required(self) -> list[Path]:
         """The files every stage after download needs (the world file is optional)."""
@@ -78,15 +82,15 @@ class MaskFiles:
     """Encoded class-index masks of one scene (uint8 PNG, 255 = ignore)."""
 
     folder: Path
-    tile_id: str
+    scene: str
 
     @property
     def full(self) -> Path:
-        return Path(self.folder) / f"{self.tile_id}_full.png"
+        return Path(self.folder) / f"{self.scene}_full.png"
 
     @property
     def noboundary(self) -> Path:
-        return Path(self.folder) / f"{self.tile_id}_noboundary.png"
+        return Path(self.folder) / f"{self.scene}_noboundary.png"
 
 
 def numbered(folder: Path, pattern: re.Pattern[str]) -> dict[int, Path]:

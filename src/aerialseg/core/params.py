@@ -1,7 +1,7 @@
 """Load ``params.yaml`` into frozen, validated objects that mirror the file's sections.
 
 This module (with ``aerialseg.core.data_params`` for the ``data`` section) is the only one
-that knows the file's shape: ``params.resize.scale`` is ``resize: scale:`` in the YAML. Each
+that knows the file's shape: ``params.resize.gsd`` is ``resize: gsd:`` in the YAML. Each
 key is declared once, beside its field, with its type and bounds
 (``aerialseg.core.declarations``); rules between fields sit in the section's ``check``, rules
 between sections in ``_check_across_sections``. Every problem is a
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -26,9 +26,9 @@ from aerialseg.core.declarations import (
     Integer,
     Nested,
     Number,
+    SceneId,
     Section,
     String,
-    TileId,
     param,
     parse_section,
     shown,
@@ -45,13 +45,18 @@ CALIBRATION_METHODS = ("minmax", "percentile", "entropy")  # ONNX Runtime's stat
 ENCODERS = ("none", "resnet50", "efficientnetv2b0", "convnext_tiny")
 ENCODER_WEIGHTS_DIR = "weights"  # a DVC dependency of train: weights files given by path live here
 ENCODER_STRIDE = 32  # every supported backbone down-samples its input 32 times
-SOURCE_GSD_M = 0.05  # ISPRS Potsdam (and the synthetic scenes) at full resolution: 5 cm per pixel
 MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's generators take 32-bit seeds
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResizeParams:
-    scale: float = param(Number(0.0, 1.0, exclusive=True))
+    """``resize``: every scene is brought to one ground sample distance, whatever its own."""
+
+    gsd: float = param(Number(0.0, 1000.0, exclusive=True))  # metres per pixel
+
+    RENAMED: ClassVar[dict[str, str]] = {
+        "scale": "replaced by resize.gsd, the ground sample distance every scene is brought to in metres per "
+                 "pixel (scale 0.125 of Potsdam's 5 cm is resize.gsd: 0.4; the seed's 0.5 is 0.1)"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -211,7 +216,7 @@ class ExportParams:
 
 @dataclass(frozen=True, kw_only=True)
 class ReportParams:
-    gallery_scene: str = param(TileId())
+    gallery_scene: str = param(SceneId())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -51,6 +52,24 @@ def carry_sources(source: Path, target: Path) -> None:
     record = Path(source) / SOURCES_FILE
     if record.is_file():
         write_json(Path(target) / SOURCES_FILE, read_json(record))
+
+
+def scene_gsd(src: SceneFiles, declared: float | None) -> float:
+    """A scene's ground sample distance in m/px: its world file's pixel size, or else the one its
+    source declares. Refuses rotated and non-square pixels (one scale cannot bring both sides to
+    the target) and a scene with neither."""
+    if not src.world.is_file():
+        if declared is None:
+            raise DataError(f"{origin_of(src.image)}: no world file gives its ground sample distance, and its "
+                            "data source declares none")
+        return declared
+    world = read_world_file(src.world)
+    width, height = abs(world.pixel_x), abs(world.pixel_y)
+    if world.rotation_x or world.rotation_y or not math.isclose(width, height, rel_tol=1e-6) or not width:
+        raise DataError(f"{origin_of(src.world)}: pixels of {width:g} x {height:g} m with rotation "
+                        f"({world.rotation_y:g}, {world.rotation_x:g}); resize brings square, north-up pixels to "
+                        "resize.gsd: warp the scene to such a grid first (gdalwarp -tr)")
+    return width
 
 
 def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, int]:
@@ -105,18 +124,21 @@ def encode_scene(src: SceneFiles, dst: MaskFiles, tolerance: int = 0, max_offpal
         if encoding.off_palette_share > max_offpalette:
             listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours[:3])
             raise OffPaletteError(
-                f"{origin_of(path)}: tile {src.tile_id}: {encoding.off_palette_share:.2%} of pixels are off the "
+                f"{origin_of(path)}: scene {src.scene}: {encoding.off_palette_share:.2%} of pixels are off the "
                 f"ISPRS palette, more than encode.max_offpalette = {max_offpalette:.2%} tolerates (commonest "
                 f"{listed}); fix the label, raise encode.max_offpalette (those pixels become ignore), or "
-                f"add \"{src.tile_id}\" to data.exclude")
+                f"add \"{src.scene}\" to data.exclude")
         write_index_mask(out, encoding.mask)
         reports[kind] = label_report(encoding)
     return reports
 
 
-def resize_scene_files(scene_id: str, source: Path, target: Path, scale: float) -> tuple[int, int]:
-    """``resize_scene`` by scene id and folders (picklable, for worker processes)."""
-    return resize_scene(SceneFiles(source, scene_id), SceneFiles(target, scene_id), scale)
+def resize_scene_files(scene_id: str, source: Path, target: Path, gsd: float,
+                       declared_gsd: float | None) -> tuple[int, int]:
+    """``resize_scene`` to ground sample distance ``gsd`` by scene id and folders (picklable, for
+    worker processes); the scene's own GSD is ``scene_gsd``'s."""
+    src = SceneFiles(source, scene_id)
+    return resize_scene(src, SceneFiles(target, scene_id), scene_gsd(src, declared_gsd) / gsd)
 
 
 def encode_scene_files(scene_id: str, source: Path, target: Path, tolerance: int, max_offpalette: float) -> dict:

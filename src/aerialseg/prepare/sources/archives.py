@@ -12,7 +12,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO
@@ -110,24 +110,27 @@ def check_free_space(folder: Path, needed: int, margin: float = 1.05) -> None:
                         f"{free / 1e9:.2f} GB free")
 
 
-def extract_members(members: Iterable[Member], destination: Path) -> list[Path]:
-    """Extract the given members into ``destination`` under their base names, atomically each.
+def extract_members(members: Iterable[Member], destination: Path,
+                    names: Sequence[str] | None = None) -> list[Path]:
+    """Extract the given members into ``destination``, atomically each, under ``names`` (one file
+    name per member; default their base names).
 
     Checks the free space for all of them first. Returns the written paths.
     """
     members = list(members)
+    pairs = list(zip(members, names if names is not None else [m.base_name for m in members], strict=True))
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     check_free_space(destination, sum(m.size for m in members))
     written = []
-    by_archive: dict[Path, list[Member]] = {}
-    for member in members:
-        by_archive.setdefault(member.archive, []).append(member)
+    by_archive: dict[Path, list[tuple[Member, str]]] = {}
+    for member, name in pairs:
+        by_archive.setdefault(member.archive, []).append((member, name))
     for archive, wanted in by_archive.items():
         is_zip = _is_zip(archive)
         with zipfile.ZipFile(archive) if is_zip else tarfile.open(archive) as handle:
-            for member in wanted:
-                target = destination / member.base_name
+            for member, name in wanted:
+                target = destination / name
                 if isinstance(handle, zipfile.ZipFile):
                     source: IO[bytes] = handle.open(member.name)
                 else:

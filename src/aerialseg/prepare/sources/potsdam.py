@@ -4,12 +4,14 @@ The release arrives as ``2_Ortho_RGB.zip``, ``5_Labels_all.zip`` and
 ``5_Labels_all_noBoundary.zip`` (after an ISPRS registration) or from a mirror. The data
 folder may hold those archives, their extracted folders, or both; files are matched by
 their official names wherever they sit, and only the files of the requested tiles are
-extracted (safely: see ``archives``).
+extracted (safely: see ``archives``). In ``data/raw`` each tile's files are named by its scene id,
+the tile id (``2_10``), like every source's (``core/names.SceneFiles``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -56,8 +58,21 @@ def _index(root: Path) -> tuple[dict[str, Path], dict[str, Member]]:
     return files, members
 
 
+_TILE_ID = re.compile(r"^\d+_\d+$")
+
+
+def release_names(folder: Path, tile_id: str) -> dict[Path, str]:
+    """The stage-folder files of Potsdam tile ``tile_id`` (``SceneFiles``, by scene id) and the
+    official release name each one comes from."""
+    files = SceneFiles(folder, tile_id)
+    official = f"top_potsdam_{tile_id}"
+    return {files.image: f"{official}_RGB.tif", files.world: f"{official}_RGB.tfw",
+            files.label: f"{official}_label.tif", files.label_noboundary: f"{official}_label_noBoundary.tif"}
+
+
 def collect_tiles(source: Path, destination: Path, tile_ids: list[str]) -> list[str]:
-    """Bring the official files of ``tile_ids`` into ``destination`` from a release folder.
+    """Bring the official files of ``tile_ids`` into ``destination`` from a release folder, named
+    by scene id (``SceneFiles``).
 
     Extracted files are hard-linked (or copied); archive members are extracted; where each
     came from is recorded in ``SOURCES_FILE`` beside them. Raises
@@ -65,6 +80,9 @@ def collect_tiles(source: Path, destination: Path, tile_ids: list[str]) -> list[
     the archives are missing altogether.
     """
     source = Path(source)
+    for tile_id in tile_ids:
+        if not _TILE_ID.match(tile_id):
+            raise DataError(f"data.potsdam: {tile_id!r} is not a Potsdam tile id (row_column, like 2_10)")
     if not source.is_dir():
         raise DataError(f"{source}: data.potsdam.path is not a folder; put the ISPRS Potsdam archives "
                         f"({', '.join(OFFICIAL_ARCHIVES)}) there (see README)")
@@ -72,20 +90,20 @@ def collect_tiles(source: Path, destination: Path, tile_ids: list[str]) -> list[
     if not files and not members:
         raise DataError(f"{source}: no Potsdam archives ({', '.join(OFFICIAL_ARCHIVES)}) or extracted tiles "
                         "found; see README, 'Train the seed's setting on Potsdam'")
-    to_extract: list[Member] = []
+    to_extract: list[tuple[Member, Path]] = []
     to_link: list[tuple[Path, Path]] = []
     for tile_id in tile_ids:
         wanted = SceneFiles(destination, tile_id)
-        for target in wanted.required() + [wanted.world]:
-            if target.name in files:
-                to_link.append((files[target.name], target))
-            elif target.name in members:
-                to_extract.append(members[target.name])
+        for target, official in release_names(destination, tile_id).items():
+            if official in files:
+                to_link.append((files[official], target))
+            elif official in members:
+                to_extract.append((members[official], target))
             elif target == wanted.image:
-                raise DataError(f"{source}: tile {tile_id} has no image {target.name} (is 2_Ortho_RGB.zip there?)")
+                raise DataError(f"{source}: tile {tile_id} has no image {official} (is 2_Ortho_RGB.zip there?)")
             elif target != wanted.world:
-                archive = "5_Labels_all_noBoundary.zip" if "noBoundary" in target.name else "5_Labels_all.zip"
-                raise DataError(f"{source}: tile {tile_id} has an image but no label {target.name} "
+                archive = "5_Labels_all_noBoundary.zip" if "noBoundary" in official else "5_Labels_all.zip"
+                raise DataError(f"{source}: tile {tile_id} has an image but no label {official} "
                                 f"(is {archive} there?)")
     destination.mkdir(parents=True, exist_ok=True)
     for origin, target in to_link:
@@ -93,8 +111,8 @@ def collect_tiles(source: Path, destination: Path, tile_ids: list[str]) -> list[
             os.link(origin, target)
         except OSError:
             shutil.copyfile(origin, target)
-    extract_members(to_extract, destination)
+    extract_members([member for member, _ in to_extract], destination, [target.name for _, target in to_extract])
     sources = {target.name: str(origin) for origin, target in to_link}
-    sources.update({member.base_name: f"{member.archive}: member {member.name}" for member in to_extract})
+    sources.update({target.name: f"{member.archive}: member {member.name}" for member, target in to_extract})
     write_json(destination / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
     return list(tile_ids)

@@ -233,7 +233,7 @@ def erode_boundaries(label: np.ndarray, radius: int = BOUNDARY_RADIUS_PX) -> np.
 
 
 def write_scene_files(files, scene: Scene, tile_index: int) -> None:
-    """Write a scene under its official ISPRS names: RGB + world file, full and no-boundary labels.
+    """Write a scene under its scene id (``SceneFiles``): RGB + world file, full and no-boundary labels.
 
     The world file places scenes side by side on a made-up UTM grid (5 cm pixels), so
     the georeferencing path is exercised exactly as with the real data.
