@@ -30,9 +30,12 @@ sys.path.insert(0, str(ROOT / "src"))
 def _write_store(folder: Path, count: int, patch: int, shard_size: int):
     import numpy as np
 
+    from aerialseg.core.params import load_params
     from aerialseg.prepare.tile_writer import write_manifest, write_split
     from aerialseg.prepare.tiling import Tile
     from aerialseg.train.tile_reader import TileStore
+
+    names = load_params(ROOT / "params.yaml").classes.names
 
     rng = np.random.default_rng(0)
     scenes = max(1, count // 64)
@@ -45,8 +48,8 @@ def _write_store(folder: Path, count: int, patch: int, shard_size: int):
 
     import pandas as pd
 
-    frames = [write_split(folder, "train", tiles(), patch, shard_size=shard_size)]
-    write_manifest(folder, pd.concat(frames, ignore_index=True), patch, patch)
+    frames = [write_split(folder, "train", tiles(), patch, shard_size=shard_size, class_names=names)]
+    write_manifest(folder, pd.concat(frames, ignore_index=True), patch, patch, class_names=names)
     return TileStore(folder)
 
 

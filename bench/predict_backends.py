@@ -157,7 +157,7 @@ def main() -> None:
     p = params.predict
     window, batch, cores = p.window, p.batch_size, len(os.sched_getaffinity(0))
     keras.utils.set_random_seed(params.seed)
-    model = build_model(params.model)
+    model = build_model(params.model, len(params.classes))
     sized = keras.models.clone_model(model, input_tensors=keras.Input((window, window, 3)))
     gflop = forward_flops(sized) / 1e9  # the layers' shapes at the window's size
     windows = calibration_tiles(params, args.windows)

@@ -93,7 +93,7 @@ def setup(folder: Path, size: int) -> None:
 
     params = load_params(ROOT / "params.yaml")
     keras.utils.set_random_seed(params.seed)
-    build_model(params.model).save(folder / "model.keras")
+    build_model(params.model, len(params.classes)).save(folder / "model.keras")
     export_model(folder / "model.keras", folder / "model.onnx", "onnx", gsd_m=0.05, window=params.predict.window,
                  subdivisions=params.predict.subdivisions, tta=params.predict.tta)
     make_orthophoto(folder / "ortho.tif", size)

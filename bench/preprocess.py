@@ -45,7 +45,10 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
 
     from aerialseg.core.names import SceneFiles
     from aerialseg.core.palette import index_to_rgb
+    from aerialseg.core.params import load_params
     from aerialseg.core.worldfile import WorldFile, write_world_file
+
+    colours = load_params(ROOT / "params.yaml").classes.colours
 
     ids = SCENE_IDS[:count]
     flags = [cv2.IMWRITE_TIFF_COMPRESSION, 1]
@@ -59,11 +62,11 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
         files = SceneFiles(folder, scene_id)
         cv2.imwrite(str(files.image), image[..., ::-1], flags)
         del image
-        label = index_to_rgb(index)
+        label = index_to_rgb(index, colours)
         cv2.imwrite(str(files.label), label[..., ::-1], flags)
         eroded = index.copy()
         eroded[::97] = 255
-        cv2.imwrite(str(files.label_noboundary), index_to_rgb(eroded)[..., ::-1], flags)
+        cv2.imwrite(str(files.label_noboundary), index_to_rgb(eroded, colours)[..., ::-1], flags)
         write_world_file(files.world, WorldFile(0.05, 0, 0, -0.05, 366000.025, 5808000.975))
     return ids
 
@@ -72,20 +75,24 @@ def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: in
     """Our stages' library calls, as the stages make them."""
     from functools import partial
 
+    from aerialseg.core.params import load_params
     from aerialseg.prepare.parallel import map_scenes, peak_rss_mb
     from aerialseg.prepare.preprocess import encode_scene_files, resize_scene_files
+
+    classes = load_params(ROOT / "params.yaml").classes
     from aerialseg.prepare.tile_writer import scene_tiles, write_split
 
     resized, masks, tiles = work / "resized", work / "masks", work / "tiles"
     started = time.perf_counter()
-    _, resize_peak = map_scenes(partial(resize_scene_files, source=raw, target=resized, scale=scale), ids, jobs,
+    _, resize_peak = map_scenes(partial(resize_scene_files, source=raw, target=resized, gsd=0.05 / scale,
+                                        declared_gsd=None), ids, jobs,
                                 "resize")
     resized_at = time.perf_counter()
-    _, encode_peak = map_scenes(partial(encode_scene_files, source=resized, target=masks, tolerance=16,
+    _, encode_peak = map_scenes(partial(encode_scene_files, source=resized, target=masks, classes=classes, tolerance=16,
                                         max_offpalette=0.01), ids, jobs, "encode")
     encoded_at = time.perf_counter()
     stream = scene_tiles(ids, resized, masks, patch, patch)
-    index = write_split(tiles, "train", stream, patch, shard_size=64)
+    index = write_split(tiles, "train", stream, patch, shard_size=64, class_names=classes.names)
     finished = time.perf_counter()
     return {"seconds": finished - started, "tiles": len(index),
             "phases_s": {"resize": round(resized_at - started, 2), "encode": round(encoded_at - resized_at, 2),
@@ -100,7 +107,9 @@ def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
     from sklearn.preprocessing import MinMaxScaler
 
     from aerialseg.core.names import SceneFiles
-    from aerialseg.core.palette import CLASS_COLOURS
+    from aerialseg.core.params import load_params
+
+    class_colours = load_params(ROOT / "params.yaml").classes.colours
 
     started = time.perf_counter()
     images, labels = [], []
@@ -120,7 +129,7 @@ def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
                 image_patches.append(scaled)
                 single_label = label[y:y + patch, x:x + patch]
                 classes = np.zeros(single_label.shape[:2], np.uint8)
-                for k, colour in enumerate(CLASS_COLOURS):
+                for k, colour in enumerate(class_colours):
                     classes[np.all(single_label == colour, axis=-1)] = k
                 mask_patches.append(classes)
     image_dataset, mask_dataset = np.array(image_patches), np.array(mask_patches)

@@ -45,7 +45,7 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     model_params = ModelParams(depth=6, base_filters=16, max_filters=None, batch_norm=params.model.batch_norm)
     config = TrainConfig(epochs=1, batch_size=args.batch, checkpoint_epochs=[1], seed=params.seed,
-                         model=model_params, train=params.train)
+                         model=model_params, train=params.train, class_names=params.classes.names)
     baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     make_deterministic(params.seed)
     model = compile_model(config, steps_per_epoch=1)

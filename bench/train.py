@@ -214,8 +214,10 @@ def serve_epoch(params, rounds: int, tiles: Path) -> None:
         for split in ("train", "val"):
             images, masks = _batches(tiles, split)
             cut = (Tile("2_10", i, 0, images[i].astype("uint8"), masks[i]) for i in range(len(masks)))
-            frames.append(write_split(tmp / "tiles", split, cut, patch, params.tile.shard_size))
-        write_manifest(tmp / "tiles", pd.concat(frames, ignore_index=True), patch, params.tile.stride)
+            frames.append(write_split(tmp / "tiles", split, cut, patch, params.tile.shard_size,
+                                      class_names=params.classes.names))
+        write_manifest(tmp / "tiles", pd.concat(frames, ignore_index=True), patch, params.tile.stride,
+                       class_names=params.classes.names)
         total = rounds + 2
         config = replace(TrainConfig.from_params(params), epochs=total,
                          checkpoint_epochs=checkpoint_epochs(total, min(params.checkpoint_every, total)))

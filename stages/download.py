@@ -32,7 +32,8 @@ def main() -> str:
     scenes = list(data.split.all_scenes)
     with atomic_dir(RAW) as tmp:
         if data.source == "synthetic":
-            synthetic.write_scenes(tmp, scenes, params.seed, data.synthetic.scene_size, jobs=params.jobs)
+            synthetic.write_scenes(tmp, scenes, params.seed, data.synthetic.scene_size, params.classes,
+                                   jobs=params.jobs)
         else:
             source = Path(data.potsdam.path)
             potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)

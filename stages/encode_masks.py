@@ -1,7 +1,7 @@
-"""Stage encode_masks: official-colour labels -> uint8 class indices (255 = ignore).
+"""Stage encode_masks: colour labels -> uint8 class indices through the class table (255 = ignore).
 
-Near-palette colours are snapped (encode.tolerance), other colours become ignore, and a
-label with too many of them (encode.max_offpalette) stops the stage naming the tile.
+Colours near a class's (encode.tolerance) are snapped, other colours become ignore, and a
+label with too many of them (encode.max_offpalette) stops the stage naming the scene.
 Everything counted goes to metrics/data_report.json.
 """
 
@@ -21,8 +21,9 @@ def main() -> str:
     scenes = list(params.data.split.all_scenes)
     tolerance, max_offpalette = params.encode.tolerance, params.encode.max_offpalette
     with atomic_dir(MASKS) as tmp:
-        reports, peak = map_scenes(partial(encode_scene_files, source=RESIZED, target=tmp, tolerance=tolerance,
-                                           max_offpalette=max_offpalette), scenes, params.jobs, "encode")
+        encode = partial(encode_scene_files, source=RESIZED, target=tmp, classes=params.classes, tolerance=tolerance,
+                         max_offpalette=max_offpalette)
+        reports, peak = map_scenes(encode, scenes, params.jobs, "encode")
         report = data_report(dict(zip(scenes, reports, strict=True)), tolerance, max_offpalette)
         write_json(DATA_REPORT, report)
     totals = report["totals"]

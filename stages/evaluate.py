@@ -40,7 +40,8 @@ from aerialseg.evaluate.scoring import (
 
 def main() -> str:
     params = load_params()
-    split = params.data.split
+    split, classes = params.data.split, params.classes
+    n = len(classes)
     labels = {s: label_masks(MASKS, s) for s in split.test}
     epochs = list(list_checkpoints(MODELS))
     if not epochs:
@@ -51,17 +52,17 @@ def main() -> str:
         folder = prediction_folder(PREDICTIONS, epoch)
         predictions = {s: {k: read_class_map(prediction_file(folder, s, k)) for k in PREDICTION_KINDS}
                        for s in split.test}
-        matrices[epoch] = confusion_matrices(predictions, labels)
-        per_checkpoint[f"{epoch:03d}"] = {**history.get(epoch, {}), "test": score_tree(matrices[epoch])}
+        matrices[epoch] = confusion_matrices(predictions, labels, n)
+        per_checkpoint[f"{epoch:03d}"] = {**history.get(epoch, {}), "test": score_tree(matrices[epoch], classes)}
 
     train_images = [read_rgb(SceneFiles(RESIZED, s).image) for s in split.train]
     train_masks = [read_index_mask(MaskFiles(MASKS, s).full) for s in split.train]
     classifier = colour_baseline(train_images, train_masks, params.seed, params.evaluate.baseline_pixels)
     baseline = {s: {"colour": predict_colours(classifier, read_rgb(SceneFiles(RESIZED, s).image))} for s in split.test}
-    baseline_scores = score_tree(confusion_matrices(baseline, labels))["colour"]
+    baseline_scores = score_tree(confusion_matrices(baseline, labels, n), classes)["colour"]
 
     int8 = {s: {"smooth_int8": read_class_map(prediction_file(PREDICTIONS_INT8, s, "smooth"))} for s in split.test}
-    int8_scores = score_tree(confusion_matrices(int8, labels))
+    int8_scores = score_tree(confusion_matrices(int8, labels, n), classes)
 
     last = epochs[-1]
     write_json(CHECKPOINTS_JSON, per_checkpoint)
@@ -73,11 +74,12 @@ def main() -> str:
         "colour_baseline": baseline_scores,
     })
     write_json(CONFUSION_JSON, {k: {lk: m.tolist() for lk, m in v.items()} for k, v in matrices[last].items()})
-    smooth = per_checkpoint[f"{last:03d}"]["test"]["smooth"]["noboundary"]["miou_6"]
-    plain = per_checkpoint[f"{last:03d}"]["test"]["plain"]["noboundary"]["miou_6"]
-    colour = baseline_scores["noboundary"]["miou_6"]
-    quantised = int8_scores["smooth_int8"]["noboundary"]["miou_6"]
-    return (f"{len(epochs)} checkpoints; epoch {last} test mIoU (noboundary, 6 classes) "
+    key = f"miou_{n}"
+    smooth = per_checkpoint[f"{last:03d}"]["test"]["smooth"]["noboundary"][key]
+    plain = per_checkpoint[f"{last:03d}"]["test"]["plain"]["noboundary"][key]
+    colour = baseline_scores["noboundary"][key]
+    quantised = int8_scores["smooth_int8"]["noboundary"][key]
+    return (f"{len(epochs)} checkpoints; epoch {last} test mIoU (noboundary, {n} classes) "
             f"smooth {smooth:.4f} (int8 {quantised:.4f}), plain {plain:.4f}, colour-only baseline {colour:.4f}")
 
 

@@ -28,7 +28,7 @@ def main() -> str:
             probabilities = predict_smooth(read_rgb(path), model, window=p.window, num_classes=model.num_classes,
                                            subdivisions=p.subdivisions, tta=p.tta, batch_size=p.batch_size)
             write_class_geotiff(prediction_file(folder, scene_id, "smooth"), probabilities.argmax(-1).astype("uint8"),
-                                georeference_of(path, crs))
+                                georeference_of(path, crs), params.classes)
     return f"{len(scenes)} test scenes, smooth ({p.tta}, subdivisions {p.subdivisions}) with {EXPORTS / EXPORT_INT8}"
 
 

@@ -33,8 +33,8 @@ def main() -> str:
     crs = parse_crs(params.data.crs, "data.crs")
     grids = {s: georeference_of(path, crs) for s, path in paths.items()}
     p = params.predict
-    # what is written is part of what is cached: GeoTIFFs in this CRS
-    settings = {**asdict(p), "format": "geotiff", "crs": crs.to_wkt()}
+    # what is written is part of what is cached: GeoTIFFs in this CRS, in the class table's colours
+    settings = {**asdict(p), "format": "geotiff", "crs": crs.to_wkt(), "classes": params.classes.card_entries()}
     code = prediction_code_digest()
     new, reused = [], []
     for epoch, path in tqdm(checkpoints.items(), desc="checkpoints", unit="ckpt"):
@@ -49,7 +49,8 @@ def main() -> str:
                                                    tta=p.tta, batch_size=p.batch_size)
                 for kind, class_map in (("plain", plain), ("smooth", smooth)):
                     # on the resized image's grid, with its CRS: opens in place in QGIS
-                    write_class_geotiff(prediction_file(folder, scene_id, kind), class_map, grids[scene_id])
+                    write_class_geotiff(prediction_file(folder, scene_id, kind), class_map, grids[scene_id],
+                                        params.classes)
         new.append(epoch)
     removed = cache.prune(PREDICTIONS, set(checkpoints))
     return (f"predicted {len(new)} new checkpoint(s), reused {len(reused)}, removed {len(removed)} stale; "

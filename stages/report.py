@@ -27,8 +27,9 @@ from aerialseg.evaluate import report
 
 def main() -> str:
     params = load_params()
+    classes = params.classes
     checkpoints = read_json(CHECKPOINTS_JSON)
-    report.write_table(EPOCH_TABLE, checkpoints)
+    report.write_table(EPOCH_TABLE, checkpoints, len(classes))
     report.training_curves(pd.read_csv(MODELS / HISTORY_FILE), REPORTS)
 
     scene = params.report.gallery_scene
@@ -40,13 +41,15 @@ def main() -> str:
         folder = prediction_folder(PREDICTIONS, epoch)
         rows.append((epoch, read_class_map(prediction_file(folder, scene, "plain")),
                      read_class_map(prediction_file(folder, scene, "smooth"))))
-    report.gallery(image, truth, rows, REPORTS / "gallery.png")
-    report.write_animation(report.progress_frames(image, [(e, s) for e, _, s in rows]), REPORTS / "progress.gif")
-    report.before_after(image, rows[-1][1], rows[-1][2], rows[-1][0], REPORTS / "plain_vs_smooth.png")
-    report.legend(REPORTS / "legend.png")
+    report.gallery(image, truth, rows, REPORTS / "gallery.png", classes)
+    frames = report.progress_frames(image, [(e, s) for e, _, s in rows], classes)
+    report.write_animation(frames, REPORTS / "progress.gif")
+    report.before_after(image, rows[-1][1], rows[-1][2], rows[-1][0], REPORTS / "plain_vs_smooth.png",
+                        classes)
+    report.legend(REPORTS / "legend.png", classes)
     confusion = read_json(CONFUSION_JSON)
     report.confusion_figure(np.array(confusion["smooth"]["noboundary"]), REPORTS / "confusion.png",
-                            f"Test confusion, epoch {epochs[-1]}, smooth, eroded-boundary labels")
+                            f"Test confusion, epoch {epochs[-1]}, smooth, eroded-boundary labels", classes)
     return f"{EPOCH_TABLE} ({len(epochs)} rows), gallery, progress.gif, curves, confusion and legend in {REPORTS}/"
 
 

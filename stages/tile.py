@@ -16,9 +16,10 @@ def main() -> str:
     with atomic_dir(TILES) as tmp:
         for split, scenes in params.data.split.items():
             tiles = scene_tiles(scenes, RESIZED, MASKS, patch, stride)
-            frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size))
+            frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size,
+                                          class_names=params.classes.names))
         index = pd.concat(frames, ignore_index=True)
-        write_manifest(tmp, index, patch, stride)
+        write_manifest(tmp, index, patch, stride, class_names=params.classes.names)
     counts = index.groupby("split").size().to_dict()
     return "tiles " + ", ".join(f"{k}={counts.get(k, 0)}" for k in ("train", "val", "test"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import settings
 
 from aerialseg.core.errors import OffPaletteError
 from aerialseg.core.palette import encode_label
+from aerialseg.core.params import load_params
 
 # CI replays the same fuzzed examples every run (a red CI names a reproducible case);
 # elsewhere every run explores new ones.
@@ -22,6 +24,8 @@ if os.environ.get("CI"):
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+CLASSES = load_params(ROOT / "params.yaml").classes
+"""The default class table (params.yaml's), for tests that need "the classes" without a params file."""
 
 
 @pytest.fixture
@@ -37,10 +41,11 @@ def real_crop_paths() -> tuple[Path, Path]:
 
 
 def save_tiny_checkpoint(path: Path, *, depth: int = 2, base_filters: int = 2, num_classes: int = 6,
-                         batch_norm: bool | None = None, encoder: str = "none", seed: int = 0):
+                         batch_norm: bool | None = None, encoder: str = "none", seed: int = 0, card: bool = True):
     """Build a tiny untrained U-Net (or one on a pretrained-encoder architecture, random weights) with
     a fixed seed and save it as a Keras checkpoint at ``path``; return the model. ``batch_norm``
-    None keeps the builder's default (off for the seed's U-Net, on for an encoder's decoder)."""
+    None keeps the builder's default (off for the seed's U-Net, on for an encoder's decoder). With
+    ``card``, a model card naming the default table's classes is written beside it, as train does."""
     from aerialseg.core.framework import keras
     from aerialseg.train.encoders import build_encoder_unet
     from aerialseg.train.model import build_unet
@@ -52,6 +57,13 @@ def save_tiny_checkpoint(path: Path, *, depth: int = 2, base_filters: int = 2, n
     else:
         model = build_encoder_unet(encoder, "none", num_classes, base_filters=base_filters, max_filters=16, **norm)
     model.save(path)
+    if card:
+        from aerialseg.core.io import write_json
+        from aerialseg.core.model_card import SCHEMA_VERSION
+        from aerialseg.core.names import MODEL_CARD
+
+        write_json(Path(path).parent / MODEL_CARD, {"schema_version": SCHEMA_VERSION, "producer": "aerialseg",
+                                                    **CLASSES.card_entries()})
     return model
 
 
@@ -63,8 +75,9 @@ def tiny_checkpoint():
 
 def strict_index(rgb: np.ndarray, allow_boundary: bool = False) -> np.ndarray:
     """Class indices of a label that must hold palette colours only (black too, if allowed)."""
-    encoding = encode_label(rgb, allow_boundary=allow_boundary, tolerance=0)
+    table = CLASSES if allow_boundary else dataclasses.replace(CLASSES, ignore_colours=())
+    encoding = encode_label(rgb, table, tolerance=0)
     if encoding.off_palette:
         listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours)
-        raise OffPaletteError(f"{encoding.off_palette} pixels have colours outside the ISPRS palette: {listed}")
+        raise OffPaletteError(f"{encoding.off_palette} pixels have colours outside the class table: {listed}")
     return encoding.mask

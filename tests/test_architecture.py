@@ -61,3 +61,54 @@ def test_subpackage_inits_hold_a_docstring_only(init):
 def test_no_module_is_over_the_size_limit():
     sizes = {p.relative_to(PACKAGE).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
     assert not {f: n for f, n in sizes.items() if n > MAX_LINES}, f"modules over {MAX_LINES} lines"
+
+
+def _isprs_mentions(path) -> list[str]:
+    """Where a module names one of the default table's classes (in a string, not a docstring, or as a
+    constant) or spells one of its colours (white and black aside: they are also text colours)."""
+    import yaml
+
+    table = yaml.safe_load((ROOT / "params.yaml").read_text())["classes"]["table"]
+    names = set(table)
+    colours = {tuple(entry["colour"]) for entry in table.values()} - {(0, 0, 0), (255, 255, 255)}
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        words: set[str] = set()
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            words = set(re.findall(r"[A-Za-z]+(?:_[A-Za-z]+)*", node.value))
+        elif isinstance(node, ast.Name) and node.id.isupper():  # a constant such as CLUTTER = 5
+            words = {node.id.lower()}
+        if words & names:
+            found.append(f"line {node.lineno}: {sorted(words & names)}")
+        if (isinstance(node, ast.Tuple | ast.List) and len(node.elts) == 3
+                and all(isinstance(e, ast.Constant) and type(e.value) is int for e in node.elts)
+                and tuple(e.value for e in node.elts) in colours):  # type: ignore[union-attr]
+            found.append(f"line {node.lineno}: colour {tuple(e.value for e in node.elts)}")  # type: ignore[union-attr]
+    return sorted(found, key=lambda f: int(f.split(":")[0].split()[1]))
+
+
+# the synthetic source draws the six ISPRS roles (and refuses any other table)
+DRAWING = {PACKAGE / "prepare" / "sources" / "synthetic.py", PACKAGE / "prepare" / "sources" / "synthetic_drawing.py"}
+
+
+@pytest.mark.parametrize("path", sorted(set(PACKAGE.rglob("*.py")) | set((ROOT / "stages").glob("*.py"))),
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_module_but_the_synthetic_drawing_names_an_isprs_class_or_colour(path):
+    """The classes are data (params.yaml's table, the model card): code that names one would break for
+    every other table."""
+    found = _isprs_mentions(path)
+    if path in DRAWING:
+        return
+    assert not found, f"{path.relative_to(ROOT)} names the default classes: {found}"
+
+
+def test_the_class_check_finds_a_class_name_and_a_colour(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Names clutter in a docstring only."""\nX = ("car", 1)\nCOLOUR = (0, 0, 255)\n'
+                      'CLUTTER = 5\ntree = ast.parse("")\n')
+    assert _isprs_mentions(module) == ["line 2: ['car']", "line 3: colour (0, 0, 255)", "line 4: ['clutter']"]
+    assert _isprs_mentions(PACKAGE / "prepare" / "sources" / "synthetic.py")  # the drawing does name them

@@ -11,7 +11,7 @@ from aerialseg.core.palette import index_to_rgb
 from aerialseg.core.worldfile import WorldFile, read_world_file, write_world_file
 from aerialseg.predict.blending import predict_smooth
 
-from conftest import strict_index
+from conftest import CLASSES, strict_index
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +58,24 @@ def test_grey_image_is_refused(checkpoint, tmp_path, capsys):
     assert "needs 3-channel RGB" in capsys.readouterr().err
 
 
-def test_model_with_other_classes_is_refused(tmp_path, real_crop_paths, capsys, tiny_checkpoint):
+def test_a_model_whose_card_names_other_classes_is_refused(tmp_path, real_crop_paths, capsys, tiny_checkpoint):
     path = tmp_path / "m.keras"
-    tiny_checkpoint(path, num_classes=4, depth=1, base_filters=2)
+    tiny_checkpoint(path, num_classes=4, depth=1, base_filters=2)  # beside a card of the six default classes
     assert main(["predict", str(path), str(real_crop_paths[0]), "-o", str(tmp_path / "p.png")]) == 1
-    assert "predicts 4 classes, the ISPRS palette has 6" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().endswith(f"{path}: the model predicts 4 classes, its card names 6")
+
+
+def test_a_model_without_a_card_predicts_numbered_classes_and_says_so(tmp_path, capsys, tiny_checkpoint):
+    from aerialseg.core.classes import numbered_classes
+
+    path = tmp_path / "m.keras"
+    tiny_checkpoint(path, num_classes=4, depth=1, base_filters=2, card=False)
+    image = tmp_path / "i.npy"
+    np.save(image, np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    assert main(["predict", str(path), str(image), "-o", str(tmp_path / "p.png"), "--window", "32"]) == 0
+    assert "no model card names its 4 classes: called class_0 .. class_3" in capsys.readouterr().err
+    colours = {tuple(c) for c in read_rgb(tmp_path / "p.png").reshape(-1, 3)}
+    assert colours <= set(numbered_classes(4).colours) and len(set(numbered_classes(4).colours)) == 4
 
 
 def test_missing_model_is_reported(tmp_path, real_crop_paths, capsys):
@@ -77,7 +90,7 @@ def test_rgba_is_converted_and_said(checkpoint, tmp_path, capsys):
     np.save(path, rgba)
     assert main(["predict", str(checkpoint), str(path), "-o", str(tmp_path / "p.png"), "--window", "32"]) == 0
     assert "dropped the alpha channel" in capsys.readouterr().err
-    assert index_to_rgb(strict_index(read_rgb(tmp_path / "p.png"))).shape == (40, 40, 3)
+    assert index_to_rgb(strict_index(read_rgb(tmp_path / "p.png")), CLASSES.colours).shape == (40, 40, 3)
 
 
 @pytest.mark.parametrize("output, message", [

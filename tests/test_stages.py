@@ -8,12 +8,11 @@ kills, locks) is tests/test_pipeline.py's, behind the ``slow`` marker.
 from __future__ import annotations
 
 import json
-import runpy
 
 import pytest
 import yaml
 
-from tiny_project import copy_project
+from tiny_project import copy_project, run_stages
 
 from conftest import ROOT
 
@@ -45,13 +44,9 @@ def test_every_stage_script_runs_in_order_and_writes_its_declared_outputs(tmp_pa
         params["report"]["gallery_scene"] = SCENE_IDS[scenes]["test"][0]
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     monkeypatch.chdir(project)
-    for name, stage in STAGES.items():
-        command = stage["cmd"].split()
-        assert command[:2] == ["python", f"stages/{name}.py"], name
-        runpy.run_path(str(ROOT / command[1]), run_name="__main__")  # as DVC runs it, from the project folder
-        lines = capsys.readouterr().out.strip().splitlines()
-        assert lines and lines[-1].startswith(f"{name}: "), (name, lines[-3:])
-        for path in declared_outputs(stage):
+    for name in STAGES:
+        run_stages(lambda: capsys.readouterr().out, until=name, start=name)
+        for path in declared_outputs(STAGES[name]):
             output = project / path
             assert output.exists(), f"{name} did not write {path}"
             assert output.stat().st_size > 0 and (not output.is_dir() or any(output.iterdir())), f"{name}: {path} empty"

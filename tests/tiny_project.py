@@ -3,7 +3,9 @@ tests run on, so that both exercise the same configuration."""
 
 from __future__ import annotations
 
+import runpy
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -45,3 +47,22 @@ def copy_project(root: Path) -> Path:
     params = merge(yaml.safe_load((root / "params.yaml").read_text()), TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
+
+
+def run_stages(read_output: Callable[[], str], until: str | None = None, start: str | None = None) -> dict[str, str]:
+    """Run the stage scripts of dvc.yaml in order in this process, from the current folder (a project),
+    as DVC runs them, from ``start`` to ``until``; ``read_output`` returns what was printed since it was
+    last called. Returns each stage's summary line."""
+    summaries: dict[str, str] = {}
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    names = list(stages)
+    for name in names[names.index(start) if start else 0:]:
+        command = stages[name]["cmd"].split()
+        assert command[:2] == ["python", f"stages/{name}.py"], name
+        runpy.run_path(str(ROOT / command[1]), run_name="__main__")
+        lines = read_output().strip().splitlines()
+        assert lines and lines[-1].startswith(f"{name}: "), (name, lines[-3:])
+        summaries[name] = lines[-1]
+        if name == until:
+            break
+    return summaries

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from conftest import CLASSES
+
 TRAIN_IDS, VAL_IDS = ["2_10", "2_11"], ["5_12"]
 
 
@@ -36,8 +38,8 @@ def make_store(folder: Path):
             image = (np.array([[90, 90, 90], [200, 80, 60], [0, 0, 0], [0, 0, 0], [30, 30, 200]])[mask]
                      + rng.integers(0, 30, (64, 64, 3))).astype(np.uint8)
             tiles += list(cut_tiles(scene, image, mask, 32, 16))
-        frames.append(write_split(folder, split, iter(tiles), 32, shard_size=10))
-    write_manifest(folder, pd.concat(frames, ignore_index=True), 32, 16)
+        frames.append(write_split(folder, split, iter(tiles), 32, shard_size=10, class_names=CLASSES.names))
+    write_manifest(folder, pd.concat(frames, ignore_index=True), 32, 16, class_names=CLASSES.names)
     return TileStore(folder)
 
 
@@ -54,7 +56,7 @@ def config(seed=1, epochs=2, **overrides):
     for name, value in overrides.items():
         (model if name in {f.name for f in fields(ModelParams)} else train)[name] = value
     return TrainConfig(epochs=epochs, batch_size=4, checkpoint_epochs=list(range(1, epochs + 1)), seed=seed,
-                       model=ModelParams(**model), train=TrainParams(**train))
+                       model=ModelParams(**model), train=TrainParams(**train), class_names=CLASSES.names)
 
 
 def final_weights(models: Path) -> list[np.ndarray]:

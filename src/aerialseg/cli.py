@@ -171,16 +171,16 @@ def _note(text: str) -> None:
 def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], client: Client | None, *,
                   batch: bool) -> int:
     """Load the model, predict the jobs, report each; a batch goes on past a bad image (exit 1 at the end)."""
-    from aerialseg.core.palette import NUM_CLASSES
+    from aerialseg.core.model_card import card_classes
     from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
     from aerialseg.predict.batch import predict_locally, predict_on_dask, write_ranking
     from aerialseg.predict.mapping import MapSettings
 
     model, (multiple, multiple_is) = load_any_model(model_path)
-    classes = int(model.output_shape[-1])
-    if classes != NUM_CLASSES:
-        raise DataError(f"{model_path}: the model predicts {classes} classes, the ISPRS palette has {NUM_CLASSES}")
     card = recorded_card(model, model_path)
+    classes, unnamed = card_classes(card, int(model.output_shape[-1]), str(model_path))
+    if unnamed:
+        _note(f"{model_path}: {unnamed}")
     blending, said = blending_settings(args, card)
     fixed = getattr(model, "fixed_window", None)
     if fixed is not None and blending["window"] != fixed:
@@ -194,7 +194,7 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
                            output_grid=args.output_grid, cog=args.cog, crs=args.crs, uncertainty=bool(args.ranking),
                            bands=args.bands, alpha_band=args.alpha_band,
                            bounds=tuple(args.bounds) if args.bounds else None, bounds_crs=args.bounds_crs,
-                           aoi=args.aoi)
+                           aoi=args.aoi, classes=classes)
     if client is not None:
         results = predict_on_dask(client, model_path, args.backend, todo, settings)
     else:

@@ -36,7 +36,7 @@ def test_training_code_is_what_training_runs_without_the_plumbing():
     closure = set(module_closure(["aerialseg.train.loop"]))
     assert {"aerialseg.train.loop", "aerialseg.train.model", "aerialseg.train.losses", "aerialseg.train.input_pipeline",
             "aerialseg.train.tile_reader", "aerialseg.train.resume", "aerialseg.train.checkpoints",
-            "aerialseg.train.schedules", "aerialseg.train.compiling", "aerialseg.core.palette"} <= closure
+            "aerialseg.train.schedules", "aerialseg.train.compiling", "aerialseg.core.classes"} <= closure
     assert not closure & set(VALUE_ONLY_MODULES)
     assert "aerialseg.predict.blending" not in closure and "aerialseg.prepare.tile_writer" not in closure
 

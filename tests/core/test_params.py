@@ -117,14 +117,44 @@ def test_unquoted_tile_id_is_explained(raw_params):
         parse_params(raw_params)
 
 
-def test_class_weights_by_name_come_in_palette_order(raw_params):
-    from aerialseg.core.palette import CLASS_NAMES
+def test_class_weights_by_name_come_in_the_class_table_order(raw_params):
+    from aerialseg.train.compiling import loss_class_weights
 
-    raw_params["train"]["class_weights"] = {name: float(i + 1) for i, name in enumerate(reversed(CLASS_NAMES))}
-    assert parse_params(raw_params).train.class_weights == (6.0, 5.0, 4.0, 3.0, 2.0, 1.0)
-    raw_params["train"]["class_weights"] = {name: 0.0 for name in CLASS_NAMES}
+    names = raw_params["classes"]["table"]
+    raw_params["train"]["class_weights"] = {name: float(i + 1) for i, name in enumerate(reversed(list(names)))}
+    params = parse_params(raw_params)
+    assert loss_class_weights(params.train, None, params.classes.names) == [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    raw_params["train"]["class_weights"] = {name: 0.0 for name in names}
     with pytest.raises(ParamsError, match="train.class_weights: at least one weight must be > 0"):
         parse_params(raw_params)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["table"].__setitem__("2nd", {"colour": [0, 0, 1]}), "classes.table.2nd: a class name is letters"),
+    (lambda c: c["table"]["car"].__setitem__("colour", [255, 255]),
+     "classes.table.car.colour: expected [red, green, blue]"),
+    (lambda c: c["table"]["car"].__setitem__("label_colours", [[255, 0, 0]]),
+     "classes.table.clutter.label_colours: colour (255, 0, 0) is also in classes.table.car.label_colours"),
+    (lambda c: c["ignore"].__setitem__("values", [3]),
+     "classes.ignore.values: value 3 is also in classes.table.tree.values"),
+    (lambda c: c["table"]["car"].__setitem__("hue", 3), "classes.table.car.hue: unknown key"),
+    (lambda c: c.__setitem__("table", {"only": {"colour": [1, 1, 1]}}), "classes.table: give 2 to 250 classes, got 1"),
+    (lambda c: [v.__setitem__("headline", False) for v in c["table"].values()],
+     "classes.table: every class has headline"),
+])
+def test_a_bad_class_table_is_one_line_naming_the_key(raw_params, edit, message):
+    edit(raw_params["classes"])
+    with pytest.raises(ParamsError) as raised:
+        parse_params(raw_params)
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value)
+
+
+def test_the_default_table_is_the_isprs_six_with_clutter_out_of_the_headline(raw_params):
+    classes = parse_params(raw_params).classes
+    assert classes.names == ("impervious", "building", "low_vegetation", "tree", "car", "clutter")
+    assert classes.headline_classes == (0, 1, 2, 3, 4) and classes.ignore_colours == ((0, 0, 0),)
+    assert classes.values == tuple((i,) for i in range(6))
+    assert classes.label_colours == tuple((c,) for c in classes.colours)
 
 
 def test_download_urls_pair_with_checksums(raw_params):

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from aerialseg.core.io import read_rgb
-from aerialseg.core.palette import CLASS_NAMES
 from aerialseg.evaluate import report
+
+from conftest import CLASSES
 
 
 def _scores(miou):
@@ -23,7 +24,7 @@ def _checkpoints(epochs):
 
 
 def test_table_has_one_row_per_checkpoint_in_epoch_order():
-    text = report.epoch_table(_checkpoints([100, 25, 50, 75]))
+    text = report.epoch_table(_checkpoints([100, 25, 50, 75]), 6)
     rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [int(r.split("|")[1]) for r in rows] == [25, 50, 75, 100]
     assert "| 25 | 0.0400 | 0.5000 | 0.4000 | 0.0440 | 0.4500 | 0.3500 | 0.5250 | 0.5350 | 0.5750 | 0.5850 |" in text
@@ -43,7 +44,7 @@ def test_gallery_rows_match_checkpoints(tmp_path):
     heights = {}
     for n in (1, 3):
         rows = [(10 * (i + 1), truth, truth) for i in range(n)]
-        report.gallery(image, truth, rows, tmp_path / f"g{n}.png", thumb=128)
+        report.gallery(image, truth, rows, tmp_path / f"g{n}.png", CLASSES, thumb=128)
         heights[n] = _picture(tmp_path / f"g{n}.png").shape[0]
     # each extra checkpoint adds one row of thumbnails
     assert heights[3] - heights[1] == pytest.approx(2 * 128, rel=0.15)
@@ -54,7 +55,7 @@ def test_progress_animation_has_a_frame_per_checkpoint_with_the_epoch(tmp_path):
 
     image = np.full((64, 80, 3), 128, np.uint8)
     masks = [(e, np.full((64, 80), e % 6, np.uint8)) for e in (10, 20, 30)]
-    frames = report.progress_frames(image, masks)
+    frames = report.progress_frames(image, masks, CLASSES)
     report.write_animation(frames, tmp_path / "p.gif")
     stack = iio.imread(tmp_path / "p.gif", index=None)
     assert stack.shape[0] == 3 and stack.shape[1:3] == (64, 160)
@@ -70,15 +71,15 @@ def test_curves_legend_and_confusion_are_written(tmp_path):
     assert [p.name for p in paths] == ["loss.png", "iou.png"]
     for p in paths:
         _picture(p)
-    report.legend(tmp_path / "legend.png")
+    report.legend(tmp_path / "legend.png", CLASSES)
     legend = _picture(tmp_path / "legend.png")
     # the six official colours appear in the legend
     for colour in ((0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0)):
         assert (legend == colour).all(-1).any()
     truth = np.random.default_rng(1).integers(0, 6, (64, 64), dtype=np.uint8)
-    report.before_after(np.zeros((64, 64, 3), np.uint8), truth, truth, 50, tmp_path / "ba.png", thumb=128)
+    report.before_after(np.zeros((64, 64, 3), np.uint8), truth, truth, 50, tmp_path / "ba.png", CLASSES, thumb=128)
     assert _picture(tmp_path / "ba.png").shape[1] > 2 * _picture(tmp_path / "ba.png").shape[0]
     cm = np.diag([10, 20, 30, 40, 5, 1]) + 1
-    report.confusion_figure(cm, tmp_path / "cm.png", "test")
+    report.confusion_figure(cm, tmp_path / "cm.png", "test", CLASSES)
     _picture(tmp_path / "cm.png")
-    assert len(CLASS_NAMES) == 6
+    assert len(CLASSES) == 6

@@ -18,7 +18,7 @@ def _scenes(seed):
 
 def test_confusions_accumulate_over_scenes_like_one_big_image():
     labels, preds = _scenes(0)
-    cms = confusion_matrices(preds, labels)
+    cms = confusion_matrices(preds, labels, 6)
     for kind in ("plain", "smooth"):
         for label_kind in ("full", "noboundary"):
             y = np.concatenate([labels[s][label_kind].ravel() for s in labels])

@@ -14,12 +14,14 @@ import rasterio
 from aerialseg.cli import main
 from aerialseg.core.framework import tf
 from aerialseg.core.io import read_npy, read_rgb, write_rgb
-from aerialseg.core.palette import CLASS_NAMES
+from aerialseg.core.model_card import card_beside
 from aerialseg.core.params import ENCODERS
 from aerialseg.predict.export import SAVEDMODEL_METADATA, export_model
 from aerialseg.predict.onnx_model import METADATA_KEY, OnnxSegmenter
 
-from conftest import save_tiny_checkpoint
+from conftest import CLASSES, save_tiny_checkpoint
+
+CLASS_NAMES = CLASSES.names
 
 # a U-Net on a pretrained backbone builds the whole backbone and converts it (25-50 s each): slow
 ENCODER_CASES = [pytest.param(name, marks=() if name == "none" else pytest.mark.slow) for name in ENCODERS]
@@ -67,7 +69,8 @@ def deepness_reads(path: Path) -> dict:
 def test_every_encoder_exports_one_input_within_1e4_of_keras(encoder, tmp_path):
     checkpoint, model = _checkpoint(tmp_path, encoder)
     out = tmp_path / "model.onnx"
-    card = export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=2, tta="d4")
+    card = export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=2, tta="d4",
+                        card=card_beside(checkpoint))
     exported = OnnxSegmenter(out)
     assert [i.name for i in exported.session.get_inputs()] == [exported.input_name]  # one input only
     windows = _windows()
@@ -96,7 +99,8 @@ def test_every_encoder_checkpoint_predicts_with_every_backend(encoder, tmp_path,
 def test_deepness_loads_the_nchw01_export_as_its_code_reads_it(tmp_path):
     checkpoint, model = _checkpoint(tmp_path)
     out = tmp_path / "deepness.onnx"
-    export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=4, tta="d4", layout="nchw01")
+    export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=4, tta="d4", layout="nchw01",
+                 card=card_beside(checkpoint))
     loaded = deepness_reads(out)
     assert loaded["model_type"] == "Segmentor" and loaded["class_names"] == list(CLASS_NAMES)
     assert loaded["resolution"] == 40.0 and loaded["tile_size"] == 64 and loaded["tiles_overlap"] == 75

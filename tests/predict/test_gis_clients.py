@@ -11,9 +11,8 @@ import rasterio
 
 from aerialseg.cli import main
 from aerialseg.core.io import read_rgb
-from aerialseg.core.palette import CLASS_NAMES
 
-from conftest import FIXTURES
+from conftest import CLASSES, FIXTURES
 
 
 def _orthophoto(path, rgb):
@@ -25,12 +24,14 @@ def _orthophoto(path, rgb):
 
 
 def test_gdalinfo_lists_the_class_names_and_the_geopackage_has_a_spatial_index(tmp_path, tiny_checkpoint, capsys):
+    from aerialseg.core.model_card import card_beside
     from aerialseg.predict.export import export_model
 
     checkpoint = tmp_path / "m.keras"
     tiny_checkpoint(checkpoint, depth=2, base_filters=4, seed=3)
     model = tmp_path / "m.onnx"
-    export_model(checkpoint, model, "onnx", gsd_m=None, window=32, subdivisions=2, tta="none")
+    export_model(checkpoint, model, "onnx", gsd_m=None, window=32, subdivisions=2, tta="none",
+                 card=card_beside(checkpoint))
     image = _orthophoto(tmp_path / "ortho.tif", read_rgb(FIXTURES / "top_potsdam_2_10_crop512_RGB.png")[:96, :96])
     for extra in ([], ["--cog"]):
         out = tmp_path / f"map{len(extra)}.tif"
@@ -40,7 +41,7 @@ def test_gdalinfo_lists_the_class_names_and_the_geopackage_has_a_spatial_index(t
         info = json.loads(subprocess.run(["gdalinfo", "-json", str(out)], capture_output=True, text=True,
                                          check=True).stdout)
         band = info["bands"][0]
-        assert band["categories"] == list(CLASS_NAMES)
+        assert band["categories"] == list(CLASSES.names)
         assert band["colorInterpretation"] == "Palette" and band["noDataValue"] == 255
         text = subprocess.run(["gdalinfo", str(out)], capture_output=True, text=True, check=True).stdout
         assert "Categories:" in text and "      5: clutter" in text
@@ -51,7 +52,7 @@ def test_gdalinfo_lists_the_class_names_and_the_geopackage_has_a_spatial_index(t
                                 text=True, check=True).stdout
         assert "Layer name: classes" in listed and "Geometry: Polygon" in listed
         with rasterio.open(out) as src:
-            assert np.isin(src.read(1), [*range(len(CLASS_NAMES)), 255]).all()
+            assert np.isin(src.read(1), [*range(len(CLASSES.names)), 255]).all()
     # with TensorFlow loaded (this process), whether GDAL's SQLite can index depends on which loaded first:
     # the GeoPackage is indexed, or the command says it is not
     assert main(["predict", str(checkpoint), str(image), "-o", str(tmp_path / "tf.tif"), "--window", "32",

@@ -16,8 +16,9 @@ from aerialseg.cli import main
 from aerialseg.core.geoio import NODATA
 from aerialseg.core.io import read_rgb, write_json
 from aerialseg.core.names import MODEL_CARD
-from aerialseg.core.palette import CLASS_COLOURS
 from aerialseg.predict.blending import predict_smooth
+
+from conftest import CLASSES
 
 CRS_UTM33 = CRS.from_epsg(25833)
 ORIGIN = (366000.0, 5808000.0)
@@ -74,7 +75,7 @@ def test_class_geotiff_keeps_crs_transform_and_marks_transparent_pixels_nodata(c
         assert (b.count, b.dtypes[0], b.nodata) == (1, "uint8", 255)
         assert b.profile["tiled"] and b.compression.name == "deflate"
         table = b.colormap(1)
-        assert [table[i][:3] for i in range(6)] == [tuple(c) for c in CLASS_COLOURS]
+        assert [table[i][:3] for i in range(6)] == [tuple(c) for c in CLASSES.colours]
         written = b.read(1)
     expected = predict_smooth(crop, _keras(checkpoint), window=64, num_classes=6, tta="none").argmax(-1)
     assert (written[:, :100] == 255).all()
@@ -129,7 +130,7 @@ def test_cog_is_cloud_optimized_with_overviews(checkpoint, crop, tmp_path):
     with rasterio.open(out) as cog:
         assert cog.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
         assert cog.overviews(1)
-        assert cog.crs == CRS_UTM33 and cog.nodata == 255 and cog.colormap(1)[0][:3] == tuple(CLASS_COLOURS[0])
+        assert cog.crs == CRS_UTM33 and cog.nodata == 255 and cog.colormap(1)[0][:3] == tuple(CLASSES.colours[0])
         assert set(np.unique(cog.read(1, out_shape=(1, 100, 100)))) <= set(range(6))  # overviews: classes, not means
 
 

@@ -23,7 +23,7 @@ from aerialseg.core.palette import index_to_rgb
 from aerialseg.prepare.sources.archives import check_free_space, extract_members, list_members
 from aerialseg.prepare.sources.potsdam import collect_tiles
 
-from conftest import ROOT
+from conftest import CLASSES, ROOT
 
 SIZE = 48
 
@@ -55,7 +55,7 @@ def make_release(folder: Path, tiles: dict[str, str], skip_label: tuple[str, ...
             zipfile.ZipFile(folder / "5_Labels_all_noBoundary.zip", "w") as noboundary:
         for seed, (tile_id, condition) in enumerate(tiles.items()):
             image, index = _scene(seed)
-            label = index_to_rgb(index)
+            label = index_to_rgb(index, CLASSES.colours)
             if condition == "noisy":
                 noise = np.random.default_rng(seed).integers(-6, 7, label.shape)
                 label = np.clip(label.astype(int) + noise, 0, 255).astype(np.uint8)
@@ -65,7 +65,8 @@ def make_release(folder: Path, tiles: dict[str, str], skip_label: tuple[str, ...
             rgb.writestr(f"2_Ortho_RGB/top_potsdam_{tile_id}_RGB.tfw", "0.05\n0\n0\n-0.05\n366000.025\n5808000.975\n")
             if tile_id not in skip_label:
                 full.writestr(f"top_potsdam_{tile_id}_label.tif", _tif_bytes(scratch, label))
-            eroded = index_to_rgb(np.where(np.arange(SIZE)[:, None] % 8 == 0, 255, index).astype(np.uint8))
+            boundary = np.where(np.arange(SIZE)[:, None] % 8 == 0, 255, index).astype(np.uint8)
+            eroded = index_to_rgb(boundary, CLASSES.colours)
             noboundary.writestr(f"top_potsdam_{tile_id}_label_noBoundary.tif", _tif_bytes(scratch, eroded))
     for path in scratch.iterdir():
         path.unlink()
@@ -237,7 +238,8 @@ def test_overlay_label_stops_encoding_with_the_tile_and_share_unless_excluded(tm
     result = _stage(root, "encode_masks")
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("encode_masks: error: ") and "scene 4_12:" in line and "% of pixels are off" in line
+    assert line.startswith("encode_masks: error: ") and "scene 4_12:" in line
+    assert "% of pixels have colours that are no class's" in line
     assert 'add "4_12" to data.exclude' in line
     # the file the user can fix (the archive member), and the param that would tolerate it
     assert line.startswith("encode_masks: error: release/5_Labels_all.zip: member ") and \

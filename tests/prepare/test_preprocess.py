@@ -1,12 +1,16 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
 from aerialseg.core.errors import DataError, OffPaletteError
 from aerialseg.core.io import read_index_mask, read_rgb, write_rgb
 from aerialseg.core.names import MaskFiles, SceneFiles
-from aerialseg.core.palette import CLASS_COLOURS, index_to_rgb
+from aerialseg.core.palette import index_to_rgb
 from aerialseg.core.worldfile import WorldFile, read_world_file, write_world_file
 from aerialseg.prepare.preprocess import encode_scene, resize_label, resize_scene, resize_scene_files
+
+from conftest import CLASSES
 
 FIVE_CM = WorldFile(0.05, 0, 0, -0.05, 1000.025, 2000.975)
 
@@ -16,10 +20,10 @@ def _write_scene(folder, tile_id, size=(64, 96), seed=0, label_size=None, world=
     files = SceneFiles(folder, tile_id)
     write_rgb(files.image, rng.integers(0, 256, size + (3,), dtype=np.uint8))
     index = rng.integers(0, 6, label_size or size).astype(np.uint8)
-    write_rgb(files.label, index_to_rgb(index))
+    write_rgb(files.label, index_to_rgb(index, CLASSES.colours))
     index_nb = index.copy()
     index_nb[::5] = 255
-    write_rgb(files.label_noboundary, index_to_rgb(index_nb))
+    write_rgb(files.label_noboundary, index_to_rgb(index_nb, CLASSES.colours))
     if world is not None:
         write_world_file(files.world, world)
     return files
@@ -28,7 +32,7 @@ def _write_scene(folder, tile_id, size=(64, 96), seed=0, label_size=None, world=
 @pytest.mark.parametrize("scale", [0.5, 0.3, 0.77])
 def test_nearest_exact_never_creates_a_colour(scale):
     rng = np.random.default_rng(1)
-    colours = np.array(CLASS_COLOURS + ((0, 0, 0),), np.uint8)
+    colours = np.array(CLASSES.colours + ((0, 0, 0),), np.uint8)
     label = colours[rng.integers(0, 7, (101, 77))]
     resized = resize_label(label, scale)
     before = {tuple(c) for c in label.reshape(-1, 3)}
@@ -58,7 +62,7 @@ def test_resize_and_encode_a_scene(tmp_path):
     assert read_rgb(dst.image).shape == (32, 48, 3)
     assert read_world_file(dst.world).pixel_x == pytest.approx(0.1)
     masks = MaskFiles(tmp_path / "masks", "2_10")
-    encode_scene(dst, masks)
+    encode_scene(dst, masks, CLASSES)
     assert read_index_mask(masks.full).max() <= 5
     assert (read_index_mask(masks.noboundary) == 255).any()
 
@@ -74,9 +78,9 @@ def test_off_palette_label_names_file_colour_and_count(tmp_path):
     label = read_rgb(files.label)
     label[:2, :3] = (250, 5, 5)
     write_rgb(files.label, label)
-    with pytest.raises(OffPaletteError, match=r"3_10_label.tif: scene 3_10: 0.10% of pixels are off "
-                                              r".*commonest rgb\(250, 5, 5\) x6"):
-        encode_scene(files, MaskFiles(tmp_path / "masks", "3_10"))
+    with pytest.raises(OffPaletteError, match=r"3_10_label.tif: scene 3_10: 0.10% of pixels have colours that are "
+                                              r"no class's .*commonest rgb\(250, 5, 5\) x6"):
+        encode_scene(files, MaskFiles(tmp_path / "masks", "3_10"), CLASSES)
     assert not (tmp_path / "masks" / "3_10_full.png").exists()
 
 
@@ -87,23 +91,24 @@ def test_near_palette_colours_are_snapped_and_far_ones_ignored_and_counted(tmp_p
     label[10, :4] = (128, 128, 128)    # far from every class: ignore
     write_rgb(files.label, label)
     masks = MaskFiles(tmp_path / "masks", "3_11")
-    report = encode_scene(files, masks, tolerance=16, max_offpalette=0.01)
+    report = encode_scene(files, masks, CLASSES, tolerance=16, max_offpalette=0.01)
     encoded = read_index_mask(masks.full)
     assert (encoded[:2, :3] == 5).all() and (encoded[10, :4] == 255).all()
     assert report["full"]["snapped"] == 6 and report["full"]["off_palette"] == 4
     assert report["noboundary"]["snapped"] == 0
     # the same label with a stricter limit stops, naming the scene and the share
     with pytest.raises(OffPaletteError, match=r"scene 3_11: 0.07% of pixels"):
-        encode_scene(files, MaskFiles(tmp_path / "strict", "3_11"), tolerance=16, max_offpalette=0.0001)
+        encode_scene(files, MaskFiles(tmp_path / "strict", "3_11"), CLASSES, tolerance=16,
+                     max_offpalette=0.0001)
 
 
 def test_encode_label_by_hand():
     from aerialseg.core.palette import encode_label
 
     rgb = np.array([[[255, 255, 255], [0, 0, 250], [10, 10, 10], [90, 90, 90]]], np.uint8)
-    strict = encode_label(rgb, allow_boundary=False, tolerance=0)
+    strict = encode_label(rgb, dataclasses.replace(CLASSES, ignore_colours=()), tolerance=0)
     assert strict.mask.tolist() == [[0, 255, 255, 255]] and strict.off_palette == 3 and strict.snapped == 0
-    loose = encode_label(rgb, allow_boundary=True, tolerance=10)
+    loose = encode_label(rgb, CLASSES, tolerance=10)
     # (0, 0, 250) -> building; (10, 10, 10) -> boundary black -> ignore; (90, 90, 90) stays off-palette
     assert loose.mask.tolist() == [[0, 1, 255, 255]] and loose.snapped == 2 and loose.off_palette == 1
     assert loose.off_colours[0].rgb == (90, 90, 90) and loose.off_palette_share == pytest.approx(0.25)

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
+from aerialseg.core.classes import IGNORE_INDEX
 from aerialseg.core.io import read_rgb
 from aerialseg.core.names import SceneFiles
-from aerialseg.core.palette import IGNORE_INDEX
 from aerialseg.core.worldfile import read_world_file
 from aerialseg.prepare.sources.synthetic import erode_boundaries, generate_scene, write_scene_files
 
-from conftest import strict_index
+from conftest import CLASSES, strict_index
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_boundaries_are_eroded_only_where_classes_meet():
 
 def test_written_in_the_official_layout_and_colours(tmp_path, scene):
     files = SceneFiles(tmp_path, "2_10")
-    write_scene_files(files, scene, 0)
+    write_scene_files(files, scene, 0, CLASSES)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "2_10_image.tfw", "2_10_image.tif", "2_10_label.tif", "2_10_label_noboundary.tif"]
     assert np.array_equal(read_rgb(files.image), scene.image)
@@ -64,9 +64,36 @@ def test_parallel_writing_gives_the_same_files(tmp_path):
 
     done = []
     for jobs in (1, 2):
-        done += write_scenes(tmp_path / str(jobs), ["2_10", "2_11"], seed=3, size=256, jobs=jobs)
+        done += write_scenes(tmp_path / str(jobs), ["2_10", "2_11"], seed=3, size=256, classes=CLASSES, jobs=jobs)
     assert done == ["2_10", "2_11", "2_10", "2_11"]
     names = sorted(p.name for p in (tmp_path / "1").iterdir())
     assert len(names) == 8
     for name in names:
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
+
+
+def test_a_table_other_than_six_classes_with_an_ignore_colour_is_refused_in_one_line(tmp_path):
+    import dataclasses
+
+    from aerialseg.core.classes import ClassTable
+    from aerialseg.core.errors import ParamsError
+    from aerialseg.prepare.sources.synthetic import write_scenes
+
+    seven = ClassTable(CLASSES.names + ("water",), CLASSES.colours + ((0, 0, 128),), ignore_colours=((0, 0, 0),))
+    for table in (seven, dataclasses.replace(CLASSES, ignore_colours=())):
+        with pytest.raises(ParamsError, match=r"^classes: the synthetic source draws 6 classes \(impervious, "):
+            write_scenes(tmp_path / "raw", ["2_10"], seed=3, size=256, classes=table)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_scenes_are_drawn_in_the_table_colours(tmp_path):
+    from aerialseg.prepare.sources.synthetic import write_scenes
+
+    recoloured = CLASSES.__class__(CLASSES.names, tuple((c[1], c[2], c[0]) for c in CLASSES.colours),
+                                   ignore_colours=((9, 9, 9),))
+    write_scenes(tmp_path / "a", ["2_10"], seed=3, size=256, classes=CLASSES)
+    write_scenes(tmp_path / "b", ["2_10"], seed=3, size=256, classes=recoloured)
+    a, b = (read_rgb(SceneFiles(tmp_path / x, "2_10").label_noboundary) for x in "ab")
+    index = strict_index(a, allow_boundary=True)
+    lookup = np.array([*recoloured.colours, *[(0, 0, 0)] * 249, (9, 9, 9)], np.uint8)
+    np.testing.assert_array_equal(b, lookup[index])

@@ -26,14 +26,14 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 
 from aerialseg.core.atomic import atomic_path, write_errors_named
+from aerialseg.core.classes import IGNORE_INDEX, ClassTable
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
 from aerialseg.core.names import POLYGON_LAYER
 from aerialseg.core.native_stderr import captured_stderr
-from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES, IGNORE_INDEX
 from aerialseg.core.pixel_size import ground_sample_distance
 from aerialseg.core.verify import check_geopackage, check_geotiff, write_failure
 
-NODATA = IGNORE_INDEX  # class maps: 0..5 are classes, 255 is outside the image (as in the masks)
+NODATA = IGNORE_INDEX  # class maps: 0..N-1 are classes, 255 is outside the image (as in the masks)
 PROBABILITY_SCALE = 254  # probabilities quantised to 0..254 (value / 254), 255 is nodata
 _TILED_DEFLATE = {"tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 1}
 
@@ -130,9 +130,9 @@ def read_class_map(path: str | Path) -> np.ndarray:
         return classes
 
 
-def colour_table() -> dict[int, tuple[int, int, int, int]]:
-    """The ISPRS colours by class index; nodata transparent."""
-    table = {i: (*rgb, 255) for i, rgb in enumerate(CLASS_COLOURS)}
+def colour_table(classes: ClassTable) -> dict[int, tuple[int, int, int, int]]:
+    """The table's colours by class index; nodata transparent."""
+    table = {i: (*rgb, 255) for i, rgb in enumerate(classes.colours)}
     table[NODATA] = (0, 0, 0, 0)
     return table
 
@@ -142,8 +142,9 @@ def _profile(grid: Georeference, count: int) -> dict[str, Any]:
             "crs": grid.crs, "transform": grid.transform, "nodata": NODATA, **_TILED_DEFLATE}
 
 
-def _write_geotiff(path: Path, bands: np.ndarray, grid: Georeference, *, cog: bool, colour_map: bool,
-                   descriptions: tuple[str, ...], scale: float = 1.0, into: Path | None = None) -> None:
+def _write_geotiff(path: Path, bands: np.ndarray, grid: Georeference, *, cog: bool,
+                   colour_map: ClassTable | None, descriptions: tuple[str, ...], scale: float = 1.0,
+                   into: Path | None = None) -> None:
     if into is None:
         with atomic_path(path) as tmp:
             _write_geotiff(path, bands, grid, cog=cog, colour_map=colour_map, descriptions=descriptions,
@@ -154,15 +155,15 @@ def _write_geotiff(path: Path, bands: np.ndarray, grid: Georeference, *, cog: bo
     def write_tiled() -> None:
         with rasterio.open(target, "w", **_profile(grid, len(bands))) as dst:
             dst.write(bands)
-            if colour_map:
-                dst.write_colormap(1, colour_table())
+            if colour_map is not None:
+                dst.write_colormap(1, colour_table(colour_map))
             dst.descriptions = descriptions
             if scale != 1.0:
                 dst.scales = (scale,) * len(bands)
 
     def copy_to_cog() -> None:
         rasterio.shutil.copy(target, into, driver="COG", compress="DEFLATE", blocksize=512,
-                             overview_resampling="nearest" if colour_map else "average")
+                             overview_resampling="nearest" if colour_map is not None else "average")
 
     try:
         _checked_gdal_write(path, target, write_tiled, lambda said: check_geotiff(target, path, bands, said=said))
@@ -193,14 +194,15 @@ def _checked_gdal_write(path: Path, tmp: Path, write: Callable[[], None], check:
     said.replay()  # the file is whole: what GDAL said were notices
 
 
-def write_class_geotiff(path: str | Path, class_map: np.ndarray, grid: Georeference, *, cog: bool = False,
-                        into: Path | None = None) -> None:
-    """A (H, W) uint8 class map as a single-band GeoTIFF on ``grid``: ISPRS colour table,
+def write_class_geotiff(path: str | Path, class_map: np.ndarray, grid: Georeference, classes: ClassTable, *,
+                        cog: bool = False, into: Path | None = None) -> None:
+    """A (H, W) uint8 class map as a single-band GeoTIFF on ``grid``: the class table's colours,
     nodata 255, tiled and DEFLATE-compressed, or a Cloud-Optimized GeoTIFF with overviews.
 
     Written atomically, or into ``into``, a temporary of ``path`` that the caller moves.
     """
-    _write_geotiff(Path(path), class_map[None], grid, cog=cog, colour_map=True, descriptions=("class",), into=into)
+    _write_geotiff(Path(path), class_map[None], grid, cog=cog, colour_map=classes, descriptions=("class",),
+                   into=into)
 
 
 def quantise_probabilities(probabilities: np.ndarray, footprint: np.ndarray | None = None) -> np.ndarray:
@@ -211,33 +213,34 @@ def quantise_probabilities(probabilities: np.ndarray, footprint: np.ndarray | No
     return np.ascontiguousarray(quantised)
 
 
-def write_probability_geotiff(path: str | Path, quantised: np.ndarray, grid: Georeference, *,
+def write_probability_geotiff(path: str | Path, quantised: np.ndarray, grid: Georeference, names: tuple[str, ...], *,
                               cog: bool = False, into: Path | None = None) -> None:
-    """(C, H, W) quantised probabilities as a C-band GeoTIFF, one band per class (named), with
-    GDAL's scale 1/254 so that tools read probabilities back; nodata 255. ``into`` as above."""
-    _write_geotiff(Path(path), quantised, grid, cog=cog, colour_map=False, descriptions=tuple(CLASS_NAMES),
+    """(C, H, W) quantised probabilities as a C-band GeoTIFF, one band per class (named after
+    ``names``), with GDAL's scale 1/254 so that tools read probabilities back; nodata 255. ``into``
+    as above."""
+    _write_geotiff(Path(path), quantised, grid, cog=cog, colour_map=None, descriptions=tuple(names),
                    scale=1 / PROBABILITY_SCALE, into=into)
 
 
 def write_uncertainty_geotiff(path: str | Path, quantised: np.ndarray, grid: Georeference, *,
                               cog: bool = False, into: Path | None = None) -> None:
     """(1, H, W) quantised uncertainty as a single-band GeoTIFF with GDAL's scale 1/254; nodata 255."""
-    _write_geotiff(Path(path), quantised, grid, cog=cog, colour_map=False, descriptions=("uncertainty",),
+    _write_geotiff(Path(path), quantised, grid, cog=cog, colour_map=None, descriptions=("uncertainty",),
                    scale=1 / PROBABILITY_SCALE, into=into)
 
 
-def category_names_xml() -> str:
+def category_names_xml(names: tuple[str, ...]) -> str:
     """GDAL's auxiliary metadata (``.aux.xml``) naming a class map's values after the classes.
 
     GDAL keeps category names there, beside the GeoTIFF (the TIFF tags hold the colour
     table): ``gdalinfo`` lists them as categories and QGIS's legend shows the names.
     """
-    names = "".join(f"<Category>{name}</Category>" for name in CLASS_NAMES)
-    return (f'<PAMDataset><PAMRasterBand band="1"><CategoryNames>{names}</CategoryNames>'
+    listed = "".join(f"<Category>{name}</Category>" for name in names)
+    return (f'<PAMDataset><PAMRasterBand band="1"><CategoryNames>{listed}</CategoryNames>'
             "</PAMRasterBand></PAMDataset>\n")
 
 
-def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georeference, *,
+def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georeference, names: tuple[str, ...], *,
                          into: Path | None = None) -> tuple[int, bool]:
     """Polygonise a class map into one GeoPackage layer (attributes ``class`` and ``name``) with an
     R*Tree spatial index; nodata makes no polygon. Returns the number of polygons and whether the
@@ -253,10 +256,10 @@ def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georefer
     path = Path(path)
     if into is None:
         with atomic_path(path) as tmp:
-            return write_class_polygons(path, class_map, grid, into=tmp)
+            return write_class_polygons(path, class_map, grid, names, into=tmp)
     schema = {"geometry": "Polygon", "properties": {"class": "int", "name": "str"}}
     into.unlink(missing_ok=True)  # the GeoPackage driver creates its own file
-    records = [{"geometry": geometry, "properties": {"class": int(value), "name": CLASS_NAMES[int(value)]}}
+    records = [{"geometry": geometry, "properties": {"class": int(value), "name": names[int(value)]}}
                for geometry, value in shapes(class_map, mask=class_map != NODATA, transform=grid.transform)]
     indexed = "tensorflow" not in sys.modules or _sqlite_has_rtree()
 

@@ -94,6 +94,34 @@ def open_rgb(path: str | Path) -> np.ndarray:
     return read_rgb(path) if mapped is None else mapped
 
 
+def read_label(path: str | Path) -> np.ndarray:
+    """A label raster: one band of class values (H, W) uint8 or uint16, or colours (H, W, 3) RGB
+    uint8 (an uncompressed RGB TIFF memory-mapped); DataError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    mapped = map_rgb_tiff(path)
+    if mapped is not None:
+        return mapped
+    label = decode_image(path)
+    if label.ndim == 2 and label.dtype in (np.uint8, np.uint16):
+        return label
+    if label.ndim == 3 and label.shape[2] in (3, 4) and label.dtype == np.uint8:
+        return cv2.cvtColor(label[:, :, :3], cv2.COLOR_BGR2RGB)
+    shape = "x".join(map(str, label.shape))
+    raise DataError(f"{path}: a label is one band of class values (8 or 16 bit) or 3 colour channels (8 bit), "
+                    f"found {label.dtype} {shape}")
+
+
+def write_label(path: str | Path, label: np.ndarray, compress: bool = True) -> None:
+    """Write a label read by ``read_label`` (class values or RGB colours) atomically, losslessly."""
+    if label.ndim == 3:
+        write_rgb(path, label, compress=compress)
+        return
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, label, compression="zlib" if compress else None)
+
+
 def write_rgb(path: str | Path, rgb: np.ndarray, compress: bool = True) -> None:
     """Write an RGB (H, W, 3) uint8 image atomically; the format follows the suffix.
 

@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aerialseg.core.classes import ClassTable, numbered_classes
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_json
 from aerialseg.core.names import MODEL_CARD
-from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES
 from aerialseg.core.params import Params
 
 SCHEMA_VERSION = 1
@@ -34,7 +34,7 @@ def model_card(params: Params, run: dict[str, Any] | None = None) -> dict[str, A
     card: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "producer": "aerialseg",
         "ground_sample_distance_m": params.resize.gsd,
-        "class_names": list(CLASS_NAMES), "class_colours": [list(c) for c in CLASS_COLOURS],
+        **params.classes.card_entries(),
         "input": INPUT,
         "window": params.predict.window, "subdivisions": params.predict.subdivisions, "tta": params.predict.tta,
         "input_multiple": params.model.input_multiple()[0],
@@ -67,3 +67,19 @@ def card_beside(checkpoint: Path) -> dict[str, Any] | None:
 def card_value(card: dict[str, Any] | None, key: str) -> Any:
     """A setting recorded in ``card`` (None when the card or the setting is missing)."""
     return None if card is None else card.get(key)
+
+
+def card_classes(card: dict[str, Any] | None, count: int, source: str) -> tuple[ClassTable, str | None]:
+    """The class table a card records for a model of ``count`` outputs, and a note when there is
+    none to read (the classes are then numbered, ``numbered_classes``). A card whose classes do not
+    match the model's outputs is a DataError naming ``source``."""
+    names, colours = card_value(card, "class_names"), card_value(card, "class_colours")
+    if not names:
+        return numbered_classes(count), f"no model card names its {count} classes: called class_0 .. class_{count - 1}"
+    try:
+        table = ClassTable.from_card(names, colours)
+    except (TypeError, ValueError, IndexError) as err:
+        raise DataError(f"{source}: the model card's class_names and class_colours do not pair up ({err})") from None
+    if len(table) != count:
+        raise DataError(f"{source}: the model predicts {count} classes, its card names {len(table)}")
+    return table, None

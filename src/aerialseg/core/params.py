@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 import yaml
 
+from aerialseg.core.class_params import read_class_table
+from aerialseg.core.classes import ClassTable
 from aerialseg.core.data_params import DataParams
 from aerialseg.core.declarations import (
     Boolean,
@@ -34,7 +36,6 @@ from aerialseg.core.declarations import (
     shown,
 )
 from aerialseg.core.errors import ParamsError
-from aerialseg.core.palette import CLASS_NAMES
 
 LR_SCHEDULES = ("exponential", "constant")
 SWITCHES = ("auto", "on", "off")
@@ -146,21 +147,18 @@ class JitterParams:
             raise ParamsError(f"{section.key('hue')}: {self.hue} exceeds half the colour wheel (0.5)")
 
 
-def _class_weights(section: Section, name: str) -> str | tuple[float, ...]:
+def _class_weights(section: Section, name: str) -> str | tuple[tuple[str, float], ...]:
+    """A weighting's name, or (class name, weight) pairs; the names are checked against the class
+    table with the other rules between sections."""
     value = section.get(name)
     if isinstance(value, str):
         return Choice(CLASS_WEIGHTING).read(section, name)
     if not isinstance(value, dict):
         raise ParamsError(f"{section.key(name)}: expected one of {', '.join(CLASS_WEIGHTING)} "
                           f"or a mapping from class name to weight, got {shown(value)}")
-    unknown = sorted((k for k in value if k not in CLASS_NAMES), key=str)
-    missing = [c for c in CLASS_NAMES if c not in value]
-    if unknown or missing:
-        problem = f"unknown class {unknown[0]!r}" if unknown else f"no weight for {missing[0]!r}"
-        raise ParamsError(f"{section.key(name)}: {problem}; give all of {', '.join(CLASS_NAMES)}")
     weights = section.section(name)
-    result = tuple(Number(0.0, 1e6).read(weights, c) for c in CLASS_NAMES)
-    if not any(result):
+    result = tuple((str(c), Number(0.0, 1e6).read(weights, c)) for c in value)
+    if not any(w for _, w in result):
         raise ParamsError(f"{section.key(name)}: at least one weight must be > 0")
     return result
 
@@ -177,7 +175,7 @@ class TrainParams:
     jit_compile: str = param(Choice(SWITCHES), default="off")
     strategy: str = param(Choice(STRATEGIES), default="one_device")
     # "none", "median_frequency", or one relative weight per class in palette order
-    class_weights: str | tuple[float, ...] = param(Custom(_class_weights), default="none")
+    class_weights: str | tuple[tuple[str, float], ...] = param(Custom(_class_weights), default="none")
     jitter: JitterParams = param(Nested(JitterParams), default=JitterParams())
     lr_floor: float = param(Number(0.0, 1.0), default=0.01)  # the schedule's floor, x learning_rate
     freeze_encoder_epochs: int = param(Integer(0, 100_000), default=0)  # the decoder alone, encoder frozen
@@ -228,6 +226,7 @@ class Params:
     batch_size: int = param(Integer(1, 65_536))
     checkpoint_every: int = param(Integer(minimum=1))
     jobs: int | None = param(Integer(1, 1024, optional=True))
+    classes: ClassTable = param(Custom(read_class_table))
     data: DataParams = param(Nested(DataParams))
     resize: ResizeParams = param(Nested(ResizeParams))
     encode: EncodeParams = param(Nested(EncodeParams))
@@ -283,6 +282,13 @@ def _check_across_sections(params: Params) -> None:
     if params.report.gallery_scene not in params.data.split.test:
         raise ParamsError(f"report.gallery_scene: {params.report.gallery_scene} is not a test scene of "
                           f"data.{params.data.source}.test")
+    weights, names = params.train.class_weights, params.classes.names
+    if not isinstance(weights, str):
+        unknown = [c for c, _ in weights if c not in names]
+        missing = [c for c in names if c not in dict(weights)]
+        if unknown or missing:
+            problem = f"unknown class {unknown[0]!r}" if unknown else f"no weight for {missing[0]!r}"
+            raise ParamsError(f"train.class_weights: {problem}; give one for each of classes.table: {', '.join(names)}")
 
 
 def parse_params(raw: Any) -> Params:

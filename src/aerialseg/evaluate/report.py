@@ -12,23 +12,24 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from aerialseg.core.atomic import atomic_path  # noqa: E402
+from aerialseg.core.classes import ClassTable  # noqa: E402
 from aerialseg.core.io import write_text  # noqa: E402
-from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES, index_to_rgb  # noqa: E402
+from aerialseg.core.palette import index_to_rgb  # noqa: E402
 
 TABLE_PROTOCOL = "noboundary"
-TABLE_MEAN = "miou_6"
 
 
 def _fmt(value) -> str:
     return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4f}"
 
 
-def epoch_table(checkpoints: dict) -> str:
+def epoch_table(checkpoints: dict, num_classes: int) -> str:
     """The seed's "Training Metrics" table plus test mIoU and mean F1, plain vs smooth.
 
     One row per checkpoint, in epoch order. Test scores use the eroded-boundary labels
-    and the mean over all six classes.
+    and the mean over all ``num_classes`` classes.
     """
+    miou, mf1 = f"miou_{num_classes}", f"mf1_{num_classes}"
     header = ("| Epoch | Loss | Accuracy | Jaccard | Val loss | Val accuracy | Val Jaccard "
               "| Test mIoU plain | Test mIoU smooth | Test mF1 plain | Test mF1 smooth |")
     lines = [header, "|" + ":---:|" * 11]
@@ -37,10 +38,11 @@ def epoch_table(checkpoints: dict) -> str:
         train, val, test = entry.get("train", {}), entry.get("val", {}), entry["test"]
         cells = [str(int(key)), *(_fmt(train.get(k)) for k in ("loss", "accuracy", "jaccard")),
                  *(_fmt(val.get(k)) for k in ("loss", "accuracy", "jaccard")),
-                 _fmt(test["plain"][TABLE_PROTOCOL][TABLE_MEAN]), _fmt(test["smooth"][TABLE_PROTOCOL][TABLE_MEAN]),
-                 _fmt(test["plain"][TABLE_PROTOCOL]["mf1_6"]), _fmt(test["smooth"][TABLE_PROTOCOL]["mf1_6"])]
+                 _fmt(test["plain"][TABLE_PROTOCOL][miou]), _fmt(test["smooth"][TABLE_PROTOCOL][miou]),
+                 _fmt(test["plain"][TABLE_PROTOCOL][mf1]), _fmt(test["smooth"][TABLE_PROTOCOL][mf1])]
         lines.append("| " + " | ".join(cells) + " |")
-    note = ("\nTest scores: ISPRS eroded-boundary labels (boundary pixels ignored), mean over all 6 classes. "
+    note = ("\nTest scores: ISPRS eroded-boundary labels (boundary pixels ignored), "
+            f"mean over all {num_classes} classes. "
             "Jaccard: the seed's global soft Jaccard coefficient (not a per-class IoU).\n")
     return "\n".join(lines) + "\n" + note
 
@@ -75,13 +77,13 @@ def training_curves(history: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def gallery(image: np.ndarray, truth: np.ndarray, rows: list[tuple[int, np.ndarray, np.ndarray]], path: Path,
-            thumb: int = 256) -> None:
+            classes: ClassTable, thumb: int = 256) -> None:
     """The seed's "Output" table: input | ground truth | plain | smooth, one row per checkpoint."""
     n = len(rows)
     fig, axes = plt.subplots(n, 4, figsize=(4 * thumb / 100, n * thumb / 100 + 0.4), squeeze=False)
     titles = ("input", "ground truth", "plain tiles", "smooth blending")
     for r, (epoch, plain, smooth) in enumerate(rows):
-        for c, picture in enumerate((image, index_to_rgb(truth), index_to_rgb(plain), index_to_rgb(smooth))):
+        for c, picture in enumerate((image, *(index_to_rgb(m, classes.colours) for m in (truth, plain, smooth)))):
             ax = axes[r, c]
             ax.imshow(picture, interpolation="nearest")
             ax.set_xticks([])
@@ -94,13 +96,13 @@ def gallery(image: np.ndarray, truth: np.ndarray, rows: list[tuple[int, np.ndarr
     _save(fig, path)
 
 
-def progress_frames(image: np.ndarray, rows: list[tuple[int, np.ndarray]]) -> list[np.ndarray]:
+def progress_frames(image: np.ndarray, rows: list[tuple[int, np.ndarray]], classes: ClassTable) -> list[np.ndarray]:
     """One frame per checkpoint: input beside the smooth prediction, the epoch printed on it."""
     import cv2
 
     frames = []
     for epoch, smooth in rows:
-        frame = np.concatenate([image, index_to_rgb(smooth)], axis=1).copy()
+        frame = np.concatenate([image, index_to_rgb(smooth, classes.colours)], axis=1).copy()
         text = f"epoch {epoch}"
         scale = max(0.5, frame.shape[0] / 400)
         origin = (10, int(30 * scale))
@@ -118,25 +120,25 @@ def write_animation(frames: list[np.ndarray], path: Path, seconds_per_frame: flo
         iio.imwrite(tmp, np.stack(frames), extension=".gif", duration=int(seconds_per_frame * 1000), loop=0)
 
 
-def legend(path: Path) -> None:
-    """The six ISPRS classes with their official colours."""
-    fig, ax = plt.subplots(figsize=(3.2, 2.2))
-    for i, (name, colour) in enumerate(zip(CLASS_NAMES, CLASS_COLOURS, strict=True)):
+def legend(path: Path, classes: ClassTable) -> None:
+    """The table's classes with their colours."""
+    fig, ax = plt.subplots(figsize=(3.2, max(2.2, 0.36 * len(classes))))
+    for i, (name, colour) in enumerate(zip(classes.names, classes.colours, strict=True)):
         ax.add_patch(plt.Rectangle((0, -i), 0.8, 0.8, facecolor=np.array(colour) / 255, edgecolor="black"))
         ax.text(1.1, -i + 0.4, name.replace("_", " "), va="center", fontsize=10)
     ax.set_xlim(0, 5)
-    ax.set_ylim(-len(CLASS_NAMES) + 0.8, 1)
+    ax.set_ylim(-len(classes) + 0.8, 1)
     ax.axis("off")
     _save(fig, path)
 
 
-def confusion_figure(matrix: np.ndarray, path: Path, title: str) -> None:
+def confusion_figure(matrix: np.ndarray, path: Path, title: str, classes: ClassTable) -> None:
     """Row-normalised confusion matrix (recall per class on the diagonal)."""
     matrix = np.asarray(matrix, dtype=np.float64)
     norm = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6, 5))
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    names = [n.replace("_", "\n") for n in CLASS_NAMES]
+    names = [n.replace("_", "\n") for n in classes.names]
     ax.set_xticks(range(len(names)), names, fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     for i in range(len(names)):
@@ -150,16 +152,17 @@ def confusion_figure(matrix: np.ndarray, path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def write_table(path: Path, checkpoints: dict) -> None:
+def write_table(path: Path, checkpoints: dict, num_classes: int) -> None:
     """Write the epoch table as Markdown."""
-    write_text(path, epoch_table(checkpoints))
+    write_text(path, epoch_table(checkpoints, num_classes))
 
 
 def before_after(image: np.ndarray, plain: np.ndarray, smooth: np.ndarray, epoch: int, path: Path,
-                 thumb: int = 384) -> None:
+                 classes: ClassTable, thumb: int = 384) -> None:
     """Input beside the plain tiled and the smooth-blended prediction of one checkpoint."""
     fig, axes = plt.subplots(1, 3, figsize=(3 * thumb / 100, thumb / 100 + 0.5))
-    for ax, picture, title in zip(axes, (image, index_to_rgb(plain), index_to_rgb(smooth)),
+    pictures = (image, index_to_rgb(plain, classes.colours), index_to_rgb(smooth, classes.colours))
+    for ax, picture, title in zip(axes, pictures,
                                   ("input", f"plain tiles (epoch {epoch})", f"smooth blending (epoch {epoch})"),
                                   strict=True):
         ax.imshow(picture, interpolation="nearest")

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aerialseg.core.classes import IGNORE_INDEX, ClassTable
 from aerialseg.core.io import read_index_mask
 from aerialseg.core.names import MaskFiles
-from aerialseg.core.palette import IGNORE_INDEX
 from aerialseg.evaluate.metrics import confusion, scores
 
 
@@ -25,8 +25,8 @@ def label_masks(masks: Path, scene_id: str) -> dict[str, np.ndarray]:
     return {"full": read_index_mask(files.full), "noboundary": read_index_mask(files.noboundary)}
 
 
-def confusion_matrices(predictions: dict[str, dict[str, np.ndarray]], labels: dict[str, dict[str, np.ndarray]]
-                       ) -> dict[str, dict[str, np.ndarray]]:
+def confusion_matrices(predictions: dict[str, dict[str, np.ndarray]], labels: dict[str, dict[str, np.ndarray]],
+                       num_classes: int) -> dict[str, dict[str, np.ndarray]]:
     """Sum confusion matrices over scenes: result[prediction kind][label kind].
 
     ``predictions[scene][kind]`` and ``labels[scene][label kind]`` are class maps; the
@@ -37,13 +37,13 @@ def confusion_matrices(predictions: dict[str, dict[str, np.ndarray]], labels: di
         for kind, prediction in preds.items():
             for label_kind, label in labels[scene].items():
                 by_label = total.setdefault(kind, {})
-                by_label[label_kind] = by_label.get(label_kind, 0) + confusion(label, prediction)
+                by_label[label_kind] = by_label.get(label_kind, 0) + confusion(label, prediction, num_classes)
     return total
 
 
-def score_tree(matrices: dict[str, dict[str, np.ndarray]]) -> dict:
+def score_tree(matrices: dict[str, dict[str, np.ndarray]], classes: ClassTable) -> dict:
     """Scores for every (prediction kind, label kind) pair, nested in that order."""
-    return {kind: {lk: scores(cm) for lk, cm in by_label.items()} for kind, by_label in matrices.items()}
+    return {kind: {lk: scores(cm, classes) for lk, cm in by_label.items()} for kind, by_label in matrices.items()}
 
 
 def _logged_metrics(row: pd.Series, prefix: str) -> dict[str, float]:

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from aerialseg.core.atomic import atomic_dir, atomic_path
+from aerialseg.core.classes import numbered_classes
 from aerialseg.core.framework import keras
 from aerialseg.core.io import write_json
 from aerialseg.core.model_card import INPUT, SCHEMA_VERSION
-from aerialseg.core.palette import CLASS_COLOURS, CLASS_NAMES
 from aerialseg.core.params import check_window
 from aerialseg.predict.loading import input_multiple, load_model
 from aerialseg.predict.onnx_convert import write_onnx
@@ -50,8 +50,7 @@ def export_card(model: keras.Model, card: dict[str, Any] | None, *, gsd_m: float
                 subdivisions: int, tta: str, layout: str) -> dict[str, Any]:
     """The checkpoint's card (or, without one, what the model itself says) with the export's settings."""
     base = dict(card) if card else {"schema_version": SCHEMA_VERSION, "producer": "aerialseg",
-                                    "class_names": list(CLASS_NAMES),
-                                    "class_colours": [list(c) for c in CLASS_COLOURS], "input": INPUT}
+                                    **numbered_classes(int(model.output_shape[-1])).card_entries(), "input": INPUT}
     return {**base, "model_name": model.name, "ground_sample_distance_m": gsd_m, "window": window,
             "subdivisions": subdivisions, "tta": tta, "input_multiple": input_multiple(model)[0], "layout": layout,
             "precision": "float32",

@@ -20,6 +20,7 @@ from rasterio.features import bounds as feature_bounds
 from rasterio.features import geometry_mask
 
 from aerialseg.core.atomic import atomic_paths
+from aerialseg.core.classes import ClassTable, numbered_classes
 from aerialseg.core.errors import DataError, ParamsError
 from aerialseg.core.geoio import (
     NODATA,
@@ -35,7 +36,7 @@ from aerialseg.core.geoio import (
 )
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
 from aerialseg.core.orthophoto import Orthophoto, is_remote
-from aerialseg.core.palette import NUM_CLASSES, index_to_rgb
+from aerialseg.core.palette import index_to_rgb
 from aerialseg.core.protocols import BatchModel, RowImage
 from aerialseg.core.verify import GEOTIFF_SUFFIXES
 from aerialseg.core.worldfile import WorldFile, world_file_for
@@ -65,6 +66,7 @@ class MapSettings:
     bounds: tuple[float, float, float, float] | None = None  # only this area (minx, miny, maxx, maxy) ...
     bounds_crs: str | None = None  # ... in this CRS (default: each image's)
     aoi: str | None = None  # only within the polygons of this vector file (any CRS)
+    classes: ClassTable | None = None  # names and colours of the outputs (the model card's); None: numbered
 
 
 @dataclass(frozen=True)
@@ -228,8 +230,9 @@ def predict_map(model: BatchModel, image: RowImage, settings: MapSettings, size:
         image.resample_to(width, height)
     shape = image.shape
     class_map = np.empty(shape, np.uint8)
-    probabilities = np.empty((*shape, NUM_CLASSES), np.float16) if keep_probabilities else None
-    for top, rows in blend_rows(image.read_rows, shape, model, window=settings.window, num_classes=NUM_CLASSES,
+    num_classes = int(model.output_shape[-1])
+    probabilities = np.empty((*shape, num_classes), np.float16) if keep_probabilities else None
+    for top, rows in blend_rows(image.read_rows, shape, model, window=settings.window, num_classes=num_classes,
                                 subdivisions=settings.subdivisions, tta=settings.tta,
                                 batch_size=settings.batch_size, on_batch=on_batch):
         class_map[top:top + len(rows)] = rows.argmax(-1)
@@ -252,11 +255,12 @@ def predict_map(model: BatchModel, image: RowImage, settings: MapSettings, size:
 
 
 def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.ndarray | None,
-                  grid: Georeference, *, cog: bool, uncertainty: np.ndarray | None = None,
+                  grid: Georeference, classes: ClassTable, *, cog: bool, uncertainty: np.ndarray | None = None,
                   notes: list[str] | None = None) -> None:
-    """Write the class map (GeoTIFF with its category names, or an RGB PNG with a world file),
-    probabilities, uncertainty and polygons: all of them, or none if one fails (a full disk).
-    What was not as asked is added to ``notes``."""
+    """Write the class map (GeoTIFF with the table's colours and category names, or an RGB PNG with
+    a world file), probabilities (a band per class, named), uncertainty and polygons (attribute
+    ``name``): all of them, or none if one fails (a full disk). What was not as asked is added to
+    ``notes``."""
     notes = [] if notes is None else notes
     paths = outputs.all()
     geotiff = outputs.class_map.suffix.lower() in GEOTIFF_SUFFIXES
@@ -266,10 +270,10 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
     with atomic_paths(paths) as temporaries:
         into = dict(zip(paths, temporaries, strict=True))
         if geotiff:
-            write_class_geotiff(outputs.class_map, class_map, grid, cog=cog, into=into[outputs.class_map])
-            into[categories_file(outputs.class_map)].write_text(category_names_xml())
+            write_class_geotiff(outputs.class_map, class_map, grid, classes, cog=cog, into=into[outputs.class_map])
+            into[categories_file(outputs.class_map)].write_text(category_names_xml(classes.names))
         else:
-            write_rgb_into(into[outputs.class_map], index_to_rgb(class_map), outputs.class_map)
+            write_rgb_into(into[outputs.class_map], index_to_rgb(class_map, classes.colours), outputs.class_map)
         if world is not None:
             into[world].write_text(_world_file(grid.transform).to_text())
         if outputs.probabilities is not None and probabilities is not None:
@@ -282,11 +286,11 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
             else:
                 write_probability_geotiff(outputs.probabilities,
                                           quantise_probabilities(probabilities, class_map != NODATA), grid,
-                                          cog=cog, into=tmp)
+                                          classes.names, cog=cog, into=tmp)
         if outputs.uncertainty is not None and uncertainty is not None:
             write_uncertainty_geotiff(outputs.uncertainty, uncertainty, grid, cog=cog, into=into[outputs.uncertainty])
         if outputs.vector is not None:
-            _, indexed = write_class_polygons(outputs.vector, class_map, grid, into=into[outputs.vector])
+            _, indexed = write_class_polygons(outputs.vector, class_map, grid, classes.names, into=into[outputs.vector])
             if not indexed:
                 notes.append(f"{outputs.vector}: written without a spatial index (TensorFlow's SQLite has no "
                              "R*Tree module); predict with an exported .onnx model for an indexed GeoPackage")
@@ -324,7 +328,8 @@ def map_orthophoto(model: BatchModel, path: str | Path, outputs: MapOutputs, set
         image.close()
     uncertainty, mean = (quantised_uncertainty(probabilities, class_map != NODATA)
                          if measure and probabilities is not None else (None, None))
-    write_outputs(outputs, class_map, probabilities if outputs.probabilities is not None else None, grid,
+    classes = settings.classes or numbered_classes(int(model.output_shape[-1]))
+    write_outputs(outputs, class_map, probabilities if outputs.probabilities is not None else None, grid, classes,
                   cog=settings.cog, uncertainty=uncertainty, notes=notes)
     crs = f", {grid.crs.to_string()}" if grid.crs else ""
     said = "" if mean is None else f", mean uncertainty {mean:.3f}"

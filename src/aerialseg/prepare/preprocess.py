@@ -8,10 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from aerialseg.core.classes import ClassTable
 from aerialseg.core.errors import DataError, OffPaletteError
-from aerialseg.core.io import open_rgb, read_json, write_index_mask, write_json, write_rgb
+from aerialseg.core.io import open_rgb, read_json, read_label, write_index_mask, write_json, write_label, write_rgb
 from aerialseg.core.names import SOURCES_FILE, MaskFiles, SceneFiles
-from aerialseg.core.palette import CLASS_NAMES, NUM_CLASSES, LabelEncoding, class_counts, encode_label
+from aerialseg.core.palette import LabelEncoding, class_counts, encode_index_label, encode_label
 from aerialseg.core.worldfile import read_world_file, write_world_file
 
 
@@ -29,7 +30,7 @@ def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
-    """Down-size a colour label with nearest-exact, which never invents a colour."""
+    """Down-size a label (colours or class values) with nearest-exact, which never invents a value."""
     if scale == 1.0:
         return label
     h, w = resized_shape(label.shape[:2], scale)
@@ -84,52 +85,64 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
     write_rgb(dst.image, resize_image(image, scale), compress=False)
     del image
     for path, out in ((src.label, dst.label), (src.label_noboundary, dst.label_noboundary)):
-        label = open_rgb(path)
+        label = read_label(path)
         if label.shape[:2] != size:
             raise DataError(f"{origin_of(path)}: label is {label.shape[1]}x{label.shape[0]} px but its image "
                             f"{src.image.name} is {size[1]}x{size[0]} px")
-        write_rgb(out, resize_label(label, scale), compress=False)
+        write_label(out, resize_label(label, scale), compress=False)
         del label
     if src.world.is_file():
         write_world_file(dst.world, read_world_file(src.world).scaled(scale))
     return resized_shape(size, scale)
 
 
-def label_report(encoding: LabelEncoding) -> dict:
+def label_report(encoding: LabelEncoding, classes: ClassTable) -> dict:
     """What a data report says about one encoded label: repairs and class shares."""
     mask = encoding.mask
-    counts = class_counts(mask)
-    labelled = max(int(counts[:NUM_CLASSES].sum()), 1)
+    counts = class_counts(mask, len(classes))
+    labelled = max(int(counts[: len(classes)].sum()), 1)
     return {
         "pixels": int(mask.size),
         "snapped": encoding.snapped,
         "off_palette": encoding.off_palette,
-        "ignored": int(counts[NUM_CLASSES]),
-        "class_share": {name: round(int(counts[i]) / labelled, 6) for i, name in enumerate(CLASS_NAMES)},
+        "ignored": int(counts[len(classes)]),
+        "class_share": {name: round(int(counts[i]) / labelled, 6) for i, name in enumerate(classes.names)},
     }
 
 
-def encode_scene(src: SceneFiles, dst: MaskFiles, tolerance: int = 0, max_offpalette: float = 0.0) -> dict:
-    """Encode both labels of a scene to class-index masks; return their data reports.
+def encode_scene(src: SceneFiles, dst: MaskFiles, classes: ClassTable, tolerance: int = 0,
+                 max_offpalette: float = 0.0) -> dict:
+    """Encode both labels of a scene to class-index masks through the class table; return their
+    data reports.
 
-    Black in the no-boundary label is the eroded boundary (ignore). Near-palette colours
-    (within ``tolerance``) are snapped; other colours become ignore, and a label where
-    they exceed ``max_offpalette`` of the pixels stops with an error naming the tile, the
-    share and the commonest colours.
+    The table's ignore colours (the eroded boundaries' black) become ignore. Near-table colours
+    (within ``tolerance``) are snapped; other colours become ignore, and a label where they
+    exceed ``max_offpalette`` of the pixels stops with an error naming the scene, the share and
+    the commonest colours with their pixel counts.
     """
     reports = {}
-    for path, out, allow_boundary, kind in ((src.label, dst.full, False, "full"),
-                                            (src.label_noboundary, dst.noboundary, True, "noboundary")):
-        encoding = encode_label(open_rgb(path), allow_boundary=allow_boundary, tolerance=tolerance)
+    for path, out, kind in ((src.label, dst.full, "full"), (src.label_noboundary, dst.noboundary, "noboundary")):
+        label = read_label(path)
+        if label.ndim == 2:  # class values: every value must be declared (no anti-aliasing to tolerate)
+            mask, undeclared = encode_index_label(label, classes)
+            if undeclared:
+                listed = ", ".join(f"value {value} x{count}" for value, count in undeclared[:5])
+                raise DataError(f"{origin_of(path)}: scene {src.scene}: label values that are no class's and not "
+                                f"ignore in classes ({listed}); declare them (classes.table.<class>.values or "
+                                f"classes.ignore.values) or fix the label")
+            encoding = LabelEncoding(mask, 0, 0, [])
+        else:
+            encoding = encode_label(label, classes, tolerance=tolerance)
         if encoding.off_palette_share > max_offpalette:
             listed = ", ".join(f"rgb{c.rgb} x{c.count}" for c in encoding.off_colours[:3])
             raise OffPaletteError(
-                f"{origin_of(path)}: scene {src.scene}: {encoding.off_palette_share:.2%} of pixels are off the "
-                f"ISPRS palette, more than encode.max_offpalette = {max_offpalette:.2%} tolerates (commonest "
-                f"{listed}); fix the label, raise encode.max_offpalette (those pixels become ignore), or "
+                f"{origin_of(path)}: scene {src.scene}: {encoding.off_palette_share:.2%} of pixels have colours "
+                f"that are no class's and not ignore in classes, more than encode.max_offpalette = "
+                f"{max_offpalette:.2%} tolerates (commonest {listed}); fix the label, declare the colour in "
+                f"classes, raise encode.max_offpalette (those pixels become ignore), or "
                 f"add \"{src.scene}\" to data.exclude")
         write_index_mask(out, encoding.mask)
-        reports[kind] = label_report(encoding)
+        reports[kind] = label_report(encoding, classes)
     return reports
 
 
@@ -141,9 +154,10 @@ def resize_scene_files(scene_id: str, source: Path, target: Path, gsd: float,
     return resize_scene(src, SceneFiles(target, scene_id), scene_gsd(src, declared_gsd) / gsd)
 
 
-def encode_scene_files(scene_id: str, source: Path, target: Path, tolerance: int, max_offpalette: float) -> dict:
+def encode_scene_files(scene_id: str, source: Path, target: Path, classes: ClassTable, tolerance: int,
+                       max_offpalette: float) -> dict:
     """``encode_scene`` by scene id and folders (picklable, for worker processes)."""
-    return encode_scene(SceneFiles(source, scene_id), MaskFiles(target, scene_id), tolerance, max_offpalette)
+    return encode_scene(SceneFiles(source, scene_id), MaskFiles(target, scene_id), classes, tolerance, max_offpalette)
 
 
 def data_report(reports: dict[str, dict], tolerance: int, max_offpalette: float) -> dict:

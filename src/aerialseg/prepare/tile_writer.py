@@ -18,7 +18,7 @@ import pandas as pd
 from aerialseg.core.atomic import atomic_path
 from aerialseg.core.io import open_rgb, read_index_mask, write_json, write_npy
 from aerialseg.core.names import TILE_INDEX_FILE, TILE_MANIFEST_FILE, MaskFiles, SceneFiles, shard_files
-from aerialseg.core.palette import CLASS_NAMES, class_counts
+from aerialseg.core.palette import class_counts
 from aerialseg.prepare.tiling import Tile, cut_tiles
 
 
@@ -46,8 +46,10 @@ def scene_tiles(scene_ids: Sequence[str], images: Path, masks: Path, patch: int,
             yield from cut_tiles(scene_id, image, mask, patch, stride)
 
 
-def write_split(folder: Path, split: str, tiles: Iterable[Tile], patch: int, shard_size: int) -> pd.DataFrame:
-    """Write the tiles of one split as shards under ``folder/split``; return their index rows."""
+def write_split(folder: Path, split: str, tiles: Iterable[Tile], patch: int, shard_size: int, *,
+                class_names: Sequence[str]) -> pd.DataFrame:
+    """Write the tiles of one split as shards under ``folder/split``; return their index rows, which
+    count each tile's pixels per class (by the class table's ``class_names``) and ignored."""
     rows: list[dict] = []
     images = np.empty((shard_size, patch, patch, 3), np.uint8)
     masks = np.empty((shard_size, patch, patch), np.uint8)
@@ -63,9 +65,9 @@ def write_split(folder: Path, split: str, tiles: Iterable[Tile], patch: int, sha
 
     for tile in tiles:
         images[filled], masks[filled] = tile.image, tile.mask
-        counts = class_counts(tile.mask)
+        counts = class_counts(tile.mask, len(class_names))
         row = {"split": split, "shard": shard, "row": filled, "scene": tile.scene, "y": tile.y, "x": tile.x}
-        row.update({name: int(c) for name, c in zip(CLASS_NAMES, counts[: len(CLASS_NAMES)], strict=True)})
+        row.update({name: int(c) for name, c in zip(class_names, counts[: len(class_names)], strict=True)})
         row["ignore"] = int(counts[-1])
         rows.append(row)
         filled += 1
@@ -75,12 +77,12 @@ def write_split(folder: Path, split: str, tiles: Iterable[Tile], patch: int, sha
     return pd.DataFrame(rows)
 
 
-def write_manifest(folder: Path, index: pd.DataFrame, patch: int, stride: int) -> None:
+def write_manifest(folder: Path, index: pd.DataFrame, patch: int, stride: int, *, class_names: Sequence[str]) -> None:
     """Write the index table and the manifest that readers check before trusting shards."""
     with atomic_path(folder / TILE_INDEX_FILE) as tmp:
         index.to_csv(tmp, index=False)
     tiles = index.groupby("split").size().to_dict() if len(index) else {}
-    pixels = index.groupby("split")[list(CLASS_NAMES) + ["ignore"]].sum() if len(index) else None
+    pixels = index.groupby("split")[list(class_names) + ["ignore"]].sum() if len(index) else None
     write_json(folder / TILE_MANIFEST_FILE, {
         "patch_size": patch,
         "stride": stride,

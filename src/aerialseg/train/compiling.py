@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from aerialseg.core.framework import keras, tf
-from aerialseg.core.palette import CLASS_NAMES, NUM_CLASSES
 from aerialseg.core.params import ModelParams, Params, TrainParams
 from aerialseg.train.encoders import build_encoder_unet
 from aerialseg.train.losses import DiceFocalLoss, median_frequency_weights, training_metrics
@@ -26,12 +25,13 @@ class TrainConfig:
     seed: int
     model: ModelParams
     train: TrainParams
+    class_names: tuple[str, ...]  # the class table's, in output order: the model has one output per class
 
     @classmethod
     def from_params(cls, params: Params) -> TrainConfig:
         """The training settings of a validated ``params.yaml``."""
         return cls(epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
-                   seed=params.seed, model=params.model, train=params.train)
+                   seed=params.seed, model=params.model, train=params.train, class_names=params.classes.names)
 
     def resume_key(self) -> dict:
         """The settings a saved state depends on: all but the run length and checkpoint list.
@@ -41,7 +41,8 @@ class TrainConfig:
         """
         train = asdict(self.train)
         train.pop("strategy")
-        return {"batch_size": self.batch_size, "seed": self.seed, "model": asdict(self.model), "train": train}
+        return {"batch_size": self.batch_size, "seed": self.seed, "model": asdict(self.model), "train": train,
+                "classes": list(self.class_names)}
 
 
 def make_deterministic(seed: int) -> None:
@@ -60,24 +61,26 @@ def resolve_switch(value: str) -> bool:
     return gpu_available() if value == "auto" else value == "on"
 
 
-def loss_class_weights(train: TrainParams, store: TileStore) -> list[float] | None:
-    """Per-class loss weights from the config; ``median_frequency`` counts the train tiles."""
+def loss_class_weights(train: TrainParams, store: TileStore, class_names: tuple[str, ...]) -> list[float] | None:
+    """Per-class loss weights, in the order of ``class_names``; ``median_frequency`` counts the train tiles."""
     if train.class_weights == "none":
         return None
     if train.class_weights == "median_frequency":
         counts = store.manifest["class_pixels"].get("train", {})
-        return median_frequency_weights([counts.get(name, 0) for name in CLASS_NAMES])
+        return median_frequency_weights([counts.get(name, 0) for name in class_names])
     if isinstance(train.class_weights, str):
         raise ValueError(f"train.class_weights: unknown weighting {train.class_weights!r}")
-    return list(train.class_weights)
+    weights = dict(train.class_weights)
+    return [weights[name] for name in class_names]
 
 
-def build_model(model: ModelParams) -> keras.Model:
-    """The model section's network: the seed's U-Net, or a U-Net on a pretrained encoder."""
+def build_model(model: ModelParams, num_classes: int) -> keras.Model:
+    """The model section's network with ``num_classes`` outputs: the seed's U-Net, or a U-Net on a
+    pretrained encoder."""
     if model.encoder == "none":
-        return build_unet(NUM_CLASSES, model.depth, model.base_filters,
+        return build_unet(num_classes, model.depth, model.base_filters,
                           max_filters=model.max_filters, batch_norm=model.batch_norm)
-    return build_encoder_unet(model.encoder, model.encoder_weights, NUM_CLASSES, model.base_filters,
+    return build_encoder_unet(model.encoder, model.encoder_weights, num_classes, model.base_filters,
                               model.max_filters, model.batch_norm)
 
 
@@ -104,9 +107,9 @@ def _compile(model: keras.Model, config: TrainConfig, steps_per_epoch: int, clas
         optimizer.scale_variables(encoder.trainable_variables)
     model.compile(
         optimizer=optimizer,
-        loss=DiceFocalLoss(NUM_CLASSES, train.dice_weight, train.focal_weight, train.focal_gamma,
+        loss=DiceFocalLoss(len(config.class_names), train.dice_weight, train.focal_weight, train.focal_gamma,
                            class_weights=class_weights),
-        metrics=training_metrics(NUM_CLASSES),
+        metrics=training_metrics(len(config.class_names)),
         jit_compile=resolve_switch(train.jit_compile),
     )
 
@@ -121,7 +124,7 @@ def compile_model(config: TrainConfig, steps_per_epoch: int, class_weights: list
     """
     policy = "mixed_float16" if resolve_switch(config.train.mixed_precision) else "float32"
     keras.mixed_precision.set_global_policy(policy)
-    model = build_model(config.model)
+    model = build_model(config.model, len(config.class_names))
     _compile(model, config, steps_per_epoch, class_weights, frozen)
     return model
 

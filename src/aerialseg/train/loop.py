@@ -163,7 +163,7 @@ def train(config: TrainConfig, store: TileStore, models: Path, live_dir: Path, s
     if weights_digest:
         run["encoder_weights"] = weights_digest
     steps = steps_per_epoch(store, "train", config.batch_size)
-    class_weights = loss_class_weights(config.train, store)
+    class_weights = loss_class_weights(config.train, store, config.class_names)
 
     def model_for(epoch: int) -> keras.Model:
         with strategy.scope():

@@ -8,8 +8,8 @@ pixels; the arithmetic is Keras'.
 
 from __future__ import annotations
 
+from aerialseg.core.classes import IGNORE_INDEX
 from aerialseg.core.framework import keras
-from aerialseg.core.palette import IGNORE_INDEX, NUM_CLASSES
 
 ops = keras.ops
 
@@ -38,7 +38,7 @@ class DiceFocalLoss(keras.losses.Loss):
     per-pixel targets (keras-team/keras#14126), so the weighting lives in the loss.
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, dice_weight: float = 1.0,
+    def __init__(self, num_classes: int, dice_weight: float = 1.0,
                  focal_weight: float = 1.0, gamma: float = 2.0, class_weights: list[float] | None = None,
                  name: str = "dice_focal", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -117,7 +117,7 @@ class JaccardCoefficient(keras.metrics.Metric):
     per-class IoU that the Potsdam literature reports (see MeanIoU and evaluation).
     """
 
-    def __init__(self, num_classes: int = NUM_CLASSES, name: str = "jaccard", **kwargs):
+    def __init__(self, num_classes: int, name: str = "jaccard", **kwargs):
         super().__init__(name=name, **kwargs)
         self.num_classes = num_classes
         self.intersection = self.add_variable(shape=(), initializer="zeros", name="intersection")
@@ -141,7 +141,7 @@ class JaccardCoefficient(keras.metrics.Metric):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
-def training_metrics(num_classes: int = NUM_CLASSES) -> list[keras.metrics.Metric]:
+def training_metrics(num_classes: int) -> list[keras.metrics.Metric]:
     """Accuracy, the seed's Jaccard coefficient and the true mean IoU (ignoring 255)."""
     return [
         MaskedAccuracy(),

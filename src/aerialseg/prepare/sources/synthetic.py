@@ -20,7 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from aerialseg.core.palette import IGNORE_INDEX
+from aerialseg.core.classes import IGNORE_INDEX, ClassTable
+from aerialseg.core.errors import ParamsError
 from aerialseg.prepare.sources.synthetic_drawing import (
     BUILDING,
     GSD_M,
@@ -232,8 +233,21 @@ def erode_boundaries(label: np.ndarray, radius: int = BOUNDARY_RADIUS_PX) -> np.
     return out
 
 
-def write_scene_files(files, scene: Scene, tile_index: int) -> None:
-    """Write a scene under its scene id (``SceneFiles``): RGB + world file, full and no-boundary labels.
+ROLES = ("impervious", "building", "low vegetation", "tree", "car", "clutter")  # what the drawing's indices draw
+
+
+def check_table(classes: ClassTable) -> None:
+    """The synthetic scenes draw six roles (impervious, building, low vegetation, tree, car, clutter,
+    in that order) in the table's colours, and their eroded boundaries in its first ignore colour."""
+    if len(classes) != len(ROLES) or not classes.ignore_colours:
+        raise ParamsError(f"classes: the synthetic source draws {len(ROLES)} classes ({', '.join(ROLES)}) and "
+                          f"boundaries in an ignore colour; the table has {len(classes)} classes and "
+                          f"{len(classes.ignore_colours)} ignore colours (use data.source potsdam for others)")
+
+
+def write_scene_files(files, scene: Scene, tile_index: int, classes: ClassTable) -> None:
+    """Write a scene under its scene id (``SceneFiles``): RGB + world file, full and no-boundary labels
+    in the class table's colours (``check_table``).
 
     The world file places scenes side by side on a made-up UTM grid (5 cm pixels), so
     the georeferencing path is exercised exactly as with the real data.
@@ -247,26 +261,35 @@ def write_scene_files(files, scene: Scene, tile_index: int) -> None:
     origin_y = 5806000.0
     write_rgb(files.image, scene.image)
     write_world_file(files.world, WorldFile(GSD_M, 0.0, 0.0, -GSD_M, origin_x + GSD_M / 2, origin_y - GSD_M / 2))
-    write_rgb(files.label, index_to_rgb(scene.label))
-    write_rgb(files.label_noboundary, index_to_rgb(erode_boundaries(scene.label)))
+    labels = label_colours(classes)
+    write_rgb(files.label, index_to_rgb(scene.label, labels))
+    write_rgb(files.label_noboundary, index_to_rgb(erode_boundaries(scene.label), labels, classes.ignore_colours[0]))
 
 
-def _write_one(job: tuple[str, int, str, int, int]) -> str:
-    folder, seed, scene_id, size, index = job
+def label_colours(classes: ClassTable) -> tuple[tuple[int, int, int], ...]:
+    """The colour each class has in the labels: its first label colour."""
+    return tuple(colours[0] for colours in classes.label_colours)
+
+
+def _write_one(job: tuple[str, int, str, int, int, ClassTable]) -> str:
+    folder, seed, scene_id, size, index, classes = job
     from aerialseg.core.names import SceneFiles
 
-    write_scene_files(SceneFiles(Path(folder), scene_id), generate_scene(seed, scene_id, size), index)
+    write_scene_files(SceneFiles(Path(folder), scene_id), generate_scene(seed, scene_id, size), index, classes)
     return scene_id
 
 
-def write_scenes(folder: Path, scene_ids: list[str], seed: int, size: int, jobs: int | None = None) -> list[str]:
-    """Generate and write scenes in worker processes (``jobs`` None: one per core); return their ids.
+def write_scenes(folder: Path, scene_ids: list[str], seed: int, size: int, classes: ClassTable,
+                 jobs: int | None = None) -> list[str]:
+    """Generate and write scenes in the table's colours in worker processes (``jobs`` None: one per
+    core); return their ids.
 
     Each scene depends only on (seed, id, size), so the result is the same for any
     number of processes.
     """
     from aerialseg.prepare.parallel import map_scenes
 
-    work = [(str(folder), seed, scene_id, size, i) for i, scene_id in enumerate(scene_ids)]
+    check_table(classes)
+    work = [(str(folder), seed, scene_id, size, i, classes) for i, scene_id in enumerate(scene_ids)]
     written, _ = map_scenes(_write_one, work, jobs, "synthetic scenes")
     return written
