@@ -199,3 +199,25 @@ def test_the_model_card_sets_window_subdivisions_and_tta_unless_an_option_does(t
     assert "window 64 (--window), subdivisions 4 (model card), tta flips (model card)" in said
     assert np.array_equal(overridden, run(bare, "same.tif", "--window", "64", "--subdivisions", "4", "--tta",
                                           "flips")[0])
+
+
+@pytest.mark.parametrize("key, value, said", [
+    ("window", "64", "window: expected an integer, got '64'"),
+    ("window", 0, "window: must be >= 8, got 0"),
+    ("tta", "d8", "tta: unknown value 'd8'; expected one of d4, flips, none"),
+    ("ground_sample_distance_m", "5cm", "ground_sample_distance_m: expected a number, got '5cm'"),
+    ("class_colours", [[255, 255, 255]] * 5 + [[256, 0, 0]], "class_names must be a list of names and class_colours"),
+])
+def test_a_model_card_with_a_wrong_value_is_one_line_naming_the_file(tmp_path, real_crop_paths, capsys,
+                                                                      tiny_checkpoint, key, value, said):
+    """Cards are edited by hand and copied between machines: a wrong value is the user's, said in one line."""
+    from aerialseg.core.io import read_json, write_json
+
+    model = tmp_path / "m.keras"
+    tiny_checkpoint(model)
+    card = read_json(tmp_path / "model_card.json")
+    write_json(tmp_path / "model_card.json", {**card, key: value})
+    assert main(["predict", str(model), str(real_crop_paths[0]), "-o", str(tmp_path / "p.tif")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"aerialseg predict: error: {tmp_path / 'model_card.json'}: ") and said in err[-1]
+    assert "Traceback" not in "\n".join(err) and not (tmp_path / "p.tif").exists()

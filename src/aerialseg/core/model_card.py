@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from aerialseg.core.classes import ClassTable, numbered_classes
-from aerialseg.core.errors import DataError
+from aerialseg.core.declarations import Integer, Kind, Section, declared
+from aerialseg.core.errors import DataError, ParamsError
 from aerialseg.core.io import read_json
 from aerialseg.core.names import MODEL_CARD
-from aerialseg.core.params import Params
+from aerialseg.core.params import Params, PredictParams, ResizeParams
 
 SCHEMA_VERSION = 1
 INPUT = {"bands": ["red", "green", "blue"], "dtype": "uint8", "range": [0, 255],
@@ -47,14 +48,35 @@ def model_card(params: Params, run: dict[str, Any] | None = None) -> dict[str, A
     return card
 
 
+# what a card's settings must be: the same declarations as the params they come from (cards are edited
+# by hand and copied between machines: they are user input); null means "not recorded"
+_CHECKED: dict[str, Kind] = {
+    "ground_sample_distance_m": declared(ResizeParams, "gsd"),
+    "window": declared(PredictParams, "window"),
+    "subdivisions": declared(PredictParams, "subdivisions"),
+    "tta": declared(PredictParams, "tta"),
+    "input_multiple": Integer(1, 8192),
+}
+
+
 def checked_card(card: Any, source: str) -> dict[str, Any]:
-    """``card`` if it is a card this version reads; DataError naming ``source`` otherwise."""
+    """``card`` if it is a card this version reads and its settings are what they must be
+    (``_CHECKED``; classes: ``card_classes``); a one-line DataError naming ``source`` and the key otherwise."""
     if not isinstance(card, dict):
         raise DataError(f"{source}: the model card is not a JSON object")
     version = card.get("schema_version", 0)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version > SCHEMA_VERSION:
         raise DataError(f"{source}: model card schema_version {version!r} is newer than this aerialseg reads "
                         f"({SCHEMA_VERSION}); upgrade aerialseg")
+    if card.get("class_names") is not None:
+        _check_classes(card["class_names"], card.get("class_colours"), source)
+    fields = Section(card)
+    for key, kind in _CHECKED.items():
+        if card.get(key) is not None:
+            try:
+                kind.read(fields, key)
+            except ParamsError as err:
+                raise DataError(f"{source}: {err}") from None
     return card
 
 
@@ -76,10 +98,17 @@ def card_classes(card: dict[str, Any] | None, count: int, source: str) -> tuple[
     names, colours = card_value(card, "class_names"), card_value(card, "class_colours")
     if not names:
         return numbered_classes(count), f"no model card names its {count} classes: called class_0 .. class_{count - 1}"
-    try:
-        table = ClassTable.from_card(names, colours)
-    except (TypeError, ValueError, IndexError) as err:
-        raise DataError(f"{source}: the model card's class_names and class_colours do not pair up ({err})") from None
+    _check_classes(names, colours, source)
+    table = ClassTable.from_card(names, colours)
     if len(table) != count:
         raise DataError(f"{source}: the model predicts {count} classes, its card names {len(table)}")
     return table, None
+
+
+def _check_classes(names: Any, colours: Any, source: str) -> None:
+    if (not isinstance(names, list) or not all(isinstance(n, str) and n for n in names)
+            or not isinstance(colours, list) or len(colours) != len(names)
+            or not all(isinstance(c, list) and len(c) == 3 and all(type(v) is int and 0 <= v <= 255 for v in c)
+                       for c in colours)):
+        raise DataError(f"{source}: class_names must be a list of names and class_colours one [red, green, blue] "
+                        "(integers 0..255) per name")
