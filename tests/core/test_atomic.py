@@ -54,3 +54,36 @@ def test_an_unwritable_place_is_a_data_error_naming_it(tmp_path):
     blocker.write_text("x")
     with pytest.raises(DataError, match="file"):
         write_json(blocker / "sub" / "m.json", {})
+
+
+def test_a_killed_writer_not_yet_reaped_keeps_no_temporary(tmp_path):
+    """SIGKILLed, a writer is a zombie until its parent reaps it (about 2 s for a batch): it writes
+    nothing any more, so a rerun started at once sweeps its temporary; a live writer's stays."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from aerialseg.core.atomic import sweep_stale_temporaries, writer_is_gone
+
+    writer = ("import sys\nfrom aerialseg.core.atomic import atomic_path\n"
+              "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'part')\n    print(tmp, flush=True)\n"
+              "    sys.stdin.readline()\n")
+    process = subprocess.Popen([sys.executable, "-c", writer, str(tmp_path / "map.tif")], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        temporary = Path(process.stdout.readline().strip())
+        assert temporary.is_file() and not writer_is_gone(temporary)  # alive and writing
+        assert sweep_stale_temporaries(tmp_path) == [] and temporary.is_file()
+        os.kill(process.pid, signal.SIGKILL)  # not reaped: a zombie
+        deadline = time.time() + 10
+        while Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.time() < deadline
+            time.sleep(0.01)
+        assert writer_is_gone(temporary)
+        assert sweep_stale_temporaries(tmp_path) == [temporary] and not temporary.exists()
+    finally:
+        process.kill()
+        process.wait()

@@ -158,8 +158,8 @@ def test_an_aoi_in_another_crs_is_nodata_outside_and_the_full_map_inside(scene, 
 def test_bad_areas_are_one_line(scene, tmp_path, capsys):
     folder, _ = scene
     model = folder / "epoch_001.keras"
-    far = ["--bounds", "0", "0", "10", "10"]
-    assert main(["predict", str(model), str(folder / "scene.tif"), "-o", str(tmp_path / "x.tif"), *far]) == 2
+    far = ["--bounds", "0", "0", "10", "10"]  # the image's failure (exit 1), as in a batch
+    assert main(["predict", str(model), str(folder / "scene.tif"), "-o", str(tmp_path / "x.tif"), *far]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"aerialseg predict: error: --bounds: the area does not overlap {folder / 'scene.tif'}")
     assert main(["predict", str(model), str(folder / "scene.tif"), "-o", str(tmp_path / "x.tif"),
@@ -167,3 +167,25 @@ def test_bad_areas_are_one_line(scene, tmp_path, capsys):
     assert main(["predict", str(model), str(folder / "scene.tif"), "-o", str(tmp_path / "x.tif"),
                  "--aoi", str(tmp_path / "missing.gpkg")]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith("missing.gpkg: file not found")
+
+
+def test_a_batch_goes_on_past_an_image_the_area_misses(scene, tmp_path, capsys):
+    """Three images, the middle one 1 km away from the area: the other two are written, it is listed
+    as failed, exit 1."""
+    folder, _ = scene
+    images = tmp_path / "images"
+    images.mkdir()
+    rgb = read_rgb(FIXTURES / "top_potsdam_2_10_crop512_RGB.png")[:256, :256]
+    for name, east in (("a.tif", 0.0), ("b_far.tif", 1000.0), ("c.tif", 0.0)):
+        profile = {"driver": "GTiff", "width": 256, "height": 256, "count": 3, "dtype": "uint8", "crs": "EPSG:25833",
+                   "transform": rasterio.Affine(GSD, 0, ORIGIN[0] + east, 0, -GSD, ORIGIN[1])}
+        with rasterio.open(images / name, "w", **profile) as dst:
+            dst.write(rgb.transpose(2, 0, 1))
+    area = [str(v) for v in (ORIGIN[0] + 10, ORIGIN[1] - 60, ORIGIN[0] + 60, ORIGIN[1] - 10)]
+    out = tmp_path / "out"
+    assert main(["predict", str(folder / "epoch_001.keras"), str(images), "-o", f"{out}/", *OPTIONS,
+                 "--bounds", *area]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"aerialseg predict: error: --bounds: the area does not overlap {images / 'b_far.tif'}" in err
+    assert err[-1] == "aerialseg predict: 2 of 3 written; 1 failed"
+    assert sorted(p.name for p in out.glob("*.tif")) == ["a.tif", "c.tif"]

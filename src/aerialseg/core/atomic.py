@@ -79,15 +79,19 @@ def _owner() -> str:
 
 
 def _process_started(pid: int) -> float | None:
-    """When process ``pid`` of this host started (None: not running, or unknown)."""
+    """When process ``pid`` of this host started (None: not running, a zombie awaiting its parent
+    included, or unknown)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
     except PermissionError:  # alive, another user's
         pass
-    try:  # Linux: field 22 of /proc/PID/stat is the start in clock ticks after boot (btime in /proc/stat)
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    try:  # Linux: field 3 of /proc/PID/stat is the state, field 22 the start in clock ticks after boot
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] == "Z":  # killed, not yet reaped: it writes nothing any more
+            return None
+        ticks = int(fields[19])
         boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
         return boot + ticks / os.sysconf("SC_CLK_TCK")

@@ -20,7 +20,7 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from aerialseg.core.errors import DataError, ParamsError, one_line_reason
+from aerialseg.core.errors import DataError, one_line_reason
 from aerialseg.core.geoio import Georeference
 
 REMOTE_PREFIXES = ("http://", "https://")
@@ -107,7 +107,8 @@ class Orthophoto:
                     align: int = 1) -> None:
         """Read only the pixels within ``bounds`` (minx, miny, maxx, maxy in ``bounds_crs``, default the
         image's): the window around them, its edges moved out to multiples of ``align`` pixels, becomes
-        the native grid. ParamsError naming ``option`` when the area misses the image.
+        the native grid. DataError naming ``option`` and the image when the area misses it: in a
+        batch that image fails and the others go on.
 
         Aligned to the blending's step, an area's windows are windows of the whole image: its map
         equals the whole image's map away from the area's border, and adjacent areas join seamlessly.
@@ -126,7 +127,7 @@ class Orthophoto:
         except Exception:  # rasterio raises WindowError when the windows do not overlap
             area = None
         if area is None or area.width < 1 or area.height < 1:
-            raise ParamsError(f"{option}: the area does not overlap {self.path}")
+            raise DataError(f"{option}: the area does not overlap {self.path}")
         col0, row0 = int(area.col_off) // align * align, int(area.row_off) // align * align
         col1 = min(-(-int(area.col_off + area.width) // align) * align, ds.width)
         row1 = min(-(-int(area.row_off + area.height) // align) * align, ds.height)
