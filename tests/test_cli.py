@@ -221,3 +221,18 @@ def test_a_model_card_with_a_wrong_value_is_one_line_naming_the_file(tmp_path, r
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"aerialseg predict: error: {tmp_path / 'model_card.json'}: ") and said in err[-1]
     assert "Traceback" not in "\n".join(err) and not (tmp_path / "p.tif").exists()
+
+
+def test_a_window_from_the_card_that_does_not_fit_is_named_as_the_card_s(tmp_path, real_crop_paths, capsys,
+                                                                         tiny_checkpoint):
+    """The user gave no --window: the message names the card's window, not an option."""
+    from aerialseg.core.io import read_json, write_json
+
+    model = tmp_path / "m.keras"
+    tiny_checkpoint(model, depth=3)
+    write_json(tmp_path / "model_card.json", {**read_json(tmp_path / "model_card.json"), "window": 20})
+    assert main(["predict", str(model), str(real_crop_paths[0]), "-o", str(tmp_path / "p.tif")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "aerialseg predict: error: window (model card): 20 is not divisible by 2**depth = 8 of the model")
+    assert main(["predict", str(model), str(real_crop_paths[0]), "-o", str(tmp_path / "p.tif"), "--window", "12"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("aerialseg predict: error: --window: 12 ")

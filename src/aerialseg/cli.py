@@ -146,19 +146,24 @@ def predict_command(args: argparse.Namespace) -> int:
         return _predict_jobs(args, model_path, todo, client, batch=folder)
 
 
-def blending_settings(args: argparse.Namespace, card: dict | None) -> tuple[dict, str]:
+def blending_settings(args: argparse.Namespace, card: dict | None) -> tuple[dict, dict[str, str]]:
     """Window, subdivisions and tta: each option given, else the model card's, else the declared
-    default; and a phrase saying which came from where."""
+    default; and where each came from (``--window``, ``model card`` or ``default``)."""
     from aerialseg.core.model_card import card_value
 
-    chosen, said = {}, []
+    chosen, sources = {}, {}
     for name in ("window", "subdivisions", "tta"):
         given, recorded = getattr(args, name), card_value(card, name)
         value, source = ((given, f"--{name}") if given is not None else
                          (recorded, "model card") if recorded is not None else (_default(name), "default"))
-        chosen[name] = value
-        said.append(f"{name} {value} ({source})")
-    return chosen, ", ".join(said)
+        chosen[name], sources[name] = value, source
+    return chosen, sources
+
+
+def _named(name: str, source: str) -> str:
+    """How a message names a setting: the option the user gave, or the setting and where it came from
+    (a message must not name an option the user did not give)."""
+    return source if source.startswith("--") else f"{name} ({source})"
 
 
 def _note(text: str) -> None:
@@ -181,13 +186,15 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
     classes, unnamed = card_classes(card, int(model.output_shape[-1]), str(model_path))
     if unnamed:
         _note(f"{model_path}: {unnamed}")
-    blending, said = blending_settings(args, card)
+    blending, sources = blending_settings(args, card)
+    said = ", ".join(f"{name} {value} ({sources[name]})" for name, value in blending.items())
+    window_key, subdivisions_key = _named("window", sources["window"]), _named("subdivisions", sources["subdivisions"])
     fixed = getattr(model, "fixed_window", None)
     if fixed is not None and blending["window"] != fixed:
-        raise ParamsError(f"--window: {blending['window']} does not fit {model_path}, exported with a fixed "
+        raise ParamsError(f"{window_key}: {blending['window']} does not fit {model_path}, exported with a fixed "
                           f"{fixed}x{fixed} px input; give --window {fixed} or export it again")
-    check_window(blending["window"], multiple, blending["subdivisions"], window_key="--window",
-                 subdivisions_key="--subdivisions", multiple_is=multiple_is)
+    check_window(blending["window"], multiple, blending["subdivisions"], window_key=window_key,
+                 subdivisions_key=subdivisions_key, multiple_is=multiple_is)
     precision = card.get("precision") if card else None
     _note(f"predicting with {said}" + (f"; precision {precision}" if precision and precision != "float32" else ""))
     settings = MapSettings(**blending, batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
