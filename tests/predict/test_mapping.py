@@ -208,6 +208,7 @@ def test_a_truncated_compressed_geotiff_is_one_line(checkpoint, crop, tmp_path, 
     assert main(["predict", str(checkpoint), str(src), "-o", str(tmp_path / "map.tif"), "--window", "64"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"aerialseg predict: error: {src}: ")
+    assert "See previous exception" not in err[-1] and "failed" in err[-1].split(f"{src}: ", 1)[1]
     assert not (tmp_path / "map.tif").exists()
 
 

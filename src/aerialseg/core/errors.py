@@ -27,7 +27,12 @@ def one_line_reason(err: BaseException, limit: int = 200) -> str:
     """What a library said when it failed, as ``Type: message`` on one line of at most ``limit`` characters.
 
     User-facing errors quote it after the file they name, so a multi-line message from a
-    decoder or runtime never breaks the one-line report.
+    decoder or runtime never breaks the one-line report. A message that only points to the
+    previous exception (rasterio's "See previous exception for details.") quotes that one too.
     """
     text = " ".join(str(err).split())
+    cause = err.__cause__ or err.__context__
+    if cause is not None and "See previous exception for details" in text:  # rasterio's, after a GDAL error
+        text = text.replace("See previous exception for details.", "").strip()
+        return f"{type(err).__name__}: {text} ({one_line_reason(cause, limit)})"[:limit]
     return f"{type(err).__name__}: {text}"[:limit] if text else type(err).__name__
