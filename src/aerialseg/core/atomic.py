@@ -78,7 +78,7 @@ def _owner() -> str:
     return f"{_host()}~{os.getpid()}~"
 
 
-def _process_started(pid: int) -> float | None:
+def process_started(pid: int) -> float | None:
     """When process ``pid`` of this host started (None: not running, a zombie awaiting its parent
     included, or unknown)."""
     try:
@@ -111,7 +111,7 @@ def writer_is_gone(entry: Path, now: float | None = None) -> bool:
     pid = int(match["pid"])
     if pid == os.getpid():
         return True  # a sweep runs before this process writes: an earlier process with this id left it
-    started = _process_started(pid)
+    started = process_started(pid)
     return started is None or started > modified + 2.0  # gone, or its id was reused since
 
 

@@ -92,13 +92,12 @@ def card_value(card: dict[str, Any] | None, key: str) -> Any:
 
 
 def card_classes(card: dict[str, Any] | None, count: int, source: str) -> tuple[ClassTable, str | None]:
-    """The class table a card records for a model of ``count`` outputs, and a note when there is
-    none to read (the classes are then numbered, ``numbered_classes``). A card whose classes do not
-    match the model's outputs is a DataError naming ``source``."""
+    """The class table a checked card (``checked_card``) records for a model of ``count`` outputs, and
+    a note when there is none to read (the classes are then numbered, ``numbered_classes``). A card
+    whose classes do not match the model's outputs is a DataError naming ``source``."""
     names, colours = card_value(card, "class_names"), card_value(card, "class_colours")
     if not names:
         return numbered_classes(count), f"no model card names its {count} classes: called class_0 .. class_{count - 1}"
-    _check_classes(names, colours, source)
     table = ClassTable.from_card(names, colours)
     if len(table) != count:
         raise DataError(f"{source}: the model predicts {count} classes, its card names {len(table)}")

@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from aerialseg.core.atomic import process_started
 
 
 def resolve_jobs(jobs: int | None, tasks: int) -> int:
@@ -39,17 +40,7 @@ def _call(function: Callable, item: Any) -> tuple[Any, float]:
 
 def process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists and has not died (a zombie awaiting its parent counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    return process_started(pid) is not None
 
 
 def _exit_when_gone(pid: int, interval: float) -> None:
