@@ -7,8 +7,8 @@ cost is a tracked metric. Both files run with ``aerialseg predict``.
 
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.errors import DataError
-from aerialseg.core.model_card import card_beside, card_value
-from aerialseg.core.names import EXPORT_FP32, EXPORT_INT8, EXPORTS, MODELS, TILES, list_checkpoints
+from aerialseg.core.model_card import read_card_file
+from aerialseg.core.names import EXPORT_FP32, EXPORT_INT8, EXPORTS, MODEL_CARD, MODELS, TILES, list_checkpoints
 from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.predict.calibration import calibration_windows
@@ -22,13 +22,13 @@ def main() -> str:
     if not checkpoints:
         raise DataError(f"{MODELS}: no checkpoints; run the train stage first")
     epoch, checkpoint = max(checkpoints.items())
-    card = card_beside(checkpoint)
+    card = read_card_file(MODELS / MODEL_CARD)  # the export carries what train recorded
     p, e = params.predict, params.export
     windows = calibration_windows([TILES], e.calibration_tiles, params.seed, p.window, fixed_window=False)
     source = f"{len(windows)} train tiles of {TILES}, seed {params.seed}"
     with atomic_dir(EXPORTS) as folder:
-        export_model(checkpoint, folder / EXPORT_FP32, "onnx", gsd_m=card_value(card, "ground_sample_distance_m"),
-                     window=p.window, subdivisions=p.subdivisions, tta=p.tta, card=card)
+        export_model(checkpoint, folder / EXPORT_FP32, "onnx", gsd_m=card.ground_sample_distance_m, window=p.window,
+                     subdivisions=p.subdivisions, tta=p.tta, card=card)
         quantize_int8(folder / EXPORT_FP32, folder / EXPORT_INT8, Calibration(windows, e.calibration_method, source))
     return f"epoch {epoch} as {EXPORTS / EXPORT_FP32} and {EXPORT_INT8} (int8, {e.calibration_method} on {source})"
 

@@ -9,7 +9,7 @@ beside the checkpoints records the ground sample distance and classes they predi
 import pandas as pd
 
 from aerialseg.core.io import read_json, write_json
-from aerialseg.core.model_card import model_card
+from aerialseg.core.model_card import card_json, model_card
 from aerialseg.core.names import HISTORY_FILE, MODEL_CARD, MODELS, RUN_FILE, TILES, TRAIN_LIVE, TRAIN_STATE
 from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
@@ -23,7 +23,7 @@ def main() -> str:
     config = TrainConfig.from_params(params)
     outcome = train(config, TileStore(TILES), MODELS, TRAIN_LIVE, TRAIN_STATE)
     run = read_json(TRAIN_STATE / RUN_FILE) if (TRAIN_STATE / RUN_FILE).is_file() else None
-    write_json(MODELS / MODEL_CARD, model_card(params, run))  # what `aerialseg predict` needs beside the checkpoints
+    write_json(MODELS / MODEL_CARD, card_json(model_card(params, run)))  # what predicting needs beside the checkpoints
     last = pd.read_csv(MODELS / HISTORY_FILE).iloc[-1]
     values = ", ".join(f"{name} {last[name]:.4f}" for name in ("loss", "val_mean_iou") if name in last)
     return (f"reused {outcome.reused} epochs, trained {outcome.trained}; {params.epochs} epochs, "

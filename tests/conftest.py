@@ -59,11 +59,12 @@ def save_tiny_checkpoint(path: Path, *, depth: int = 2, base_filters: int = 2, n
     model.save(path)
     if card:
         from aerialseg.core.io import write_json
-        from aerialseg.core.model_card import SCHEMA_VERSION
+        from aerialseg.core.model_card import build_card, card_json
         from aerialseg.core.names import MODEL_CARD
 
-        write_json(Path(path).parent / MODEL_CARD, {"schema_version": SCHEMA_VERSION, "producer": "aerialseg",
-                                                    **CLASSES.card_entries()})
+        recorded = build_card(CLASSES.displayed(), gsd=None, window=None, subdivisions=None, tta=None,
+                              input_multiple=None)  # names the classes, records no settings
+        write_json(Path(path).parent / MODEL_CARD, card_json(recorded))
     return model
 
 

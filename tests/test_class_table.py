@@ -128,9 +128,11 @@ def test_the_card_the_onnx_metadata_and_the_pipeline_geotiffs_carry_the_table(se
     from aerialseg.predict.onnx_model import OnnxSegmenter
 
     card = json.loads((seven / "data/models/model_card.json").read_text())
-    assert card["class_names"] == list(NAMES) and card["class_colours"] == [list(c) for c in COLOURS]
+    assert card["classes"] == [{"name": n, "colour": list(c)} for n, c in zip(NAMES, COLOURS, strict=True)]
     exported = OnnxSegmenter(seven / "data/export/model.onnx")
-    assert exported.metadata["class_names"] == list(NAMES) and exported.num_classes == 7
+    assert exported.card is not None and exported.card.classes is not None
+    assert exported.card.classes.names == NAMES and exported.card.classes.colours == COLOURS
+    assert exported.num_classes == 7
     with rasterio.open(seven / "data/predictions/epoch_002/2_13_smooth.tif") as prediction:
         table = prediction.colormap(1)
         assert [table[i][:3] for i in range(7)] == list(COLOURS)

@@ -190,6 +190,7 @@ def test_the_model_card_sets_window_subdivisions_and_tta_unless_an_option_does(t
 
     from_card, said = run(carded, "card.tif")
     assert "window 32 (model card), subdivisions 4 (model card), tta flips (model card)" in said
+    assert said.count("a schema 1 model card from an earlier aerialseg") == 1  # read as it is, said once
     explicit, _ = run(bare, "explicit.tif", "--window", "32", "--subdivisions", "4", "--tta", "flips")
     assert np.array_equal(from_card, explicit)
     default, said = run(bare, "default.tif")
@@ -201,22 +202,34 @@ def test_the_model_card_sets_window_subdivisions_and_tta_unless_an_option_does(t
                                           "flips")[0])
 
 
+MISSING = object()  # the key deleted from the card
+
+
 @pytest.mark.parametrize("key, value, said", [
     ("window", "64", "window: expected an integer, got '64'"),
     ("window", 0, "window: must be >= 8, got 0"),
     ("tta", "d8", "tta: unknown value 'd8'; expected one of d4, flips, none"),
     ("ground_sample_distance_m", "5cm", "ground_sample_distance_m: expected a number, got '5cm'"),
-    ("class_colours", [[255, 255, 255]] * 5 + [[256, 0, 0]], "class_names must be a list of names and class_colours"),
+    ("classes", [{"name": f"c{i}", "colour": [9, 9, 9]} for i in range(5)] + [{"name": "c5", "colour": [256, 0, 0]}],
+     "classes[5].colour: expected [red, green, blue] of integers 0..255, got [256, 0, 0]"),
+    ("classes", [{"name": "same", "colour": [9, 9, 9]}] * 6, "classes[1].name: expected a name no other class has"),
+    ("window", MISSING, "window: missing"),
+    ("input", MISSING, "input: missing"),
+    ("input", {"bands": ["red", "green", "blue"], "dtype": "uint8"}, "input.normalisation: missing"),
+    ("windw", 64, "windw: unknown key; did you mean window?"),
+    ("schema_version", 3, "model card schema_version 3 is not one this aerialseg reads (0 .. 2)"),
 ])
 def test_a_model_card_with_a_wrong_value_is_one_line_naming_the_file(tmp_path, real_crop_paths, capsys,
                                                                       tiny_checkpoint, key, value, said):
-    """Cards are edited by hand and copied between machines: a wrong value is the user's, said in one line."""
+    """Cards are edited by hand and copied between machines: a wrong value or a missing key is the user's,
+    said in one line naming the card file and the key."""
     from aerialseg.core.io import read_json, write_json
 
     model = tmp_path / "m.keras"
     tiny_checkpoint(model)
     card = read_json(tmp_path / "model_card.json")
-    write_json(tmp_path / "model_card.json", {**card, key: value})
+    card.pop(key, None)
+    write_json(tmp_path / "model_card.json", card if value is MISSING else {**card, key: value})
     assert main(["predict", str(model), str(real_crop_paths[0]), "-o", str(tmp_path / "p.tif")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"aerialseg predict: error: {tmp_path / 'model_card.json'}: ") and said in err[-1]

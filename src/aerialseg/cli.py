@@ -21,13 +21,14 @@ from aerialseg.core.params import ExportParams, Params, PredictParams, check_win
 if TYPE_CHECKING:
     from distributed import Client
 
+    from aerialseg.core.model_card import Card
     from aerialseg.predict.batch import Job
 
 
 def export_command(args: argparse.Namespace) -> int:
     """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
-    from aerialseg.core.model_card import card_beside, card_value
-    from aerialseg.core.params import load_params
+    from aerialseg.core.model_card import card_beside, upgrade_note
+    from aerialseg.core.names import MODEL_CARD
     from aerialseg.predict.batch import same_file
 
     if args.quantize and args.format != "onnx":
@@ -36,25 +37,26 @@ def export_command(args: argparse.Namespace) -> int:
         raise ParamsError("--quantize: give --calibration, the tile store the model was trained on (data/tiles) "
                           "or a few images like those it will predict")
     card = card_beside(Path(args.model))
-    defaults = load_params(args.params) if card is None and Path(args.params).is_file() else None
-    gsd = args.gsd or card_value(card, "ground_sample_distance_m")
-    if gsd is None and defaults is not None:
-        gsd = defaults.resize.gsd
-    predict = defaults.predict if defaults else PredictParams()
-    window = args.window or card_value(card, "window") or predict.window
-    subdivisions = args.subdivisions or card_value(card, "subdivisions") or predict.subdivisions
-    tta = card_value(card, "tta") or predict.tta
+    note = upgrade_note(card, str(Path(args.model).parent / MODEL_CARD))
+    if card is None:
+        note = (f"{args.model}: no model card beside it: its classes are numbered and its settings are the "
+                "options' or the defaults'")
+    if note:
+        print(f"aerialseg export: {note}", file=sys.stderr)
+    settings, _ = blending_settings(args, card)
+    window, subdivisions, tta = settings["window"], settings["subdivisions"], settings["tta"]
+    gsd = args.gsd or (card.ground_sample_distance_m if card else None)
     if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
     int8 = _calibration(args, window) if args.quantize else None
     from aerialseg.predict.export import export_model  # TensorFlow: only once the options are known to be good
 
-    metadata = export_model(args.model, args.output, args.format, gsd_m=gsd, window=window,
-                            subdivisions=subdivisions, tta=tta, layout=args.layout, card=card, int8=int8)
+    export_model(args.model, args.output, args.format, gsd_m=gsd, window=window, subdivisions=subdivisions, tta=tta,
+                 layout=args.layout, card=card, int8=int8)
     shown = "unknown ground sample distance (give --gsd)" if gsd is None else f"{gsd:g} m/px"
     quantised = f", int8 calibrated on {int8.source}" if int8 else ""
-    print(f"aerialseg export: wrote {args.output} ({args.format}, {metadata['layout']}, {shown}, "
-          f"window {window}, subdivisions {subdivisions}{quantised})")
+    print(f"aerialseg export: wrote {args.output} ({args.format}, {args.layout}, {shown}, "
+          f"window {window}, subdivisions {subdivisions}, tta {tta}{quantised})")
     return 0
 
 
@@ -146,14 +148,12 @@ def predict_command(args: argparse.Namespace) -> int:
         return _predict_jobs(args, model_path, todo, client, batch=folder)
 
 
-def blending_settings(args: argparse.Namespace, card: dict | None) -> tuple[dict, dict[str, str]]:
+def blending_settings(args: argparse.Namespace, card: Card | None) -> tuple[dict, dict[str, str]]:
     """Window, subdivisions and tta: each option given, else the model card's, else the declared
     default; and where each came from (``--window``, ``model card`` or ``default``)."""
-    from aerialseg.core.model_card import card_value
-
     chosen, sources = {}, {}
     for name in ("window", "subdivisions", "tta"):
-        given, recorded = getattr(args, name), card_value(card, name)
+        given, recorded = getattr(args, name), None if card is None else getattr(card, name)
         value, source = ((given, f"--{name}") if given is not None else
                          (recorded, "model card") if recorded is not None else (_default(name), "default"))
         chosen[name], sources[name] = value, source
@@ -176,7 +176,7 @@ def _note(text: str) -> None:
 def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], client: Client | None, *,
                   batch: bool) -> int:
     """Load the model, predict the jobs, report each; a batch goes on past a bad image (exit 1 at the end)."""
-    from aerialseg.core.model_card import card_classes
+    from aerialseg.core.model_card import card_classes, upgrade_note
     from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
     from aerialseg.predict.batch import predict_locally, predict_on_dask, write_ranking
     from aerialseg.predict.mapping import MapSettings
@@ -184,8 +184,9 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
     model, (multiple, multiple_is) = load_any_model(model_path)
     card = recorded_card(model, model_path)
     classes, unnamed = card_classes(card, int(model.output_shape[-1]), str(model_path))
-    if unnamed:
-        _note(f"{model_path}: {unnamed}")
+    for note in (upgrade_note(card, str(model_path)), unnamed and f"{model_path}: {unnamed}"):
+        if note:
+            _note(note)
     blending, sources = blending_settings(args, card)
     said = ", ".join(f"{name} {value} ({sources[name]})" for name, value in blending.items())
     window_key, subdivisions_key = _named("window", sources["window"]), _named("subdivisions", sources["subdivisions"])
@@ -195,7 +196,7 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
                           f"{fixed}x{fixed} px input; give --window {fixed} or export it again")
     check_window(blending["window"], multiple, blending["subdivisions"], window_key=window_key,
                  subdivisions_key=subdivisions_key, multiple_is=multiple_is)
-    precision = card.get("precision") if card else None
+    precision = card.export.precision if card and card.export else None
     _note(f"predicting with {said}" + (f"; precision {precision}" if precision and precision != "float32" else ""))
     settings = MapSettings(**blending, batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
                            output_grid=args.output_grid, cog=args.cog, crs=args.crs, uncertainty=bool(args.ranking),
@@ -348,11 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--layout", choices=("nhwc255", "nchw01"), default="nhwc255",
                         help="input/output layout: nhwc255 (aerialseg's, default) or nchw01 (QGIS Deepness)")
     export.add_argument("--gsd", type=_positive_float,
-                        help="m/px (default: the model card beside the checkpoint, or params)")
+                        help="the ground sample distance the model was trained at, m/px (default: the model card's "
+                             "beside the checkpoint; without one, recorded as unknown)")
     export.add_argument("--window", type=option_type(PredictParams, "window"),
-                        help="prediction window; with nchw01 the model's fixed input (default: the model card's)")
+                        help="prediction window; with nchw01 the model's fixed input (default: the model card's, "
+                             f"else {_default('window')})")
     export.add_argument("--subdivisions", type=option_type(PredictParams, "subdivisions"),
-                        help="default: the model card's")
+                        help=f"overlap: step = window/subdivisions (default: the model card's, else "
+                             f"{_default('subdivisions')})")
+    export.add_argument("--tta", choices=option_choices(PredictParams, "tta"),
+                        help=f"test-time augmentation it records (default: the model card's, else {_default('tta')})")
     export.add_argument("--quantize", choices=("int8",),
                         help="quantise the ONNX model: int8 (ONNX Runtime static QDQ, per-channel weights)")
     export.add_argument("--calibration", nargs="+", metavar="PATH",
@@ -366,8 +372,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how activation ranges are set from the sample (default %(default)s)")
     export.add_argument("--seed", type=option_type(Params, "seed"), default=0,
                         help="the calibration sample's seed (default %(default)s)")
-    export.add_argument("--params", default="params.yaml",
-                        help="where the defaults come from for a checkpoint without a model card (if it exists)")
     export.set_defaults(run=export_command)
     return parser
 

@@ -14,7 +14,7 @@ import rasterio
 from aerialseg.cli import main
 from aerialseg.core.framework import tf
 from aerialseg.core.io import read_npy, read_rgb, write_rgb
-from aerialseg.core.model_card import card_beside
+from aerialseg.core.model_card import card_beside, card_json
 from aerialseg.core.params import ENCODERS
 from aerialseg.predict.export import SAVEDMODEL_METADATA, export_model
 from aerialseg.predict.onnx_model import METADATA_KEY, OnnxSegmenter
@@ -77,9 +77,10 @@ def test_every_encoder_exports_one_input_within_1e4_of_keras(encoder, tmp_path):
     ours = exported.predict_on_batch(windows)
     assert ours.shape == (3, 64, 64, 6)
     assert np.abs(ours - model.predict(windows, verbose=0)).max() <= 1e-4
-    assert json.loads(exported.props[METADATA_KEY]) == card == exported.metadata
-    assert card["class_names"] == list(CLASS_NAMES) and card["ground_sample_distance_m"] == 0.4
-    assert card["input_multiple"] == (8 if encoder == "none" else 32) and card["layout"] == "nhwc255"
+    assert json.loads(exported.props[METADATA_KEY]) == card_json(card) and exported.card == card
+    assert card.classes is not None and card.classes.names == CLASS_NAMES and card.ground_sample_distance_m == 0.4
+    assert card.input_multiple == (8 if encoder == "none" else 32)
+    assert card.export is not None and card.export.layout == "nhwc255" and card.export.precision == "float32"
     assert "model_type" not in exported.props  # aerialseg's own layout: no Deepness keys that promise too much
 
 
@@ -132,7 +133,7 @@ def test_savedmodel_serves_the_same_probabilities_with_its_metadata(tmp_path):
     loaded = tf.saved_model.load(str(out))  # kept: its functions need the object alive
     served = loaded.serve(tf.constant(_windows()))
     assert np.abs(np.asarray(served) - model.predict(_windows(), verbose=0)).max() <= 1e-5
-    assert json.loads((out / SAVEDMODEL_METADATA).read_text()) == metadata
+    assert json.loads((out / SAVEDMODEL_METADATA).read_text()) == card_json(metadata)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
 
 
@@ -140,7 +141,7 @@ def test_cli_exports_and_predicts_with_onnx_runtime_like_the_checkpoint(tmp_path
     checkpoint, _ = _checkpoint(tmp_path)
     onnx_path = tmp_path / "model.onnx"
     assert main(["export", str(checkpoint), "--format", "onnx", "-o", str(onnx_path), "--window", "64",
-                 "--gsd", "0.4", "--params", str(tmp_path / "none.yaml")]) == 0
+                 "--gsd", "0.4"]) == 0
     assert "wrote" in capsys.readouterr().out
     image = tmp_path / "crop.png"
     write_rgb(image, read_rgb(real_crop_paths[0])[:150, :170])
@@ -161,12 +162,10 @@ def test_cli_export_errors_are_one_line(tmp_path, real_crop_paths, capsys):
     checkpoint, _ = _checkpoint(tmp_path)
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip")
-    assert main(["export", str(broken), "--format", "onnx", "-o", str(tmp_path / "x.onnx"),
-                 "--params", str(tmp_path / "none.yaml")]) == 1
+    assert main(["export", str(broken), "--format", "onnx", "-o", str(tmp_path / "x.onnx")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"aerialseg export: error: {broken}: not a readable Keras checkpoint") and "\n" not in err
-    assert main(["export", str(checkpoint), "--format", "onnx", "-o", str(tmp_path / "x.onnx"), "--window", "60",
-                 "--params", str(tmp_path / "none.yaml")]) == 2
+    assert main(["export", str(checkpoint), "--format", "onnx", "-o", str(tmp_path / "x.onnx"), "--window", "60"]) == 2
     assert capsys.readouterr().err.strip() == ("aerialseg export: error: --window: 60 is not divisible by "
                                                "2**depth = 8 of the model")
     assert not (tmp_path / "x.onnx").exists()
@@ -188,3 +187,48 @@ def test_an_export_is_a_function_of_the_checkpoint(tmp_path):
                        capture_output=True)
         files.append(out.read_bytes())
     assert files[0] == files[1]
+
+
+def test_a_schema_1_card_exports_as_the_current_schema_and_is_said_once(tmp_path, capsys):
+    from aerialseg.core.io import write_json
+    from aerialseg.core.names import MODEL_CARD
+
+    checkpoint, _ = _checkpoint(tmp_path)
+    write_json(tmp_path / MODEL_CARD, {"schema_version": 1, "class_names": list(CLASS_NAMES),
+                                       "class_colours": [list(c) for c in CLASSES.colours],
+                                       "ground_sample_distance_m": 0.4, "window": 64, "subdivisions": 4,
+                                       "tta": "flips"})
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "-o", str(out)]) == 0
+    said = capsys.readouterr()
+    assert said.err.count("a schema 1 model card") == 1 and "window 64, subdivisions 4, tta flips" in said.out
+    exported = OnnxSegmenter(out)
+    assert json.loads(exported.props[METADATA_KEY])["schema_version"] == 2
+    card = exported.card
+    assert card is not None and card.upgraded_from is None and card.classes is not None
+    assert (card.classes.names, card.ground_sample_distance_m, card.window, card.subdivisions, card.tta) == (
+        CLASS_NAMES, 0.4, 64, 4, "flips")
+
+
+def test_without_a_card_export_records_what_the_options_say_and_never_reads_params(tmp_path, capsys, monkeypatch):
+    """No fallback to a params.yaml that may belong to another run: a card-less checkpoint exports with
+    numbered classes, the options' settings or the declared defaults, and an unknown GSD unless --gsd."""
+    import yaml
+
+    folder = tmp_path / "bare"
+    folder.mkdir()
+    checkpoint = folder / "m.keras"
+    save_tiny_checkpoint(checkpoint, depth=3, base_filters=4, seed=5, card=False)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["predict"].update(window=32, tta="none")
+    params["resize"]["gsd"] = 0.25
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "-o", str(out), "--subdivisions", "4"]) == 0
+    said = capsys.readouterr()
+    assert f"{checkpoint}: no model card beside it" in said.err
+    assert "unknown ground sample distance (give --gsd), window 128, subdivisions 4, tta d4" in said.out
+    card = OnnxSegmenter(out).card
+    assert card is not None and card.classes is not None and card.classes.names == tuple(f"class_{i}" for i in range(6))
+    assert (card.ground_sample_distance_m, card.window, card.subdivisions, card.tta) == (None, 128, 4, "d4")

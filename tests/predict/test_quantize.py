@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -149,13 +150,15 @@ def test_int8_model_agrees_with_fp32_where_fp32_is_confident(models):
 def test_int8_card_says_how_it_was_quantised_and_keeps_the_rest(models):
     int8 = OnnxSegmenter(models["int8"])
     fp32 = OnnxSegmenter(models["fp32"])
-    assert fp32.metadata["precision"] == "float32"
-    card = int8.metadata
-    assert card == models["card"]
-    assert card["precision"] == "int8" and card["quantization"]["format"] == "QDQ"
-    assert card["quantization"]["calibration"] == {"method": "minmax", "windows": 16, "source": "test store"}
-    assert {k: v for k, v in card.items() if k not in ("precision", "quantization")} == \
-        {k: v for k, v in fp32.metadata.items() if k != "precision"}
+    assert fp32.card is not None and fp32.card.export is not None and fp32.card.export.precision == "float32"
+    card = int8.card
+    assert card == models["card"] and card is not None and card.export is not None
+    assert card.export.precision == "int8" and card.export.quantization is not None
+    assert card.export.quantization.format == "QDQ"
+    assert (card.export.quantization.calibration_method, card.export.quantization.calibration_windows,
+            card.export.quantization.calibration_source) == ("minmax", 16, "test store")
+    assert dataclasses.replace(card, export=dataclasses.replace(card.export, precision="float32",
+                                                                quantization=None)) == fp32.card
 
 
 def test_int8_export_is_reproducible_and_depends_on_its_sample(models, tmp_path):
@@ -178,7 +181,7 @@ def test_cli_exports_int8_for_deepness_and_predicts_with_it(models, tmp_path, ca
     model = onnx.load(str(out))
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["tile_size"]) == 32 and json.loads(props["model_type"]) == "Segmentor"
-    assert json.loads(props[METADATA_KEY])["layout"] == "nchw01"
+    assert json.loads(props[METADATA_KEY])["export"]["layout"] == "nchw01"
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim][1:] == [3, 32, 32]
     image = _scene_like(np.random.default_rng(5), 1, 96)[0].astype(np.uint8)
     source = tmp_path / "scene.png"

@@ -56,14 +56,13 @@ class ClassTable:
         """Positions of the classes the headline means average over."""
         return tuple(i for i, counted in enumerate(self.headline) if counted)
 
-    def card_entries(self) -> dict[str, Any]:
-        """What a model card records of the table (predicting needs the names and colours)."""
+    def legend(self) -> dict[str, Any]:
+        """Names and display colours as JSON lists: what every output shows (a prediction cache keys on it)."""
         return {"class_names": list(self.names), "class_colours": [list(c) for c in self.colours]}
 
-    @classmethod
-    def from_card(cls, names: list[Any], colours: list[Any]) -> ClassTable:
-        """The table a model card records (names and display colours)."""
-        return cls(tuple(str(n) for n in names), tuple((int(c[0]), int(c[1]), int(c[2])) for c in colours))
+    def displayed(self) -> ClassTable:
+        """The table without how label files spell the classes: what a model card records."""
+        return ClassTable(self.names, self.colours)
 
 
 def numbered_classes(count: int) -> ClassTable:

@@ -238,6 +238,23 @@ class Custom:
         return self.parse(section, name)
 
 
+@dataclass(frozen=True)
+class OrNull:
+    """``kind``, or null (None): a setting a record may leave unrecorded (a model card's ground sample
+    distance); ``omissible``: the key may also be absent (a card's provenance, such as its training run)."""
+
+    kind: Kind
+    omissible: bool = False
+
+    def read(self, section: Section, name: str) -> Any:
+        if self.omissible and name not in section.raw:
+            section.read.add(name)
+            return None
+        if section.get(name) is None:
+            return None
+        return self.kind.read(section, name)
+
+
 def param(kind: Kind, default: Any = dataclasses.MISSING) -> Any:
     """Declare a params field: its kind (type and bounds), and optionally what the CLI takes without params.
 

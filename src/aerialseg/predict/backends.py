@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 from aerialseg.core.errors import DataError, one_line_reason
-from aerialseg.core.model_card import card_beside, card_value, checked_card
+from aerialseg.core.model_card import Card, card_beside
 from aerialseg.core.protocols import BatchModel
 
 
@@ -30,19 +29,18 @@ def load_any_model(path: Path) -> tuple[BatchModel, tuple[int, str]]:
     return model, input_multiple(model)
 
 
-def recorded_card(model: BatchModel, path: Path) -> dict[str, Any] | None:
-    """The model card of a model: an exported model's metadata, or the card its training wrote
-    beside a checkpoint (None when there is none)."""
-    metadata = getattr(model, "metadata", None)
-    if metadata is None:
-        return card_beside(path)
-    return checked_card(metadata, str(path)) if metadata else None
+def recorded_card(model: BatchModel, path: Path) -> Card | None:
+    """The checked model card of a model: an exported model's own (its metadata), or the card its
+    training wrote beside a checkpoint (None when there is none)."""
+    if path.suffix.lower() == ".onnx":
+        card: Card | None = getattr(model, "card", None)
+        return card
+    return card_beside(path)
 
 
-def recorded_gsd(card: dict[str, Any] | None) -> float | None:
+def recorded_gsd(card: Card | None) -> float | None:
     """The ground sample distance (m/px) the model was trained at, if its card records it."""
-    value = card_value(card, "ground_sample_distance_m")
-    return float(value) if value else None
+    return None if card is None else card.ground_sample_distance_m
 
 
 def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:

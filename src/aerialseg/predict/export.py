@@ -20,9 +20,10 @@ is written to a temporary folder first and only the int8 one reaches ``out``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,45 +31,51 @@ from aerialseg.core.atomic import atomic_dir, atomic_path
 from aerialseg.core.classes import numbered_classes
 from aerialseg.core.framework import keras
 from aerialseg.core.io import write_json
-from aerialseg.core.model_card import INPUT, SCHEMA_VERSION
+from aerialseg.core.model_card import LAYOUTS, Card, ExportInfo, build_card, card_json
 from aerialseg.core.params import check_window
 from aerialseg.predict.loading import input_multiple, load_model
 from aerialseg.predict.onnx_convert import write_onnx
-from aerialseg.predict.onnx_model import LAYOUTS, METADATA_KEY, set_metadata_props
+from aerialseg.predict.onnx_model import METADATA_KEY, set_metadata_props
 
 if TYPE_CHECKING:
     from aerialseg.predict.quantize import Calibration
 
 FORMATS = ("onnx", "savedmodel")
 SAVEDMODEL_METADATA = Path("assets.extra") / "aerialseg.json"
-_INPUTS = {"nhwc255": "float32 (N, H, W, 3) RGB in [0, 255]", "nchw01": "float32 (N, 3, window, window) RGB in [0, 1]"}
-_OUTPUTS = {"nhwc255": "float32 (N, H, W, classes) softmax probabilities",
-            "nchw01": "float32 (N, classes, window, window) softmax probabilities"}
 
 
-def export_card(model: keras.Model, card: dict[str, Any] | None, *, gsd_m: float | None, window: int,
-                subdivisions: int, tta: str, layout: str) -> dict[str, Any]:
-    """The checkpoint's card (or, without one, what the model itself says) with the export's settings."""
-    base = dict(card) if card else {"schema_version": SCHEMA_VERSION, "producer": "aerialseg",
-                                    **numbered_classes(int(model.output_shape[-1])).card_entries(), "input": INPUT}
-    return {**base, "model_name": model.name, "ground_sample_distance_m": gsd_m, "window": window,
-            "subdivisions": subdivisions, "tta": tta, "input_multiple": input_multiple(model)[0], "layout": layout,
-            "precision": "float32",
-            "input_layout": _INPUTS[layout], "output_layout": _OUTPUTS[layout]}
+def export_card(model: keras.Model, card: Card | None, *, gsd_m: float | None, window: int,
+                subdivisions: int, tta: str, layout: str) -> Card:
+    """The checkpoint's card (or, without one, what the model itself says: numbered classes, 8-bit
+    RGB) with the export's settings and what the export is."""
+    classes = numbered_classes(int(model.output_shape[-1]))
+    base = card or build_card(classes, gsd=None, window=None, subdivisions=None, tta=None, input_multiple=None)
+    bands = ", ".join(base.input.bands)
+    shapes = {"nhwc255": (f"float32 (N, H, W, {len(base.input.bands)}) {bands} in [0, 255]",
+                          "float32 (N, H, W, classes) softmax probabilities"),
+              "nchw01": (f"float32 (N, {len(base.input.bands)}, window, window) {bands} in [0, 1]",
+                         "float32 (N, classes, window, window) softmax probabilities")}[layout]
+    return dataclasses.replace(
+        base, classes=base.classes or classes, ground_sample_distance_m=gsd_m, window=window,
+        subdivisions=subdivisions, tta=tta, input_multiple=input_multiple(model)[0], upgraded_from=None,
+        export=ExportInfo(model_name=model.name, layout=layout, precision="float32", input_layout=shapes[0],
+                          output_layout=shapes[1]))
 
 
-def onnx_metadata_props(card: dict[str, Any]) -> dict[str, str]:
+def onnx_metadata_props(card: Card) -> dict[str, str]:
     """ONNX metadata props: the card as JSON, and for Deepness's layout the keys it reads, as it reads them."""
-    props = {METADATA_KEY: json.dumps(card, sort_keys=True)}
-    if card["layout"] == "nchw01":
+    props = {METADATA_KEY: json.dumps(card_json(card), sort_keys=True)}
+    if card.export is not None and card.export.layout == "nchw01":
+        if card.classes is None or card.window is None or card.subdivisions is None:
+            raise ValueError("a Deepness export's card names its classes, window and subdivisions")
         props.update({
             "model_type": json.dumps("Segmentor"),
-            "class_names": json.dumps({str(i): name for i, name in enumerate(card["class_names"])}),
-            "tile_size": json.dumps(int(card["window"])),
-            "tiles_overlap": json.dumps(round(100 * (1 - 1 / card["subdivisions"]))),
+            "class_names": json.dumps({str(i): name for i, name in enumerate(card.classes.names)}),
+            "tile_size": json.dumps(card.window),
+            "tiles_overlap": json.dumps(round(100 * (1 - 1 / card.subdivisions))),
         })
-        if card["ground_sample_distance_m"] is not None:
-            props["resolution"] = json.dumps(round(card["ground_sample_distance_m"] * 100, 6))  # cm per pixel
+        if card.ground_sample_distance_m is not None:
+            props["resolution"] = json.dumps(round(card.ground_sample_distance_m * 100, 6))  # cm per pixel
     return props
 
 
@@ -108,7 +115,7 @@ def onnx_runtime_model(model: keras.Model):
         return OnnxSegmenter(path)
 
 
-def _write_onnx_with_card(model: keras.Model, path: Path, card: dict[str, Any]) -> None:
+def _write_onnx_with_card(model: keras.Model, path: Path, card: Card) -> None:
     import onnx
 
     write_onnx(model, path)
@@ -119,7 +126,7 @@ def _write_onnx_with_card(model: keras.Model, path: Path, card: dict[str, Any]) 
 
 def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: float | None, window: int,
                  subdivisions: int, tta: str, layout: str = "nhwc255",
-                 card: dict[str, Any] | None = None, int8: Calibration | None = None) -> dict[str, Any]:
+                 card: Card | None = None, int8: Calibration | None = None) -> Card:
     """Write ``checkpoint`` as ``fmt`` (onnx | savedmodel) to ``out``, atomically; return the card it carries.
 
     With ``int8`` (ONNX only) the model is quantised, calibrated as it says. DataError when the
@@ -150,5 +157,5 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: fl
     else:
         with atomic_dir(out) as tmp:
             exported.export(str(tmp), format="tf_saved_model", verbose=False)
-            write_json(tmp / SAVEDMODEL_METADATA, metadata)
+            write_json(tmp / SAVEDMODEL_METADATA, card_json(metadata))
     return metadata

@@ -1,8 +1,9 @@
 """Run an exported ONNX model with ONNX Runtime, the way blending runs a Keras model.
 
-An ONNX file written by ``aerialseg export`` carries its metadata (classes, colours,
-ground sample distance, window, layout) as ONNX metadata props: the keys QGIS's Deepness
-plugin reads, plus one ``aerialseg`` JSON entry holding everything. Nothing here
+An ONNX file written by ``aerialseg export`` carries its model card (classes, colours, ground
+sample distance, window, layout...) as ONNX metadata props: one ``aerialseg`` JSON entry holding
+the card, plus for Deepness's layout the keys QGIS's Deepness plugin reads. The card is read
+and checked when the file is opened. Nothing here
 imports TensorFlow, so predicting with an exported model starts in a fraction of a second.
 """
 
@@ -14,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.model_card import Card, read_card
 
 METADATA_KEY = "aerialseg"
-LAYOUTS = ("nhwc255", "nchw01")  # (N, H, W, 3) RGB in [0, 255] | (N, 3, H, W) RGB in [0, 1] (Deepness)
 
 
 def to_layout(batch: np.ndarray, layout: str) -> np.ndarray:
@@ -25,6 +26,17 @@ def to_layout(batch: np.ndarray, layout: str) -> np.ndarray:
     if layout == "nchw01":
         x = x.transpose(0, 3, 1, 2) / np.float32(255)
     return np.ascontiguousarray(x)
+
+
+def card_in_props(props: dict[str, str], source: str) -> Card | None:
+    """The checked model card an ONNX model's metadata props hold (None when they hold none)."""
+    if METADATA_KEY not in props:
+        return None
+    try:
+        raw = json.loads(props[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise DataError(f"{source}: its {METADATA_KEY!r} metadata is not JSON") from None
+    return read_card(raw, source) if raw else None
 
 
 def set_metadata_props(proto, props: dict[str, str]) -> None:
@@ -53,17 +65,17 @@ class OnnxSegmenter:
             reason = one_line_reason(err)
             raise DataError(f"{path}: not a readable ONNX model ({reason})") from None
         self.props = dict(self.session.get_modelmeta().custom_metadata_map)  # ONNX metadata props, as stored
-        try:
-            self.metadata = json.loads(self.props.get(METADATA_KEY, "{}"))
-        except json.JSONDecodeError:
-            raise DataError(f"{path}: its {METADATA_KEY!r} metadata is not JSON") from None
-        self.layout = self.metadata.get("layout", "nhwc255")
-        if self.layout not in LAYOUTS:
-            raise DataError(f"{path}: unknown input layout {self.layout!r} in its metadata")
+        self.card = card_in_props(self.props, str(path))
+        self.layout = self.card.export.layout if self.card and self.card.export else "nhwc255"
         self.input_name = self.session.get_inputs()[0].name
-        classes = self.metadata.get("class_names") or []
         output_shape = self.session.get_outputs()[0].shape
-        self.num_classes = len(classes) or int(output_shape[1 if self.layout == "nchw01" else -1])
+        outputs = output_shape[1 if self.layout == "nchw01" else -1]
+        if isinstance(outputs, int):  # what the graph says, so that a card naming other classes is caught
+            self.num_classes = outputs
+        elif self.card and self.card.classes:
+            self.num_classes = len(self.card.classes)
+        else:
+            raise DataError(f"{path}: neither its output shape nor its metadata says how many classes it predicts")
 
     @property
     def output_shape(self) -> tuple:
@@ -82,7 +94,7 @@ class OnnxSegmenter:
     @property
     def input_multiple(self) -> int:
         """What input sides must be divisible by (1 when the metadata does not say)."""
-        return int(self.metadata.get("input_multiple", 1))
+        return (self.card.input_multiple if self.card else None) or 1
 
     def predict_on_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, h, w, 3) RGB in [0, 255] -> (N, h, w, classes) float32 probabilities."""

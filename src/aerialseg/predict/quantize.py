@@ -18,24 +18,25 @@ Everything is quantised, softmax included: its uint8 probabilities (steps of 1/2
 averaged over the blending's overlaps and test-time augmentations before the argmax, and
 what it costs in accuracy is measured, not assumed (the pipeline scores the int8 model on
 the test scenes: ``smooth_int8`` in ``metrics/eval.json``). The int8 file carries the fp32
-model's metadata with ``precision`` and ``quantization`` added to its card.
+model's metadata, its card's export record saying ``int8`` and how it was calibrated.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from aerialseg.core.atomic import atomic_path
 from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.model_card import Card, Quantization, card_json
 from aerialseg.core.params import CALIBRATION_METHODS
-from aerialseg.predict.onnx_model import METADATA_KEY, set_metadata_props, to_layout
+from aerialseg.predict.onnx_model import METADATA_KEY, card_in_props, set_metadata_props, to_layout
 
 CALIBRATION_BATCH = 8
 
@@ -66,15 +67,17 @@ def _calibration_reader(input_name: str, windows: np.ndarray, layout: str):
     return Windows()
 
 
-def quantized_card(card: dict[str, Any], method: str, windows: int, calibration: str) -> dict[str, Any]:
+def quantized_card(card: Card, method: str, windows: int, calibration: str) -> Card:
     """The fp32 export's card with what quantisation did, so that a user can tell the files apart."""
-    return {**card, "precision": "int8", "quantization": {
-        "tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
-        "weights": "int8, symmetric, per output channel", "activations": "uint8, asymmetric, per tensor",
-        "calibration": {"method": method, "windows": windows, "source": calibration}}}
+    if card.export is None:
+        raise ValueError("only an exported model's card is quantised")
+    how = Quantization(tool="onnxruntime.quantization.quantize_static", format="QDQ",
+                       weights="int8, symmetric, per output channel", activations="uint8, asymmetric, per tensor",
+                       calibration_method=method, calibration_windows=windows, calibration_source=calibration)
+    return dataclasses.replace(card, export=dataclasses.replace(card.export, precision="int8", quantization=how))
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> dict[str, Any]:
+def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> Card:
     """Write the int8 version of the fp32 ONNX model ``fp32`` to ``out`` (atomically), calibrated as
     ``calibration`` says; return the card it carries."""
     import onnx
@@ -86,10 +89,12 @@ def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> dict[str, 
         raise ValueError(f"calibration method {method!r}")
     source = onnx.load(str(fp32))
     props = {entry.key: entry.value for entry in source.metadata_props}
-    card = json.loads(props.get(METADATA_KEY, "{}"))
-    layout = card.get("layout", "nhwc255")
-    card = quantized_card(card, method, len(windows), calibration.source)
-    props[METADATA_KEY] = json.dumps(card, sort_keys=True)
+    exported = card_in_props(props, str(fp32))
+    if exported is None or exported.export is None:
+        raise DataError(f"{fp32}: not an aerialseg export (its metadata holds no export record)")
+    card = quantized_card(exported, method, len(windows), calibration.source)
+    layout = exported.export.layout
+    props[METADATA_KEY] = json.dumps(card_json(card), sort_keys=True)
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                  "entropy": CalibrationMethod.Entropy}[method]
     with tempfile.TemporaryDirectory(prefix="aerialseg-int8-") as folder:
