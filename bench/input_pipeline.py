@@ -30,12 +30,14 @@ sys.path.insert(0, str(ROOT / "src"))
 def _write_store(folder: Path, count: int, patch: int, shard_size: int):
     import numpy as np
 
-    from aerialseg.core.params import load_params
+    from aerialseg.core.config.params import load_params
+    from aerialseg.core.model_card import data_facts, facts_json
     from aerialseg.prepare.tile_writer import write_manifest, write_split
     from aerialseg.prepare.tiling import Tile
     from aerialseg.train.tile_reader import TileStore
 
-    names = load_params(ROOT / "params.yaml").classes.names
+    params = load_params(ROOT / "params.yaml")
+    names = params.classes.names
 
     rng = np.random.default_rng(0)
     scenes = max(1, count // 64)
@@ -49,7 +51,8 @@ def _write_store(folder: Path, count: int, patch: int, shard_size: int):
     import pandas as pd
 
     frames = [write_split(folder, "train", tiles(), patch, shard_size=shard_size, class_names=names)]
-    write_manifest(folder, pd.concat(frames, ignore_index=True), patch, patch, class_names=names)
+    write_manifest(folder, pd.concat(frames, ignore_index=True), patch, patch, class_names=names,
+                   data=facts_json(data_facts(params)))
     return TileStore(folder)
 
 
@@ -60,7 +63,7 @@ def main() -> None:
     parser.add_argument("--jitter", action="store_true", help="add photometric jitter to the pipeline")
     args = parser.parse_args()
 
-    from aerialseg.core.params import JitterParams, load_params
+    from aerialseg.core.config.params import JitterParams, load_params
     from aerialseg.train.compiling import TrainConfig, compile_model, make_deterministic
     from aerialseg.train.input_pipeline import steps_per_epoch, tile_dataset
 

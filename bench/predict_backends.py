@@ -145,8 +145,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
+    from aerialseg.core.config.params import load_params
     from aerialseg.core.framework import keras
-    from aerialseg.core.params import load_params
     from aerialseg.predict.export import export_model
     from aerialseg.predict.onnx_model import OnnxSegmenter, to_layout
     from aerialseg.predict.quantize import Calibration, quantize_int8

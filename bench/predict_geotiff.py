@@ -86,8 +86,8 @@ def setup(folder: Path, size: int) -> None:
     Run in its own process: Linux hands a child the parent's peak RSS at fork, so the
     process that measures must stay small (no TensorFlow loaded in it).
     """
+    from aerialseg.core.config.params import load_params
     from aerialseg.core.framework import keras
-    from aerialseg.core.params import load_params
     from aerialseg.predict.export import export_model
     from aerialseg.train.compiling import build_model
 
@@ -110,7 +110,7 @@ def main() -> None:
         setup(args.setup, args.size)
         return
 
-    from aerialseg.core.params import load_params
+    from aerialseg.core.config.params import load_params
     from aerialseg.predict.blending import count_windows
 
     params = load_params(ROOT / "params.yaml")

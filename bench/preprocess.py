@@ -43,10 +43,10 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
     import cv2
     import numpy as np
 
+    from aerialseg.core.config.params import load_params
+    from aerialseg.core.geo.worldfile import WorldFile, write_world_file
     from aerialseg.core.names import SceneFiles
     from aerialseg.core.palette import index_to_rgb
-    from aerialseg.core.params import load_params
-    from aerialseg.core.worldfile import WorldFile, write_world_file
 
     colours = load_params(ROOT / "params.yaml").classes.colours
 
@@ -75,7 +75,7 @@ def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: in
     """Our stages' library calls, as the stages make them."""
     from functools import partial
 
-    from aerialseg.core.params import load_params
+    from aerialseg.core.config.params import load_params
     from aerialseg.prepare.parallel import map_scenes, peak_rss_mb
     from aerialseg.prepare.preprocess import encode_scene_files, resize_scene_files
 
@@ -106,8 +106,8 @@ def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
     import numpy as np
     from sklearn.preprocessing import MinMaxScaler
 
+    from aerialseg.core.config.params import load_params
     from aerialseg.core.names import SceneFiles
-    from aerialseg.core.params import load_params
 
     class_colours = load_params(ROOT / "params.yaml").classes.colours
 

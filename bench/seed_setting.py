@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     args = parser.parse_args()
 
-    from aerialseg.core.params import ModelParams, load_params
+    from aerialseg.core.config.params import ModelParams, load_params
     from aerialseg.train.compiling import TrainConfig, compile_model, make_deterministic
     from aerialseg.train.model import build_unet
     from train import forward_flops  # bench/train.py

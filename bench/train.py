@@ -185,7 +185,8 @@ def serve_epoch(params, rounds: int, tiles: Path) -> None:
 
     import pandas as pd
 
-    from aerialseg.core.params import checkpoint_epochs
+    from aerialseg.core.config.params import checkpoint_epochs
+    from aerialseg.core.model_card import data_facts, facts_json
     from aerialseg.prepare.tile_writer import write_manifest, write_split
     from aerialseg.prepare.tiling import Tile
     from aerialseg.train import resume
@@ -217,7 +218,7 @@ def serve_epoch(params, rounds: int, tiles: Path) -> None:
             frames.append(write_split(tmp / "tiles", split, cut, patch, params.tile.shard_size,
                                       class_names=params.classes.names))
         write_manifest(tmp / "tiles", pd.concat(frames, ignore_index=True), patch, params.tile.stride,
-                       class_names=params.classes.names)
+                       class_names=params.classes.names, data=facts_json(data_facts(params)))
         total = rounds + 2
         config = replace(TrainConfig.from_params(params), epochs=total,
                          checkpoint_epochs=checkpoint_epochs(total, min(params.checkpoint_every, total)))
@@ -269,7 +270,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from aerialseg.core.params import load_params
+    from aerialseg.core.config.params import load_params
 
     params = load_params(ROOT / "params.yaml")
     if args.side:

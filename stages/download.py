@@ -10,8 +10,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.config.params import load_params
 from aerialseg.core.names import RAW
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.sources import potsdam, synthetic
 

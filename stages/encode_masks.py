@@ -8,9 +8,9 @@ Everything counted goes to metrics/data_report.json.
 from functools import partial
 
 from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.config.params import load_params
 from aerialseg.core.io import write_json
 from aerialseg.core.names import DATA_REPORT, MASKS, RESIZED
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.preprocess import data_report, encode_scene_files

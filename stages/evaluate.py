@@ -6,8 +6,9 @@ its int8 ONNX model's smooth maps as ``smooth_int8``, and the colour baseline). 
 maps and logs only: no TensorFlow.
 """
 
+from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
-from aerialseg.core.geoio import read_class_map
+from aerialseg.core.geo.geoio import read_class_map
 from aerialseg.core.io import read_index_mask, read_rgb, write_json
 from aerialseg.core.names import (
     CHECKPOINTS_JSON,
@@ -26,7 +27,6 @@ from aerialseg.core.names import (
     prediction_file,
     prediction_folder,
 )
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.evaluate.scoring import (
     colour_baseline,

@@ -6,10 +6,10 @@ cost is a tracked metric. Both files run with ``aerialseg predict``.
 """
 
 from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
 from aerialseg.core.model_card import read_card_file
 from aerialseg.core.names import EXPORT_FP32, EXPORT_INT8, EXPORTS, MODEL_CARD, MODELS, TILES, list_checkpoints
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.predict.calibration import calibration_windows
 from aerialseg.predict.export import export_model

@@ -7,10 +7,10 @@ Runtime (no TensorFlow), so that evaluate can score the int8 model beside the Ke
 from tqdm import tqdm
 
 from aerialseg.core.atomic import atomic_dir
-from aerialseg.core.geoio import georeference_of, parse_crs, write_class_geotiff
+from aerialseg.core.config.params import load_params
+from aerialseg.core.geo.geoio import georeference_of, parse_crs, write_class_geotiff
 from aerialseg.core.io import read_rgb
 from aerialseg.core.names import EXPORT_INT8, EXPORTS, PREDICTIONS_INT8, RESIZED, SceneFiles, prediction_file
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.predict.blending import predict_smooth
 from aerialseg.predict.onnx_model import OnnxSegmenter

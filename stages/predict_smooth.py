@@ -12,12 +12,12 @@ from dataclasses import asdict
 
 from tqdm import tqdm
 
+from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
-from aerialseg.core.geoio import georeference_of, parse_crs, write_class_geotiff
+from aerialseg.core.geo.geoio import georeference_of, parse_crs, write_class_geotiff
 from aerialseg.core.io import read_rgb
 from aerialseg.core.model_card import card_classes, read_card_file
 from aerialseg.core.names import MODEL_CARD, MODELS, PREDICTIONS, RESIZED, SceneFiles, list_checkpoints, prediction_file
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.predict import prediction_cache as cache
 from aerialseg.predict.inference import predict_class_maps, prediction_code_digest, weights_fingerprint

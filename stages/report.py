@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from aerialseg.core.geoio import read_class_map
+from aerialseg.core.config.params import load_params
+from aerialseg.core.geo.geoio import read_class_map
 from aerialseg.core.io import read_index_mask, read_json, read_rgb
 from aerialseg.core.names import (
     CHECKPOINTS_JSON,
@@ -20,7 +21,6 @@ from aerialseg.core.names import (
     prediction_file,
     prediction_folder,
 )
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.evaluate import report
 

@@ -8,8 +8,8 @@ one). Scenes are resized in parallel (params ``jobs``), one scene per worker at 
 from functools import partial
 
 from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.config.params import load_params
 from aerialseg.core.names import RAW, RESIZED
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.preprocess import carry_sources, resize_scene_files

@@ -1,10 +1,15 @@
-"""Stage tile: cut each split's scenes (never mixed) into sharded tile arrays -> data/tiles."""
+"""Stage tile: cut each split's scenes (never mixed) into sharded tile arrays -> data/tiles.
+
+The manifest records what the tiles are (classes, input bands, ground sample distance): train
+carries them into the model card.
+"""
 
 import pandas as pd
 
 from aerialseg.core.atomic import atomic_dir
+from aerialseg.core.config.params import load_params
+from aerialseg.core.model_card import data_facts, facts_json
 from aerialseg.core.names import MASKS, RESIZED, TILES
-from aerialseg.core.params import load_params
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.tile_writer import scene_tiles, write_manifest, write_split
 
@@ -19,7 +24,8 @@ def main() -> str:
             frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size,
                                           class_names=params.classes.names))
         index = pd.concat(frames, ignore_index=True)
-        write_manifest(tmp, index, patch, stride, class_names=params.classes.names)
+        write_manifest(tmp, index, patch, stride, class_names=params.classes.names,
+                       data=facts_json(data_facts(params)))
     counts = index.groupby("split").size().to_dict()
     return "tiles " + ", ".join(f"{k}={counts.get(k, 0)}" for k in ("train", "val", "test"))
 

@@ -12,9 +12,10 @@ import pytest
 import yaml
 from hypothesis import settings
 
+from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import OffPaletteError
+from aerialseg.core.model_card import data_facts, facts_json
 from aerialseg.core.palette import encode_label
-from aerialseg.core.params import load_params
 
 # CI replays the same fuzzed examples every run (a red CI names a reproducible case);
 # elsewhere every run explores new ones.
@@ -26,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CLASSES = load_params(ROOT / "params.yaml").classes
 """The default class table (params.yaml's), for tests that need "the classes" without a params file."""
+TILE_FACTS = facts_json(data_facts(load_params(ROOT / "params.yaml")))
+"""What a tile manifest records of tiles cut with the default params (its ``data``)."""
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from aerialseg.cli import main
+from aerialseg.core.geo.worldfile import WorldFile, read_world_file, write_world_file
 from aerialseg.core.io import read_rgb, write_rgb
 from aerialseg.core.palette import index_to_rgb
-from aerialseg.core.worldfile import WorldFile, read_world_file, write_world_file
 from aerialseg.predict.blending import predict_smooth
 
 from conftest import CLASSES, strict_index
@@ -170,7 +170,7 @@ def test_the_command_says_one_line_even_after_loading_tensorflow(checkpoint, tmp
 
 def test_the_model_card_sets_window_subdivisions_and_tta_unless_an_option_does(tmp_path, real_crop_paths, capsys,
                                                                                tiny_checkpoint):
-    from aerialseg.core.geoio import read_class_map
+    from aerialseg.core.geo.geoio import read_class_map
     from aerialseg.core.io import write_json
     from aerialseg.core.names import MODEL_CARD
 

@@ -56,3 +56,35 @@ def test_every_stage_script_runs_in_order_and_writes_its_declared_outputs(tmp_pa
     assert (project / "data" / "predictions" / "epoch_002" / f"{test_scene}_smooth.tif").is_file()
     evaluation = json.loads((project / "metrics" / "data_report.json").read_text())
     assert sorted(evaluation["tiles"]) == sorted(split["train"] + split["val"] + split["test"])
+
+
+def test_the_tile_manifest_carries_the_classes_into_the_card_and_train_refuses_another_table(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """params -> tile manifest -> model card; tiles labelled with another table than the params' are refused
+    before any training, in one line naming the manifest."""
+    project = copy_project(tmp_path)
+    monkeypatch.chdir(project)
+    run_stages(lambda: capsys.readouterr().out, until="tile")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    manifest_file = project / "data" / "tiles" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    facts = manifest["data"]
+    assert [c["name"] for c in facts["classes"]] == list(params["classes"]["table"])
+    assert facts["ground_sample_distance_m"] == params["resize"]["gsd"]
+    assert facts["input"]["bands"] == ["red", "green", "blue"]
+    names = ", ".join(params["classes"]["table"])
+    facts["classes"][-1]["name"] = "other"
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit) as stopped:
+        run_stages(lambda: capsys.readouterr().out, start="train", until="train")
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "train: error: data/tiles/manifest.json: the tiles are labelled with classes "
+        f"{names.rsplit(', ', 1)[0]}, other, but params.yaml's table has {names}; run the tile stage again")
+    assert not (project / "data" / "models").exists()
+    facts["classes"][-1]["name"] = list(params["classes"]["table"])[-1]
+    facts["ground_sample_distance_m"] = 0.8  # what the tiles were, whatever params say now
+    manifest_file.write_text(json.dumps(manifest))
+    run_stages(lambda: capsys.readouterr().out, start="train", until="train")
+    card = json.loads((project / "data" / "models" / "model_card.json").read_text())
+    assert card["ground_sample_distance_m"] == 0.8 and card["classes"] == facts["classes"]

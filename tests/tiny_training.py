@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from conftest import CLASSES
+from conftest import CLASSES, TILE_FACTS
 
 TRAIN_IDS, VAL_IDS = ["2_10", "2_11"], ["5_12"]
 
@@ -39,7 +39,8 @@ def make_store(folder: Path):
                      + rng.integers(0, 30, (64, 64, 3))).astype(np.uint8)
             tiles += list(cut_tiles(scene, image, mask, 32, 16))
         frames.append(write_split(folder, split, iter(tiles), 32, shard_size=10, class_names=CLASSES.names))
-    write_manifest(folder, pd.concat(frames, ignore_index=True), 32, 16, class_names=CLASSES.names)
+    write_manifest(folder, pd.concat(frames, ignore_index=True), 32, 16, class_names=CLASSES.names,
+                   data=TILE_FACTS)
     return TileStore(folder)
 
 
@@ -47,7 +48,7 @@ def config(seed=1, epochs=2, **overrides):
     """A U-Net small enough to train an epoch on the tiny store in about a second."""
     from dataclasses import fields
 
-    from aerialseg.core.params import ModelParams, TrainParams
+    from aerialseg.core.config.params import ModelParams, TrainParams
     from aerialseg.train.compiling import TrainConfig
 
     model = dict(depth=2, base_filters=4, max_filters=None, batch_norm=False)

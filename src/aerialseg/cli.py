@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aerialseg.core.declarations import declared_default, option_choices, option_type
+from aerialseg.core.config.declarations import declared_default, option_choices, option_type
+from aerialseg.core.config.params import ExportParams, Params, PredictParams, check_window
 from aerialseg.core.errors import DataError, ParamsError
-from aerialseg.core.params import ExportParams, Params, PredictParams, check_window
 
 if TYPE_CHECKING:
     from distributed import Client

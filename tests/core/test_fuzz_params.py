@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aerialseg.core.config.params import Params, load_params, parse_params
 from aerialseg.core.errors import ParamsError
-from aerialseg.core.params import Params, load_params, parse_params
 
 from conftest import ROOT
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aerialseg.core.errors import DataError
+from aerialseg.core.geo.worldfile import read_world_file
 from aerialseg.core.io import open_rgb, read_index_mask, read_json, read_npy, read_rgb
-from aerialseg.core.worldfile import read_world_file
 from aerialseg.predict.mapping import open_orthophoto
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)

@@ -1,7 +1,7 @@
 import pytest
 
+from aerialseg.core.config.params import load_params, parse_params
 from aerialseg.core.errors import ParamsError
-from aerialseg.core.params import load_params, parse_params
 
 from conftest import ROOT
 
@@ -195,7 +195,7 @@ def test_sections_mirror_the_yaml(raw_params):
 
 
 def test_tta_choices_are_the_blending_ones():
-    from aerialseg.core.params import TTA_MODES
+    from aerialseg.core.config.params import TTA_MODES
     from aerialseg.predict.blending import transforms
 
     assert [len(transforms(mode)) for mode in TTA_MODES] == [8, 4, 1]

@@ -7,7 +7,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from aerialseg.core.errors import DataError
-from aerialseg.core.pixel_size import ground_sample_distance
+from aerialseg.core.geo.pixel_size import ground_sample_distance
 
 UTM = CRS.from_epsg(25833)
 

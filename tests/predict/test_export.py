@@ -12,10 +12,10 @@ import pytest
 import rasterio
 
 from aerialseg.cli import main
+from aerialseg.core.config.params import ENCODERS
 from aerialseg.core.framework import tf
 from aerialseg.core.io import read_npy, read_rgb, write_rgb
 from aerialseg.core.model_card import card_beside, card_json
-from aerialseg.core.params import ENCODERS
 from aerialseg.predict.export import SAVEDMODEL_METADATA, export_model
 from aerialseg.predict.onnx_model import METADATA_KEY, OnnxSegmenter
 

@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 
 from aerialseg.cli import main
-from aerialseg.core.geoio import NODATA
+from aerialseg.core.geo.geoio import NODATA
 from aerialseg.core.io import read_rgb, write_json
 from aerialseg.core.names import MODEL_CARD
 from aerialseg.predict.blending import predict_smooth

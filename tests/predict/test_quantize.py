@@ -23,7 +23,7 @@ from aerialseg.predict.quantize import Calibration, quantize_int8
 from aerialseg.prepare.tile_writer import write_manifest, write_split
 from aerialseg.prepare.tiling import Tile
 
-from conftest import CLASSES, save_tiny_checkpoint
+from conftest import CLASSES, TILE_FACTS, save_tiny_checkpoint
 
 PATCH = 32
 
@@ -45,7 +45,8 @@ def _tile_store(folder: Path) -> dict[str, np.ndarray]:
         tiles = [Tile(f"{split}_{i}", 0, 0, image, np.zeros((PATCH, PATCH), np.uint8)) for i, image in enumerate(batch)]
         # several shards per split
         rows.append(write_split(folder, split, tiles, PATCH, shard_size=6, class_names=CLASSES.names))
-    write_manifest(folder, pd.concat(rows, ignore_index=True), PATCH, PATCH, class_names=CLASSES.names)
+    write_manifest(folder, pd.concat(rows, ignore_index=True), PATCH, PATCH, class_names=CLASSES.names,
+                   data=TILE_FACTS)
     return images
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from aerialseg.core.errors import DataError, OffPaletteError
+from aerialseg.core.geo.worldfile import WorldFile, read_world_file, write_world_file
 from aerialseg.core.io import read_index_mask, read_rgb, write_rgb
 from aerialseg.core.names import MaskFiles, SceneFiles
 from aerialseg.core.palette import index_to_rgb
-from aerialseg.core.worldfile import WorldFile, read_world_file, write_world_file
 from aerialseg.prepare.preprocess import encode_scene, resize_label, resize_scene, resize_scene_files
 
 from conftest import CLASSES

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from aerialseg.core.classes import IGNORE_INDEX
+from aerialseg.core.geo.worldfile import read_world_file
 from aerialseg.core.io import read_rgb
 from aerialseg.core.names import SceneFiles
-from aerialseg.core.worldfile import read_world_file
 from aerialseg.prepare.sources.synthetic import erode_boundaries, generate_scene, write_scene_files
 
 from conftest import CLASSES, strict_index

@@ -8,7 +8,7 @@ from aerialseg.prepare.tile_writer import scene_tiles, write_manifest, write_spl
 from aerialseg.prepare.tiling import cut_tiles, window_origins
 from aerialseg.train.tile_reader import TileStore
 
-from conftest import CLASSES
+from conftest import CLASSES, TILE_FACTS
 
 
 @pytest.mark.parametrize("length, window, stride", [(512, 128, 64), (500, 128, 128), (130, 128, 64), (128, 128, 32)])
@@ -53,7 +53,8 @@ def test_shards_round_trip_with_index(tmp_path):
     for split, ids in splits.items():
         tiles = [t for s in ids for t in cut_tiles(s, *scenes[s], 32, 32)]
         frames.append(write_split(tmp_path, split, iter(tiles), 32, shard_size=7, class_names=CLASSES.names))
-    write_manifest(tmp_path, pd.concat(frames, ignore_index=True), 32, 32, class_names=CLASSES.names)
+    write_manifest(tmp_path, pd.concat(frames, ignore_index=True), 32, 32, class_names=CLASSES.names,
+                   data=TILE_FACTS)
     store = TileStore(tmp_path)
     index = store.index
     assert store.count("train") == 18 and store.count("val") == 9

@@ -208,7 +208,7 @@ def test_a_run_is_keyed_on_the_weights_file_contents_and_train_depends_on_its_fo
     retraining for a key that changes); here: same bytes, same key; other bytes, other key."""
     import yaml
 
-    from aerialseg.core.params import ENCODER_WEIGHTS_DIR
+    from aerialseg.core.config.params import ENCODER_WEIGHTS_DIR
     from aerialseg.train.loop import encoder_weights_digest
 
     from conftest import ROOT

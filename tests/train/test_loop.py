@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aerialseg.core.config.params import JitterParams
 from aerialseg.core.names import list_checkpoints
-from aerialseg.core.params import JitterParams
 from aerialseg.train.input_pipeline import tile_dataset
 from aerialseg.train.loop import train
 
@@ -347,7 +347,7 @@ def test_switches(value, expected):
 
 @pytest.mark.parametrize("decay", [0.97, 0.99])
 def test_a_400_epoch_run_keeps_learning_to_its_last_epoch(decay):
-    from aerialseg.core.params import TrainParams
+    from aerialseg.core.config.params import TrainParams
     from aerialseg.train.schedules import learning_rate
 
     train = TrainParams(learning_rate=0.003, lr_schedule="exponential", lr_decay=decay, dice_weight=1.0,

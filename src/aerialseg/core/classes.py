@@ -1,7 +1,7 @@
 """The class table: what a model predicts, how label files spell each class, how maps show it.
 
 A ``ClassTable`` is data, read once from ``params.yaml`` (section ``classes``, see
-``core/class_params.py``) and carried from there into encoding, losses, metrics, reports, the
+``core/config/class_params.py``) and carried from there into encoding, losses, metrics, reports, the
 model card and, through the card, into every map ``aerialseg predict`` writes. Inside the pipeline
 a class is its position ``0 .. N-1`` in the table and ``IGNORE_INDEX`` marks the pixels no loss or
 metric counts. Label files may spell a class otherwise: ``values`` are the numbers an index label

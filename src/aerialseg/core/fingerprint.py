@@ -17,11 +17,12 @@ PACKAGE = "aerialseg"
 # Modules that only carry values, name files or move bytes: their code does not change what
 # training or prediction computes (the values themselves are part of a run's settings), so
 # editing them keeps saved training states and predictions valid.
-VALUE_ONLY_MODULES = ("aerialseg", "aerialseg.core", "aerialseg.core.errors", "aerialseg.core.fingerprint",
+VALUE_ONLY_MODULES = ("aerialseg", "aerialseg.core", "aerialseg.core.config", "aerialseg.core.geo",
+                      "aerialseg.core.errors", "aerialseg.core.fingerprint",
                       "aerialseg.core.framework", "aerialseg.core.atomic", "aerialseg.core.io",
-                      "aerialseg.core.worldfile", "aerialseg.core.names", "aerialseg.core.params",
-                      "aerialseg.core.data_params",
-                      "aerialseg.core.declarations", "aerialseg.core.protocols")
+                      "aerialseg.core.geo.worldfile", "aerialseg.core.names", "aerialseg.core.config.params",
+                      "aerialseg.core.config.data_params",
+                      "aerialseg.core.config.declarations", "aerialseg.core.protocols")
 
 
 class _DropDocstrings(ast.NodeTransformer):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aerialseg.core.classes import ClassTable, numbered_classes
-from aerialseg.core.declarations import (
+from aerialseg.core.config.declarations import (
     Choice,
     Custom,
     Integer,
@@ -40,10 +40,10 @@ from aerialseg.core.declarations import (
     parse_section,
     shown,
 )
+from aerialseg.core.config.params import ExportParams, ModelParams, Params, PredictParams, ResizeParams
 from aerialseg.core.errors import DataError, ParamsError
 from aerialseg.core.io import read_json
 from aerialseg.core.names import MODEL_CARD
-from aerialseg.core.params import ExportParams, ModelParams, Params, PredictParams, ResizeParams
 
 SCHEMA_VERSION = 2
 PRODUCER = "aerialseg"
@@ -173,6 +173,36 @@ class Card:
     upgraded_from: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class DataFacts:
+    """What a model learns from: the classes, the input and the ground sample distance of its tiles.
+    The tile stage writes them into the tile manifest (``data``) from the params; train reads them
+    from there into the card, so that the card says what the tiles were, not what params say now."""
+
+    classes: ClassTable = param(Custom(_card_classes))
+    input: InputSpec = param(Nested(InputSpec))
+    ground_sample_distance_m: float = param(declared(ResizeParams, "gsd"))
+
+
+def data_facts(params: Params) -> DataFacts:
+    """The facts of tiles cut with these params (8-bit RGB: the only input aerialseg reads today)."""
+    return DataFacts(classes=params.classes.displayed(), input=RGB_UINT8, ground_sample_distance_m=params.resize.gsd)
+
+
+def facts_json(facts: DataFacts) -> dict[str, Any]:
+    """The facts as the JSON object ``read_facts`` reads back."""
+    result: dict[str, Any] = _plain(facts)
+    return result
+
+
+def read_facts(raw: Any, source: str) -> DataFacts:
+    """The checked facts a JSON value holds; a one-line DataError naming ``source`` and the key otherwise."""
+    try:
+        return parse_section(DataFacts, Section(raw, "data."))
+    except ParamsError as err:
+        raise DataError(f"{source}: {err}") from None
+
+
 def build_card(classes: ClassTable | None, *, gsd: float | None, window: int | None, subdivisions: int | None,
                tta: str | None, input_multiple: int | None, architecture: Architecture | None = None,
                training_run: str | None = None, inputs: InputSpec = RGB_UINT8) -> Card:
@@ -182,16 +212,17 @@ def build_card(classes: ClassTable | None, *, gsd: float | None, window: int | N
                 input_multiple=input_multiple, architecture=architecture, training_run=training_run)
 
 
-def model_card(params: Params, run: dict[str, Any] | None = None) -> Card:
-    """The card of a run with these params; ``run`` is the training state's run record (its digest is kept)."""
+def model_card(params: Params, facts: DataFacts, run: dict[str, Any] | None = None) -> Card:
+    """The card of a run with these params on tiles of these facts; ``run`` is the training state's run
+    record (its digest is kept)."""
     m = params.model
     digest = None if run is None else hashlib.sha256(json.dumps(run, sort_keys=True).encode()).hexdigest()[:16]
-    return build_card(params.classes.displayed(), gsd=params.resize.gsd, window=params.predict.window,
+    return build_card(facts.classes, gsd=facts.ground_sample_distance_m, window=params.predict.window,
                       subdivisions=params.predict.subdivisions, tta=params.predict.tta,
                       input_multiple=m.input_multiple()[0],
                       architecture=Architecture(encoder=m.encoder, depth=m.depth, base_filters=m.base_filters,
                                                 max_filters=m.max_filters, batch_norm=m.batch_norm),
-                      training_run=digest)
+                      training_run=digest, inputs=facts.input)
 
 
 def card_json(card: Card) -> dict[str, Any]:

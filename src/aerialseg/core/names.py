@@ -50,7 +50,7 @@ class SceneFiles:
     """The files of one scene in a stage folder (``data/raw``, ``data/resized``), named by its scene id
     whatever the source: ``{scene}_image.tif`` (+ ``.tfw``), ``{scene}_label.tif``,
     ``{scene}_label_noboundary.tif``. Every name ends in its own suffix, so no two scene ids that pass
-    the id rule (``core/declarations.py``) share a file. Each source maps its release's names to these
+    the id rule (``core/config/declarations.py``) share a file. Each source maps its release's names to these
     (``prepare/sources``) and records where every file came from in ``SOURCES_FILE``."""
 
     folder: Path

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from aerialseg.core.geoio import Georeference
+from aerialseg.core.geo.geoio import Georeference
 
 
 class BatchModel(Protocol):

@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 
 from aerialseg.core.atomic import sweep_stale_temporaries
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
+from aerialseg.core.geo.orthophoto import is_remote
 from aerialseg.core.io import write_text
-from aerialseg.core.orthophoto import is_remote
 from aerialseg.core.protocols import BatchModel
 from aerialseg.core.verify import problem_with
 from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd

@@ -29,10 +29,10 @@ import numpy as np
 
 from aerialseg.core.atomic import atomic_dir, atomic_path
 from aerialseg.core.classes import numbered_classes
+from aerialseg.core.config.params import check_window
 from aerialseg.core.framework import keras
 from aerialseg.core.io import write_json
 from aerialseg.core.model_card import LAYOUTS, Card, ExportInfo, build_card, card_json
-from aerialseg.core.params import check_window
 from aerialseg.predict.loading import input_multiple, load_model
 from aerialseg.predict.onnx_convert import write_onnx
 from aerialseg.predict.onnx_model import METADATA_KEY, set_metadata_props

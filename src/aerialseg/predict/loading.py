@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aerialseg.core.config.params import ENCODER_STRIDE
 from aerialseg.core.errors import DataError, one_line_reason
 from aerialseg.core.framework import keras
-from aerialseg.core.params import ENCODER_STRIDE
 
 
 def load_model(path: str | Path) -> keras.Model:

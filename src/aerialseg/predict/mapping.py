@@ -22,7 +22,7 @@ from rasterio.features import geometry_mask
 from aerialseg.core.atomic import atomic_paths
 from aerialseg.core.classes import ClassTable, numbered_classes
 from aerialseg.core.errors import DataError, ParamsError
-from aerialseg.core.geoio import (
+from aerialseg.core.geo.geoio import (
     NODATA,
     Georeference,
     category_names_xml,
@@ -34,12 +34,12 @@ from aerialseg.core.geoio import (
     write_probability_geotiff,
     write_uncertainty_geotiff,
 )
+from aerialseg.core.geo.orthophoto import Orthophoto, is_remote
+from aerialseg.core.geo.worldfile import WorldFile, world_file_for
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
-from aerialseg.core.orthophoto import Orthophoto, is_remote
 from aerialseg.core.palette import index_to_rgb
 from aerialseg.core.protocols import BatchModel, RowImage
 from aerialseg.core.verify import GEOTIFF_SUFFIXES
-from aerialseg.core.worldfile import WorldFile, world_file_for
 from aerialseg.predict.blending import blend_rows, count_windows
 from aerialseg.predict.uncertainty import quantised_uncertainty
 

@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from aerialseg.core.atomic import atomic_path
+from aerialseg.core.config.params import CALIBRATION_METHODS
 from aerialseg.core.errors import DataError, one_line_reason
 from aerialseg.core.model_card import Card, Quantization, card_json
-from aerialseg.core.params import CALIBRATION_METHODS
 from aerialseg.predict.onnx_model import METADATA_KEY, card_in_props, set_metadata_props, to_layout
 
 CALIBRATION_BATCH = 8

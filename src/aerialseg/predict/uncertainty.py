@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aerialseg.core.geoio import NODATA, PROBABILITY_SCALE
+from aerialseg.core.geo.geoio import NODATA, PROBABILITY_SCALE
 
 
 def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:

@@ -10,10 +10,10 @@ import numpy as np
 
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.errors import DataError, OffPaletteError
+from aerialseg.core.geo.worldfile import read_world_file, write_world_file
 from aerialseg.core.io import open_rgb, read_json, read_label, write_index_mask, write_json, write_label, write_rgb
 from aerialseg.core.names import SOURCES_FILE, MaskFiles, SceneFiles
 from aerialseg.core.palette import LabelEncoding, class_counts, encode_index_label, encode_label
-from aerialseg.core.worldfile import read_world_file, write_world_file
 
 
 def resized_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,8 +78,10 @@ def write_split(folder: Path, split: str, tiles: Iterable[Tile], patch: int, sha
     return pd.DataFrame(rows)
 
 
-def write_manifest(folder: Path, index: pd.DataFrame, patch: int, stride: int, *, class_names: Sequence[str]) -> None:
-    """Write the index table and the manifest that readers check before trusting shards."""
+def write_manifest(folder: Path, index: pd.DataFrame, patch: int, stride: int, *, class_names: Sequence[str],
+                   data: dict[str, Any]) -> None:
+    """Write the index table and the manifest that readers check before trusting shards; ``data`` is
+    what the tiles are (classes, input, ground sample distance), carried on into the model card."""
     with atomic_path(folder / TILE_INDEX_FILE) as tmp:
         index.to_csv(tmp, index=False)
     tiles = index.groupby("split").size().to_dict() if len(index) else {}
@@ -86,6 +89,7 @@ def write_manifest(folder: Path, index: pd.DataFrame, patch: int, stride: int, *
     write_json(folder / TILE_MANIFEST_FILE, {
         "patch_size": patch,
         "stride": stride,
+        "data": data,
         "tiles": {k: int(v) for k, v in tiles.items()},
         "class_pixels": {} if pixels is None else {
             split: {k: int(v) for k, v in row.items()} for split, row in pixels.iterrows()

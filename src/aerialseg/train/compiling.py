@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from aerialseg.core.config.params import ModelParams, Params, TrainParams
 from aerialseg.core.framework import keras, tf
-from aerialseg.core.params import ModelParams, Params, TrainParams
 from aerialseg.train.encoders import build_encoder_unet
 from aerialseg.train.losses import DiceFocalLoss, median_frequency_weights, training_metrics
 from aerialseg.train.model import build_unet

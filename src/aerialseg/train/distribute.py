@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
+from aerialseg.core.config.params import STRATEGIES
 from aerialseg.core.errors import ParamsError
 from aerialseg.core.framework import tf
-from aerialseg.core.params import STRATEGIES
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

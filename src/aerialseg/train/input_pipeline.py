@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from aerialseg.core.config.params import JitterParams
 from aerialseg.core.framework import tf
-from aerialseg.core.params import JitterParams
 from aerialseg.train.tile_reader import TileStore
 
 # offsets that give each random decision its own stream under one seed

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aerialseg.core.config.params import ModelParams
 from aerialseg.core.fingerprint import code_digest
 from aerialseg.core.framework import keras
 from aerialseg.core.io import sha256_of
 from aerialseg.core.names import HISTORY_FILE, checkpoint_path, list_checkpoints
-from aerialseg.core.params import ModelParams
 from aerialseg.train import resume
 from aerialseg.train.checkpoints import PeriodicCheckpoint, save_checkpoint
 from aerialseg.train.compiling import (

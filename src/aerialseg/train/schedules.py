@@ -6,8 +6,8 @@ shorter one's first epochs exactly; fine-tuning scales the pretrained encoder's 
 
 from __future__ import annotations
 
+from aerialseg.core.config.params import TrainParams
 from aerialseg.core.framework import keras
-from aerialseg.core.params import TrainParams
 
 
 @keras.saving.register_keras_serializable(package="aerialseg")

@@ -11,6 +11,7 @@ import pandas as pd
 
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_json, read_npy
+from aerialseg.core.model_card import DataFacts, read_facts
 from aerialseg.core.names import TILE_INDEX_FILE, TILE_MANIFEST_FILE, shard_files
 
 
@@ -32,6 +33,16 @@ class TileStore:
     def manifest(self) -> dict:
         """Patch size, stride and tile counts the store was written with."""
         return read_json(Path(self.folder) / TILE_MANIFEST_FILE)
+
+    @property
+    def facts(self) -> DataFacts:
+        """What the tiles are (classes, input, ground sample distance), as the tile stage recorded them."""
+        path = Path(self.folder) / TILE_MANIFEST_FILE
+        manifest = read_json(path)
+        if "data" not in manifest:
+            raise DataError(f"{path}: records no classes, input or ground sample distance (an earlier tile stage's); "
+                            "run the tile stage again")
+        return read_facts(manifest["data"], str(path))
 
     def shards(self, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
         """Memory-mapped (images, masks) pairs of a split, in shard order."""

@@ -252,9 +252,9 @@ def write_scene_files(files, scene: Scene, tile_index: int, classes: ClassTable)
     The world file places scenes side by side on a made-up UTM grid (5 cm pixels), so
     the georeferencing path is exercised exactly as with the real data.
     """
+    from aerialseg.core.geo.worldfile import WorldFile, write_world_file
     from aerialseg.core.io import write_rgb
     from aerialseg.core.palette import index_to_rgb
-    from aerialseg.core.worldfile import WorldFile, write_world_file
 
     size = scene.label.shape[0]
     origin_x = 368000.0 + tile_index * size * GSD_M

@@ -1,9 +1,9 @@
 """Load ``params.yaml`` into frozen, validated objects that mirror the file's sections.
 
-This module (with ``aerialseg.core.data_params`` for the ``data`` section) is the only one
+This module (with ``aerialseg.core.config.data_params`` for the ``data`` section) is the only one
 that knows the file's shape: ``params.resize.gsd`` is ``resize: gsd:`` in the YAML. Each
 key is declared once, beside its field, with its type and bounds
-(``aerialseg.core.declarations``); rules between fields sit in the section's ``check``, rules
+(``aerialseg.core.config.declarations``); rules between fields sit in the section's ``check``, rules
 between sections in ``_check_across_sections``. Every problem is a
 ``ParamsError`` whose message starts with the dotted key at fault, so a stage can print one
 line that tells the user what to fix; an unknown key (a typo) is refused with the closest
@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import yaml
 
-from aerialseg.core.class_params import read_class_table
 from aerialseg.core.classes import ClassTable
-from aerialseg.core.data_params import DataParams
-from aerialseg.core.declarations import (
+from aerialseg.core.config.class_params import read_class_table
+from aerialseg.core.config.data_params import DataParams
+from aerialseg.core.config.declarations import (
     Boolean,
     Choice,
     Custom,

@@ -1,7 +1,7 @@
 """Georeferenced rasters through rasterio (GDAL): where rasters lie, and GIS-ready maps out.
 
 A ``Georeference`` is a raster's CRS, transform and size (orthophotos are read by
-``aerialseg.core.orthophoto``). Outputs are
+``aerialseg.core.geo.orthophoto``). Outputs are
 single-band class GeoTIFFs with the ISPRS colour table (or Cloud-Optimized GeoTIFFs),
 uint8-quantised probability GeoTIFFs and GeoPackage polygons, written atomically.
 """
@@ -28,9 +28,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from aerialseg.core.atomic import atomic_path, write_errors_named
 from aerialseg.core.classes import IGNORE_INDEX, ClassTable
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
+from aerialseg.core.geo.pixel_size import ground_sample_distance
 from aerialseg.core.names import POLYGON_LAYER
 from aerialseg.core.native_stderr import captured_stderr
-from aerialseg.core.pixel_size import ground_sample_distance
 from aerialseg.core.verify import check_geopackage, check_geotiff, write_failure
 
 NODATA = IGNORE_INDEX  # class maps: 0..N-1 are classes, 255 is outside the image (as in the masks)
@@ -53,7 +53,7 @@ class Georeference:
         return self.transform != Affine.identity()
 
     def gsd_m(self, source: str) -> float | None:
-        """The ground sample distance in metres (see ``aerialseg.core.pixel_size``); None without a
+        """The ground sample distance in metres (see ``aerialseg.core.geo.pixel_size``); None without a
         georeference. DataError naming ``source`` for a CRS whose units say nothing about size."""
         if not self.is_georeferenced:
             return None

@@ -21,7 +21,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from aerialseg.core.errors import DataError, one_line_reason
-from aerialseg.core.geoio import Georeference
+from aerialseg.core.geo.geoio import Georeference
 
 REMOTE_PREFIXES = ("http://", "https://")
 # opening a remote file: no listing of its "folder", no probing for sidecar files

@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from aerialseg.core.classes import MAX_CLASSES, RGB, ClassTable
-from aerialseg.core.declarations import Boolean, Section, shown
+from aerialseg.core.config.declarations import Boolean, Section, shown
 from aerialseg.core.errors import ParamsError
 
 # a class name becomes metric keys, band descriptions and vector attributes
@@ -60,7 +60,7 @@ def _unique(kind: str, owners: list[tuple[str, Any]]) -> None:
 
 
 def read_class_table(section: Section, name: str) -> ClassTable:
-    """The ``classes`` section as a ``ClassTable`` (a ``Custom`` reader for ``core/params.py``)."""
+    """The ``classes`` section as a ``ClassTable`` (a ``Custom`` reader for ``core/config/params.py``)."""
     classes = section.section(name)
     table = classes.section("table")
     names = [str(n) for n in table.raw]

@@ -1,7 +1,7 @@
 """ESRI world files (``.tfw``, ``.pgw``, ...): the six numbers that place an image without GDAL tags.
 
 The ISPRS release ships its tiles with them; the pipeline keeps them beside every resized
-scene so that any GIS (and ``aerialseg.core.geoio``) places the scenes where they belong.
+scene so that any GIS (and ``aerialseg.core.geo.geoio``) places the scenes where they belong.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The ``data`` section of ``params.yaml``: the source, its scenes and their split.
 
-Kept apart from ``aerialseg.core.params`` (which nests it) because it is the part that grows
+Kept apart from ``aerialseg.core.config.params`` (which nests it) because it is the part that grows
 with every data source; the file's shape, the loading and the rules between sections stay
 there. Every problem is a ``ParamsError`` that starts with the dotted key at fault.
 """
@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aerialseg.core.declarations import Choice, Integer, Nested, SceneIds, Section, String, StringList, param, shown
+from aerialseg.core.config.declarations import (
+    Choice,
+    Integer,
+    Nested,
+    SceneIds,
+    Section,
+    String,
+    StringList,
+    param,
+    shown,
+)
 from aerialseg.core.errors import ParamsError
 
 DATA_SOURCES = ("synthetic", "potsdam")
