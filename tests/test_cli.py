@@ -249,3 +249,42 @@ def test_a_window_from_the_card_that_does_not_fit_is_named_as_the_card_s(tmp_pat
         "aerialseg predict: error: window (model card): 20 is not divisible by 2**depth = 8 of the model")
     assert main(["predict", str(model), str(real_crop_paths[0]), "-o", str(tmp_path / "p.tif"), "--window", "12"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("aerialseg predict: error: --window: 12 ")
+
+
+def test_an_input_the_model_cannot_take_is_refused_before_any_model_loads(tmp_path, real_crop_paths, capsys,
+                                                                          monkeypatch, tiny_checkpoint):
+    """A 16-bit image is one line at once, not after a checkpoint has loaded and converted (which takes
+    half a minute for a pretrained encoder); in a batch it is a failure and the other images are done."""
+    import rasterio
+
+    import aerialseg.predict.backends as backends
+
+    model = tmp_path / "m.keras"
+    tiny_checkpoint(model)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    wide = folder / "b_rgbn16.tif"
+    with rasterio.open(wide, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint16",
+                       transform=rasterio.transform.from_origin(0, 64, 1, 1)) as dst:
+        dst.write(np.full((4, 64, 64), 900, np.uint16))
+    loaded = []
+    real_loader = backends.load_any_model
+
+    def loader(path):
+        loaded.append(path)
+        return real_loader(path)
+
+    monkeypatch.setattr(backends, "load_any_model", loader)
+    assert main(["predict", str(model), str(wide), "-o", str(tmp_path / "wide.tif")]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"aerialseg predict: error: {wide}: the model was trained on 8-bit images, this one is uint16; "
+        "convert it to 8-bit first"]
+    assert loaded == [] and not (tmp_path / "wide.tif").exists()
+    assert main(["predict", str(model), str(folder), "-o", str(tmp_path / "out")]) == 1  # nothing it can take
+    assert loaded == [] and "0 of 1 written; 1 failed" in capsys.readouterr().err
+    write_rgb(folder / "a.png", read_rgb(real_crop_paths[0])[:64, :64])
+    assert main(["predict", str(model), str(folder), "-o", str(tmp_path / "out"), "--tta", "none",
+                 "--backend", "keras"]) == 1
+    err = capsys.readouterr().err
+    assert loaded == [model] and (tmp_path / "out" / "a.tif").is_file() and "1 of 2 written; 1 failed" in err
+    assert f"{wide}: the model was trained on 8-bit images" in err

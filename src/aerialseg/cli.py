@@ -27,8 +27,7 @@ if TYPE_CHECKING:
 
 def export_command(args: argparse.Namespace) -> int:
     """Write a checkpoint as a SavedModel or an ONNX file with its metadata."""
-    from aerialseg.core.model_card import card_beside, upgrade_note
-    from aerialseg.core.names import MODEL_CARD
+    from aerialseg.core.model_card import card_beside_with_note
     from aerialseg.predict.batch import same_file
 
     if args.quantize and args.format != "onnx":
@@ -36,11 +35,7 @@ def export_command(args: argparse.Namespace) -> int:
     if args.quantize and not args.calibration:
         raise ParamsError("--quantize: give --calibration, the tile store the model was trained on (data/tiles) "
                           "or a few images like those it will predict")
-    card = card_beside(Path(args.model))
-    note = upgrade_note(card, str(Path(args.model).parent / MODEL_CARD))
-    if card is None:
-        note = (f"{args.model}: no model card beside it: its classes are numbered and its settings are the "
-                "options' or the defaults'")
+    card, note = card_beside_with_note(Path(args.model))
     if note:
         print(f"aerialseg export: {note}", file=sys.stderr)
     settings, _ = blending_settings(args, card)
@@ -178,9 +173,14 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
     """Load the model, predict the jobs, report each; a batch goes on past a bad image (exit 1 at the end)."""
     from aerialseg.core.model_card import card_classes, upgrade_note
     from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
-    from aerialseg.predict.batch import predict_locally, predict_on_dask, write_ranking
+    from aerialseg.predict.batch import check_inputs, predict_locally, predict_on_dask, write_ranking
     from aerialseg.predict.mapping import MapSettings
 
+    failures, todo = check_inputs(todo, args.crs, bands=args.bands, alpha_band=args.alpha_band,
+                                  stop_at_first=args.fail_fast or not batch)
+    total = len(todo) + len(failures)
+    if not todo:
+        return _report_failures(failures, len(failures))
     model, (multiple, multiple_is) = load_any_model(model_path)
     card = recorded_card(model, model_path)
     classes, unnamed = card_classes(card, int(model.output_shape[-1]), str(model_path))
@@ -209,7 +209,6 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
         model_gsd = recorded_gsd(card)
         results = predict_locally(choose_backend(model, model_path, args.backend), todo, settings, model_gsd,
                                   _progress)
-    failures: list[DataError] = []
     ranked: list[tuple[Job, float | None]] = []
     for job, outcome in results:
         if isinstance(outcome, DataError):
@@ -224,11 +223,16 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
     if args.ranking:
         write_ranking(Path(args.ranking), ranked)
         _note(f"ranked {len(ranked)} image(s) by mean uncertainty in {args.ranking}")
+    return _report_failures(failures, total)
+
+
+def _report_failures(failures: list[DataError], total: int) -> int:
+    """List a batch's failed images; exit status 1 if any failed."""
     if not failures:
         return 0
     for failure in failures:
         print(f"aerialseg predict: error: {failure}", file=sys.stderr)
-    _note(f"{len(todo) - len(failures)} of {len(todo)} written; {len(failures)} failed")
+    _note(f"{total - len(failures)} of {total} written; {len(failures)} failed")
     return 1
 
 

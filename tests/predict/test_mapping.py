@@ -180,7 +180,7 @@ def test_an_image_without_georeference_says_what_was_assumed(checkpoint, crop, t
     assert "assuming the model's 0.4 m/px (give --gsd if it differs)" in capsys.readouterr().err
     assert main(["predict", str(model), str(src), "-o", str(tmp_path / "b.tif"), "--window", "32",
                  "--tta", "none", "--gsd", "0.05", "--crs", "EPSG:25833"]) == 0
-    assert "resampled from 0.05 to the model's 0.4 m/px" in capsys.readouterr().err
+    assert "resampled from ground pixels of 0.05 m to the model's 0.4 m/px" in capsys.readouterr().err
     with rasterio.open(tmp_path / "b.tif") as out:
         assert out.shape == (512, 512) and out.crs == CRS_UTM33
 

@@ -99,7 +99,7 @@ def test_calibration_from_images_reads_seeded_windows_of_them(tmp_path):
     assert np.array_equal(windows, calibration_windows([path], 5, 4, 32, fixed_window=True))
     small = tmp_path / "small.png"
     write_rgb(small, image[:20, :20])
-    with pytest.raises(DataError, match=r"small.png: calibration needs 3 bands and at least 32x32 px"):
+    with pytest.raises(DataError, match=r"small.png: calibration needs at least 32x32 px"):
         image_windows([small], 1, seed=0, window=32)
     with pytest.raises(DataError, match="not a tile store"):
         calibration_windows([tmp_path], 1, 0, 32, fixed_window=False)
@@ -195,6 +195,20 @@ def test_cli_exports_int8_for_deepness_and_predicts_with_it(models, tmp_path, ca
     assert "; precision int8" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory):
+    """Images prediction refuses (16-bit RGBN, one band), one it takes, and an empty folder."""
+    folder = tmp_path_factory.mktemp("odd")
+    rng = np.random.default_rng(2)
+    paths = {}
+    for name, count, dtype in (("rgbn16", 4, "uint16"), ("grey", 1, "uint8"), ("scene", 3, "uint8")):
+        paths[name] = folder / f"{name}.tif"
+        with rasterio.open(paths[name], "w", driver="GTiff", width=160, height=160, count=count, dtype=dtype) as dst:
+            dst.write(rng.integers(0, 200, (count, 160, 160)).astype(dtype))
+    (folder / "empty").mkdir()
+    return {**{name: str(path) for name, path in paths.items()}, "empty": str(folder / "empty")}
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--format", "savedmodel", "--quantize", "int8", "--calibration", "{store}"], "give --format onnx"),
     (["--format", "onnx", "--quantize", "int8"], "give --calibration"),
@@ -205,10 +219,17 @@ def test_cli_exports_int8_for_deepness_and_predicts_with_it(models, tmp_path, ca
     (["--format", "onnx", "--quantize", "int8", "--calibration", "{folder}"], "not a tile store"),
     (["--format", "onnx", "--quantize", "int8", "--calibration", "{store}", "--layout", "nchw01", "--window", "64"],
      "smaller than the model's fixed 64 px window"),
+    # calibration images follow prediction's input rules: what predict refuses cannot calibrate
+    (["--format", "onnx", "--quantize", "int8", "--calibration", "{rgbn16}"],
+     "rgbn16.tif: the model was trained on 8-bit images, this one is uint16"),
+    (["--format", "onnx", "--quantize", "int8", "--calibration", "{scene}", "{grey}"],
+     "grey.tif: the model needs 3-channel RGB, this raster has 1 band(s)"),
+    (["--format", "onnx", "--quantize", "int8", "--calibration", "{empty}"], "empty: not a tile store"),
 ])
-def test_cli_quantisation_mistakes_are_one_line_and_write_nothing(models, tmp_path, args, message, capsys):
+def test_cli_quantisation_mistakes_are_one_line_and_write_nothing(models, odd_images, tmp_path, args, message,
+                                                                  capsys):
     out = tmp_path / "out.onnx"
-    filled = [a.format(store=models["store"], folder=models["folder"]) for a in args]
+    filled = [a.format(store=models["store"], folder=models["folder"], **odd_images) for a in args]
     try:
         status = main(["export", str(models["checkpoint"]), *filled, "-o", str(out)])
     except SystemExit as exit_:  # argparse's usage errors

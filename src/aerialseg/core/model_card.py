@@ -306,6 +306,16 @@ def card_beside(checkpoint: Path) -> Card | None:
     return read_card_file(path) if path.is_file() else None
 
 
+def card_beside_with_note(checkpoint: Path) -> tuple[Card | None, str | None]:
+    """The card beside a checkpoint (``card_beside``) and what to tell a user once about it: that it is of
+    an earlier schema, or that there is none (its classes are then numbered, its settings the options')."""
+    card = card_beside(checkpoint)
+    if card is None:
+        return None, (f"{checkpoint}: no model card beside it: its classes are numbered and its settings are the "
+                      "options' or the defaults'")
+    return card, upgrade_note(card, str(Path(checkpoint).parent / MODEL_CARD))
+
+
 def card_classes(card: Card | None, count: int, source: str) -> tuple[ClassTable, str | None]:
     """The class table a card records for a model of ``count`` outputs, and a note when there is none to
     read (the classes are then numbered, ``numbered_classes``). A card whose classes do not match the

@@ -59,10 +59,16 @@ def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:
 
     if backend == "auto" and tf.config.list_physical_devices("GPU"):
         return model
+    from tqdm import tqdm
+
     from aerialseg.predict.export import onnx_runtime_model
 
-    try:
-        return onnx_runtime_model(model)
+    try:  # a bar that says what the wait is (half a minute for a pretrained encoder); quiet off a terminal
+        with tqdm(total=1, desc=f"{path.name}: converting for ONNX Runtime (--backend keras skips this)",
+                  unit="model", file=sys.stderr, disable=None, leave=False) as bar:
+            converted = onnx_runtime_model(model)
+            bar.update()
+        return converted
     except Exception as err:  # the converter and a full temp disk raise many kinds; TensorFlow still works
         reason = one_line_reason(err)
         if backend == "onnx":

@@ -26,7 +26,7 @@ from aerialseg.core.io import write_text
 from aerialseg.core.protocols import BatchModel
 from aerialseg.core.verify import problem_with
 from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
-from aerialseg.predict.mapping import MapOutputs, Mapped, MapSettings, map_orthophoto
+from aerialseg.predict.mapping import MapOutputs, Mapped, MapSettings, check_input, map_orthophoto
 from aerialseg.predict.stac import item_asset
 
 if TYPE_CHECKING:
@@ -198,6 +198,24 @@ def plan_resume(jobs: list[Job]) -> tuple[list[Job], list[str]]:
         if broken or not all(path.is_file() for path in job.outputs.all()):
             todo.append(job)
     return todo, notes
+
+
+def check_inputs(jobs: list[Job], crs: str | None, *, bands: tuple[int, int, int], alpha_band: int | str,
+                 stop_at_first: bool) -> tuple[list[DataError], list[Job]]:
+    """(failures, jobs the model can take): every input checked as the model takes it (readable, 8-bit,
+    its bands; ``check_input``) on its header alone, before any model loads or converts, so that a
+    16-bit image is one line at once; ``stop_at_first`` raises the first failure instead."""
+    failures, good = [], []
+    for job in jobs:
+        try:
+            check_input(job.image, crs, bands=bands, alpha_band=alpha_band)
+        except DataError as err:
+            if stop_at_first:
+                raise
+            failures.append(err)
+        else:
+            good.append(job)
+    return failures, good
 
 
 def write_ranking(path: Path, ranked: list[tuple[Job, float | None]]) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aerialseg.core.errors import DataError
+from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.geo.orthophoto import Orthophoto
 from aerialseg.core.io import read_npy
 from aerialseg.core.names import TILE_INDEX_FILE, TILE_MANIFEST_FILE, shard_files
 
@@ -56,23 +57,26 @@ def tile_store_windows(folder: Path, count: int, seed: int, window: int | None) 
 
 def image_windows(paths: Sequence[Path], count: int, seed: int, window: int) -> np.ndarray:
     """``count`` windows of ``window`` px at seeded positions of the images (spread over them in
-    turn), as (N, window, window, 3) float32 RGB in [0, 255]; read by windows, never whole."""
-    import rasterio
+    turn), as (N, window, window, 3) float32 RGB in [0, 255]; read by windows, never whole. Each image
+    is opened as prediction opens it (``Orthophoto``: 8-bit, red, green and blue bands), so a model is
+    calibrated only on what it may predict."""
+    from rasterio.errors import RasterioError
     from rasterio.windows import Window
 
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
         path = Path(paths[i % len(paths)])
-        try:
-            with rasterio.open(path) as src:
-                if src.count < 3 or src.width < window or src.height < window:
-                    raise DataError(f"{path}: calibration needs 3 bands and at least {window}x{window} px, "
-                                    f"it has {src.count} band(s) of {src.width}x{src.height} px")
-                x, y = (int(rng.integers(0, side - window + 1)) for side in (src.width, src.height))
-                pixels = src.read((1, 2, 3), window=Window(x, y, window, window))
-        except rasterio.errors.RasterioError as err:
-            raise DataError(f"{path}: not a readable image ({err})".replace("\n", " ")) from None
+        with Orthophoto(path) as image:
+            source = image.dataset
+            if source.width < window or source.height < window:
+                raise DataError(f"{path}: calibration needs at least {window}x{window} px, it has "
+                                f"{source.width}x{source.height} px")
+            x, y = (int(rng.integers(0, side - window + 1)) for side in (source.width, source.height))
+            try:
+                pixels = source.read(image.bands, window=Window(x, y, window, window))
+            except RasterioError as err:
+                raise DataError(f"{path}: not a readable image ({one_line_reason(err)})") from None
         out.append(np.moveaxis(pixels, 0, -1))
     return np.stack(out).astype(np.float32)
 

@@ -35,6 +35,7 @@ from aerialseg.core.geo.geoio import (
     write_uncertainty_geotiff,
 )
 from aerialseg.core.geo.orthophoto import Orthophoto, is_remote
+from aerialseg.core.geo.pixel_size import PixelSize
 from aerialseg.core.geo.worldfile import WorldFile, world_file_for
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
 from aerialseg.core.palette import index_to_rgb
@@ -162,6 +163,15 @@ def open_orthophoto(path: str | Path, crs: str | None = None, *, bands: tuple[in
     return image, notes
 
 
+def check_input(path: str | Path, crs: str | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
+                alpha_band: int | str = "auto") -> None:
+    """DataError naming ``path`` unless the model can take it (what ``open_orthophoto`` checks: a
+    readable raster, 8-bit, the bands it names): the one check of every path that feeds the model,
+    run on the header alone, before any model loads."""
+    image, _ = open_orthophoto(path, crs, bands=bands, alpha_band=alpha_band)
+    image.close()
+
+
 def _restrict(image: RowImage, settings: MapSettings) -> list[dict] | None:
     """Narrow ``image`` to ``--bounds`` or to the extent of ``--aoi``'s polygons; return the polygons
     (in the image's CRS) that mask the footprint, if any."""
@@ -188,24 +198,28 @@ def check_crs(value: str | None, key: str = "--crs") -> None:
 
 def working_size(native: Georeference, settings: MapSettings, model_gsd: float | None,
                  notes: list[str], source: str = "the input") -> tuple[int, int]:
-    """(width, height) at which the model sees the image: its own size, or resampled from the
-    input's ground sample distance to the model's. Notes say what was assumed."""
-    input_gsd = settings.input_gsd or native.gsd_m(source)
+    """(width, height) at which the model sees the image: its own size, or resampled per axis from the
+    input's pixel size on the ground to the model's, so that the model sees square ground pixels of
+    the size it learned. Notes say what was assumed and, when the CRS's units are not ground metres, why."""
+    size = PixelSize(settings.input_gsd, settings.input_gsd) if settings.input_gsd else native.pixel_size(source)
     model_gsd = settings.model_gsd or model_gsd
     if model_gsd is None:
         notes.append("the model does not record its ground sample distance: predicting at the input's "
                      "resolution (give --model-gsd to resample)")
         return native.width, native.height
-    if input_gsd is None:
+    if size is None:
         notes.append(f"no georeference says the input's pixel size: assuming the model's {model_gsd:g} m/px "
                      "(give --gsd if it differs)")
         return native.width, native.height
-    factor = input_gsd / model_gsd
-    if abs(factor - 1) <= GSD_TOLERANCE:
+    factors = size.x / model_gsd, size.y / model_gsd
+    ground = f"{size.x:.4g} m" if size.x == size.y else f"{size.x:.4g} x {size.y:.4g} m"
+    if all(abs(factor - 1) <= GSD_TOLERANCE for factor in factors):
+        if size.why:
+            notes.append(f"ground pixels of {ground}, the model's {model_gsd:g} m/px: not resampled; {size.why}")
         return native.width, native.height
-    width, height = max(1, round(native.width * factor)), max(1, round(native.height * factor))
-    notes.append(f"resampled from {input_gsd:g} to the model's {model_gsd:g} m/px (Lanczos): "
-                 f"{native.width}x{native.height} -> {width}x{height} px")
+    width, height = max(1, round(native.width * factors[0])), max(1, round(native.height * factors[1]))
+    notes.append(f"resampled from ground pixels of {ground} to the model's {model_gsd:g} m/px (Lanczos): "
+                 f"{native.width}x{native.height} -> {width}x{height} px" + (f"; {size.why}" if size.why else ""))
     return width, height
 
 

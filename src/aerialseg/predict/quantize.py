@@ -26,11 +26,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from aerialseg.core.atomic import atomic_path
 from aerialseg.core.config.params import CALIBRATION_METHODS
@@ -51,7 +53,7 @@ class Calibration:
     source: str = ""
 
 
-def _calibration_reader(input_name: str, windows: np.ndarray, layout: str):
+def _calibration_reader(input_name: str, windows: np.ndarray, layout: str, bar: tqdm):
     from onnxruntime.quantization import CalibrationDataReader
 
     class Windows(CalibrationDataReader):
@@ -62,6 +64,7 @@ def _calibration_reader(input_name: str, windows: np.ndarray, layout: str):
             start = next(self.batches, None)
             if start is None:
                 return None
+            bar.update(len(windows[start:start + CALIBRATION_BATCH]))
             return {input_name: to_layout(windows[start:start + CALIBRATION_BATCH], layout)}
 
     return Windows()
@@ -105,9 +108,10 @@ def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> Card:
         try:
             # shape inference and ONNX Runtime's basic graph fusions first, as its docs advise
             quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-            with atomic_path(out) as tmp:
+            with atomic_path(out) as tmp, tqdm(total=len(windows), desc=f"{out.name}: calibrating int8",
+                                               unit="window", file=sys.stderr, disable=None, leave=False) as bar:
                 quantize_static(str(prepared), str(tmp), _calibration_reader(source.graph.input[0].name, windows,
-                                                                              layout),
+                                                                              layout, bar),
                                 quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                                 weight_type=QuantType.QInt8, calibrate_method=calibrate,
                                 calibration_providers=["CPUExecutionProvider"])

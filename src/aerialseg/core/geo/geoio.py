@@ -28,7 +28,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from aerialseg.core.atomic import atomic_path, write_errors_named
 from aerialseg.core.classes import IGNORE_INDEX, ClassTable
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
-from aerialseg.core.geo.pixel_size import ground_sample_distance
+from aerialseg.core.geo.pixel_size import PixelSize, ground_pixel_size
 from aerialseg.core.names import POLYGON_LAYER
 from aerialseg.core.native_stderr import captured_stderr
 from aerialseg.core.verify import check_geopackage, check_geotiff, write_failure
@@ -52,12 +52,12 @@ class Georeference:
         """Whether a transform places the pixels (GDAL's identity transform means it does not)."""
         return self.transform != Affine.identity()
 
-    def gsd_m(self, source: str) -> float | None:
-        """The ground sample distance in metres (see ``aerialseg.core.geo.pixel_size``); None without a
+    def pixel_size(self, source: str) -> PixelSize | None:
+        """The pixels' size on the ground per axis (see ``aerialseg.core.geo.pixel_size``); None without a
         georeference. DataError naming ``source`` for a CRS whose units say nothing about size."""
         if not self.is_georeferenced:
             return None
-        return ground_sample_distance(self.crs, self.transform, self.width, self.height, source=source)
+        return ground_pixel_size(self.crs, self.transform, self.width, self.height, source=source)
 
     def resampled(self, width: int, height: int) -> Georeference:
         """The same footprint on a grid of ``width`` x ``height`` pixels."""
