@@ -1,7 +1,8 @@
 """Smooth blending: aerialseg vs the independent reference vs the floor (pure model calls).
 
 Uses the deterministic bench U-Net and image of ``shared/bench/blend_bench.py`` (found
-beside the repository, or at $AERIALSEG_SHARED/bench). Every measurement runs in its own
+beside the repository, or at $AERIALSEG_SHARED/bench); in a clone without it, aerialseg's own
+seeded U-Net and image, with the reference vendored in ``tests/reference``. Every measurement runs in its own
 process so that peak RSS means something. Prints one JSON line per image size:
 
   {"size": 2048, "aerialseg_s": ..., "reference_s": ..., "floor_s": ...,
@@ -26,11 +27,55 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_record import add_out_option, emit
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AERIALSEG_SHARED", ROOT.parent / "shared"))
 
 
+def has_harness() -> bool:
+    """Whether the independent reference and its bench harness are there (beside the repository)."""
+    return (SHARED / "bench" / "blend_bench.py").is_file()
+
+
+class _OwnHarness:
+    """Without the shared harness (a fresh clone): aerialseg's own seeded U-Net (3 levels, 8 filters) and a
+    seeded image, blended by aerialseg, by the independent reference vendored in ``tests/reference``, and
+    as bare model calls."""
+
+    @staticmethod
+    def build_unet(window: int, classes: int, seed: int = 0):
+        from aerialseg.core.framework import keras
+        from aerialseg.train.model import build_unet
+
+        keras.utils.set_random_seed(seed)
+        return build_unet(classes, 3, 8)
+
+    @staticmethod
+    def make_pred_func(model, batch_size: int = 32):
+        import numpy as np
+
+        return lambda x: model.predict(np.asarray(x, dtype=np.float32), batch_size=batch_size, verbose=0)
+
+    @staticmethod
+    def make_image(size: int, width: int | None = None, seed: int = 0):
+        import cv2
+        import numpy as np
+
+        coarse = np.random.default_rng(seed).random((size // 64 + 2, (width or size) // 64 + 2, 3), np.float32)
+        return cv2.resize(coarse, (width or size, size), interpolation=cv2.INTER_LINEAR)
+
+    @property
+    def ref_blend(self):
+        sys.path.insert(0, str(ROOT / "tests" / "reference"))
+        import ref_blend  # noqa: PLC0415
+
+        return ref_blend
+
+
 def _harness():
+    if not has_harness():
+        return _OwnHarness()
     sys.path.insert(0, str(SHARED / "bench"))
     import blend_bench  # noqa: PLC0415
 
@@ -109,16 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subdivisions", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    add_out_option(parser)
     args = parser.parse_args(argv)
-    if not (SHARED / "bench" / "blend_bench.py").is_file():
-        raise SystemExit(f"bench: {SHARED / 'bench' / 'blend_bench.py'} not found; set AERIALSEG_SHARED")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.worker:
         print(json.dumps(worker(args.worker, sizes[0], args.window, args.subdivisions, args.batch)))
         return 0
+    shared = has_harness()
+    if not shared:
+        print(f"bench: no shared harness at {SHARED / 'bench'} (AERIALSEG_SHARED): aerialseg's own U-Net and "
+              "image, and the reference vendored in tests/reference", file=sys.stderr)
     for size in sizes:
         runs = {kind: _spawn(kind, size, args) for kind in ("floor", "aerialseg", "reference")}
-        print(json.dumps({
+        emit({
             "case": "in_memory", "size": size, "window": args.window, "subdivisions": args.subdivisions,
             "tta": "d4", "windows": runs["aerialseg"]["windows"],
             "aerialseg_s": round(runs["aerialseg"]["seconds"], 2),
@@ -126,14 +174,15 @@ def main(argv: list[str] | None = None) -> int:
             "floor_s": round(runs["floor"]["seconds"], 2),
             "aerialseg_over_floor": round(runs["aerialseg"]["seconds"] / runs["floor"]["seconds"], 3),
             "reference_over_aerialseg": round(runs["reference"]["seconds"] / runs["aerialseg"]["seconds"], 3),
+            "model": "shared/bench U-Net" if shared else "aerialseg U-Net (3 levels, 8 filters)",
             "peak_rss_mb": {k: round(v["peak_rss_mb"]) for k, v in runs.items()},
             "rss_above_model_mb": {k: round(v["rss_above_model_mb"]) for k, v in runs.items()},
-        }), flush=True)
+        }, args.out)
     if args.stream:
         run = _spawn("stream", args.stream, args)
-        print(json.dumps({"case": "streamed", "size": args.stream, "windows": run["windows"],
-                          "aerialseg_s": round(run["seconds"], 2), "peak_rss_mb": round(run["peak_rss_mb"]),
-                          "rss_above_model_mb": round(run["rss_above_model_mb"])}), flush=True)
+        emit({"case": "streamed", "size": args.stream, "windows": run["windows"],
+              "aerialseg_s": round(run["seconds"], 2), "peak_rss_mb": round(run["peak_rss_mb"]),
+              "rss_above_model_mb": round(run["rss_above_model_mb"])}, args.out)
     return 0
 
 

@@ -17,11 +17,12 @@ Prints one JSON line; ``ratio`` = pipeline / train is the headroom (target >= 5)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_record import add_out_option, emit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--tiles", type=int, default=2048, help="tiles in the temporary store")
     parser.add_argument("--train-steps", type=int, default=20, help="timed train steps")
     parser.add_argument("--jitter", action="store_true", help="add photometric jitter to the pipeline")
+    add_out_option(parser)
     args = parser.parse_args()
 
     from aerialseg.core.config.params import JitterParams, load_params
@@ -94,11 +96,11 @@ def main() -> None:
             model.train_on_batch(images, masks)
         train_rate = args.train_steps * batch / (time.perf_counter() - started)
 
-    print(json.dumps({
-        "bench": "input_pipeline", "patch_size": patch, "batch_size": batch, "tiles": args.tiles,
+    emit({
+        "patch_size": patch, "batch_size": batch, "tiles": args.tiles,
         "jitter": jitter.active, "pipeline_tiles_per_s": round(pipeline_rate, 1),
         "train_tiles_per_s": round(train_rate, 1), "ratio": round(pipeline_rate / train_rate, 1),
-    }))
+    }, args.out)
 
 
 if __name__ == "__main__":

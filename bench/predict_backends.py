@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_record import add_out_option, emit
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -143,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    add_out_option(parser)
     args = parser.parse_args()
 
     from aerialseg.core.config.params import load_params
@@ -207,7 +210,7 @@ def main() -> None:
     new_km2 = (window / p.subdivisions * gsd) ** 2 / 1e6  # new area each window adds to a map
     km2 = {f"{name}_{tta}": round(rate[name] * 3600 * new_km2 / calls / cores, 2)
            for name in rate for tta, calls in (("d4", 8), ("none", 1))}
-    print(json.dumps({
+    emit({
         "windows": args.windows, "window": window, "batch": batch, "repeats": args.repeats, "cores": cores,
         "windows_per_s": {name: round(r, 1) for name, r in rate.items()}, **ratio,
         "run_ratios_int8_over_fp32": [round(f / i, 3) for f, i in zip(seconds["onnx_fp32"], seconds["onnx_int8"],
@@ -222,7 +225,7 @@ def main() -> None:
         "threads_batch_windows_per_s": study, "profile": profile, "conv_width_int8_over_fp32": widths,
         "model": {"encoder": params.model.encoder, "depth": params.model.depth,
                   "base_filters": params.model.base_filters, "max_filters": params.model.max_filters},
-    }))
+    }, args.out)
 
 
 def _fp16(fp32: Path, out: Path) -> str:

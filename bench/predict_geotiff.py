@@ -19,7 +19,6 @@ beyond the model) and ``cli_peak_rss_mb`` <= 2000.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -28,6 +27,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from bench_record import add_out_option, emit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--tta", default="none", help="none keeps the run short; d4 multiplies both sides by 8")
     parser.add_argument("--setup", type=Path, help=argparse.SUPPRESS)
+    add_out_option(parser)
     args = parser.parse_args()
     if args.setup:
         setup(args.setup, args.size)
@@ -133,7 +135,7 @@ def main() -> None:
             cli_rss.append(rss)
             (tmp / "map.tif").unlink()
         cli_median, floor_median = statistics.median(cli_s), statistics.median(floor_s)
-    print(json.dumps({
+    emit({
         "image": f"{args.size}x{args.size} RGB GeoTIFF, LZW, 256-px tiles, EPSG:25833, 5 cm",
         "output": "COG class map", "windows": windows, "window": window, "subdivisions": subdivisions,
         "tta": args.tta, "batch": batch, "backend": "onnxruntime (CPU)",
@@ -142,7 +144,7 @@ def main() -> None:
         "cli_over_floor_each": [round(c / f, 3) for c, f in zip(cli_s, floor_s, strict=True)],
         "cli_peak_rss_mb": round(max(cli_rss)), "floor_peak_rss_mb": round(max(floor_rss)),
         "repeats": args.repeats, "cpus": os.cpu_count(),
-    }))
+    }, args.out)
 
 
 if __name__ == "__main__":

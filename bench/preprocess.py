@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_record import add_out_option, emit
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 SCENE_IDS = ["2_10", "2_11", "2_12", "3_10", "3_11", "3_12", "4_10", "4_11"]
@@ -56,9 +58,9 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
         rng = np.random.default_rng(seed)
         blocks = rng.integers(0, 6, (size // 50 + 1, size // 50 + 1)).astype(np.uint8)
         index = np.repeat(np.repeat(blocks, 50, 0), 50, 1)[:size, :size]
-        colours = np.array([[200, 200, 200], [120, 60, 50], [90, 160, 70], [40, 110, 40], [30, 30, 200],
-                            [150, 40, 40]], np.uint8)
-        image = colours[index] + rng.integers(0, 40, (size, size, 1), dtype=np.uint8)
+        paint = np.array([[200, 200, 200], [120, 60, 50], [90, 160, 70], [40, 110, 40], [30, 30, 200],
+                          [150, 40, 40]], np.uint8)  # the image's colours; the labels take the class table's
+        image = paint[index] + rng.integers(0, 40, (size, size, 1), dtype=np.uint8)
         files = SceneFiles(folder, scene_id)
         cv2.imwrite(str(files.image), image[..., ::-1], flags)
         del image
@@ -160,6 +162,7 @@ def main() -> None:
     parser.add_argument("--run", choices=["generate", "aerialseg", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    add_out_option(parser)
     args = parser.parse_args()
     ids = SCENE_IDS[:args.scenes]
     if args.run == "generate":
@@ -190,7 +193,7 @@ def main() -> None:
     megapixels = args.scenes * args.size * args.size / 1e6
     ours_s, naive_s = median(r["seconds"] for r in ours), median(r["seconds"] for r in naive)
     ratios = [n["seconds"] / o["seconds"] for o, n in zip(ours, naive, strict=True)]
-    print(json.dumps({
+    emit({
         "bench": "preprocess", "scenes": args.scenes, "size": args.size, "scale": args.scale, "patch": args.patch,
         "jobs": resolve_jobs(args.jobs, args.scenes), "repeats": args.repeats,
         "aerialseg_mpx_per_s": round(megapixels / ours_s, 1),
@@ -203,7 +206,7 @@ def main() -> None:
         "aerialseg_phases_s": {phase: round(median(r["phases_s"][phase] for r in ours), 2)
                                for phase in ours[0]["phases_s"]},
         "tiles": {"aerialseg": ours[0]["tiles"], "naive": naive[0]["tiles"]},
-    }))
+    }, args.out)
 
 
 if __name__ == "__main__":

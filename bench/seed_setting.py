@@ -12,7 +12,6 @@ measurement) of a GPU's step time from those FLOPs at an assumed share of its pe
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench_record import add_out_option, emit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -35,6 +36,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--size", type=int, default=1024)
+    add_out_option(parser)
     args = parser.parse_args()
 
     from aerialseg.core.config.params import ModelParams, load_params
@@ -61,7 +63,7 @@ def main() -> None:
     forward = forward_flops(build_unet(6, 6, 16, input_size=args.size))  # fixed size: every shape known
     train_flop = 3 * forward * args.batch  # forward + backward, about twice the forward
     share = GPU["assumed_share_of_peak"]
-    print(json.dumps({
+    emit({
         "model": {"depth": 6, "base_filters": 16, "max_filters": None, "params": model.count_params()},
         "size": args.size, "batch": args.batch, "steps": args.steps,
         "cpu_step_s": round(statistics.median(times[1:] or times), 2), "first_step_s": round(times[0], 2),
@@ -71,7 +73,7 @@ def main() -> None:
                          "fp32_step_ms": round(1e3 * train_flop / (GPU["fp32_tflops"] * 1e12 * share), 1),
                          "mixed_float16_step_ms": round(1e3 * train_flop / (GPU["fp16_tensor_tflops"] * 1e12 * share),
                                                         1)},
-    }))
+    }, args.out)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_record import add_out_option, emit
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 TRAIN_TILES, VAL_TILES = 144, 18  # the default run's tile store
@@ -268,6 +270,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="timed epochs of every side, in lock-step (medians)")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--tiles", type=Path, help=argparse.SUPPRESS)
+    add_out_option(parser)
     args = parser.parse_args()
 
     from aerialseg.core.config.params import load_params
@@ -304,7 +307,7 @@ def main() -> None:
     forward_gflop = ready["floor"]["forward_gflop"]
     train_gflop = 3 * forward_gflop  # forward + backward (about twice the forward)
     floor_gflops = rate["floor"] * train_gflop
-    print(json.dumps({
+    emit({
         "bench": "train", "patch_size": params.tile.patch_size, "batch_size": params.batch_size,
         "depth": params.model.depth, "base_filters": params.model.base_filters,
         "max_filters": params.model.max_filters, "step_jit": params.train.jit_compile, "rounds": args.rounds,
@@ -315,7 +318,7 @@ def main() -> None:
         "forward_gflop_per_tile": round(forward_gflop, 3),
         "floor_gflops": round(floor_gflops, 1), "cpu": peak,
         "floor_share_of_peak": round(floor_gflops / peak["peak_gflops"], 3),
-    }))
+    }, args.out)
 
 
 if __name__ == "__main__":

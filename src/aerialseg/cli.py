@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,8 +39,7 @@ def export_command(args: argparse.Namespace) -> int:
     card, note = card_beside_with_note(Path(args.model))
     if note:
         print(f"aerialseg export: {note}", file=sys.stderr)
-    settings, _ = blending_settings(args, card)
-    window, subdivisions, tta = settings["window"], settings["subdivisions"], settings["tta"]
+    window, subdivisions, tta = blending_settings(args, card)[0].values()
     gsd = args.gsd or (card.ground_sample_distance_m if card else None)
     if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
@@ -228,12 +228,11 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
 
 def _report_failures(failures: list[DataError], total: int) -> int:
     """List a batch's failed images; exit status 1 if any failed."""
-    if not failures:
-        return 0
     for failure in failures:
         print(f"aerialseg predict: error: {failure}", file=sys.stderr)
-    _note(f"{total - len(failures)} of {total} written; {len(failures)} failed")
-    return 1
+    if failures:
+        _note(f"{total - len(failures)} of {total} written; {len(failures)} failed")
+    return 1 if failures else 0
 
 
 def _bands(text: str) -> tuple[int, int, int]:
@@ -282,6 +281,7 @@ class _OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aerialseg`` command."""
     parser = _OneLineParser(prog="aerialseg", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {importlib.metadata.version('aerialseg')}")
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", help="smooth-blended prediction of orthophotos of any size, as GeoTIFFs")
     predict.add_argument("model", help="a checkpoint (data/models/epoch_050.keras) or an exported .onnx model")

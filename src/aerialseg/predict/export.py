@@ -150,7 +150,10 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: fl
         with tempfile.TemporaryDirectory(prefix="aerialseg-export-") as folder:
             fp32 = Path(folder) / "fp32.onnx"
             _write_onnx_with_card(exported, fp32, metadata)
-            return quantize_int8(fp32, Path(out), int8)
+            quantised = quantize_int8(fp32, Path(out), int8)
+            if quantised is None:
+                raise AssertionError("an export always carries its card")
+            return quantised
     if fmt == "onnx":
         with atomic_path(out) as tmp:
             _write_onnx_with_card(exported, tmp, metadata)

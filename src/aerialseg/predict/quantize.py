@@ -80,9 +80,9 @@ def quantized_card(card: Card, method: str, windows: int, calibration: str) -> C
     return dataclasses.replace(card, export=dataclasses.replace(card.export, precision="int8", quantization=how))
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> Card:
+def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> Card | None:
     """Write the int8 version of the fp32 ONNX model ``fp32`` to ``out`` (atomically), calibrated as
-    ``calibration`` says; return the card it carries."""
+    ``calibration`` says; return the card it carries (None for an ONNX model without an aerialseg card)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -93,11 +93,11 @@ def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> Card:
     source = onnx.load(str(fp32))
     props = {entry.key: entry.value for entry in source.metadata_props}
     exported = card_in_props(props, str(fp32))
-    if exported is None or exported.export is None:
-        raise DataError(f"{fp32}: not an aerialseg export (its metadata holds no export record)")
-    card = quantized_card(exported, method, len(windows), calibration.source)
-    layout = exported.export.layout
-    props[METADATA_KEY] = json.dumps(card_json(card), sort_keys=True)
+    card = None  # an ONNX model from elsewhere has no card to carry: it keeps its props and layout
+    if exported is not None and exported.export is not None:
+        card = quantized_card(exported, method, len(windows), calibration.source)
+        props[METADATA_KEY] = json.dumps(card_json(card), sort_keys=True)
+    layout = exported.export.layout if exported is not None and exported.export is not None else "nhwc255"
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                  "entropy": CalibrationMethod.Entropy}[method]
     with tempfile.TemporaryDirectory(prefix="aerialseg-int8-") as folder:
