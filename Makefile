@@ -26,6 +26,9 @@ gis-tools:
 	@command -v gdalinfo >/dev/null || { command -v apt-get >/dev/null \
 	  && { apt-get install -y -qq gdal-bin >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq gdal-bin; }; }; } \
 	  || { echo "make test: needs gdalinfo and ogrinfo (Debian/Ubuntu: apt-get install gdal-bin)"; exit 1; }
+	@/usr/bin/python3 -c "import qgis.core" 2>/dev/null || { command -v apt-get >/dev/null \
+	  && { apt-get install -y -qq python3-qgis >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-qgis; }; }; } \
+	  || { echo "make test: needs headless QGIS for /usr/bin/python3 (Debian/Ubuntu: apt-get install python3-qgis)"; exit 1; }
 
 # both cores (pytest-xdist; measured: README, "Tests"); the pipeline tests share one project, so one worker runs them
 PYTEST_PARALLEL ?= -n 2 --dist loadgroup

@@ -12,6 +12,7 @@ import json
 import subprocess
 import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import fiona
 import numpy as np
@@ -157,6 +158,24 @@ def test_aerialseg_predict_writes_seven_named_probability_bands_and_a_geopackage
     with fiona.open(tmp_path / "map.gpkg") as layer:
         written = {feature.properties["name"] for feature in layer}
     assert written and written <= set(NAMES)
+    # a map copied without its .aux.xml still shows the classes in QGIS: NAME.qml beside the GeoTIFF, and
+    # the GeoPackage's default style, read with the query QGIS's OGR provider runs
+    palette = ElementTree.parse(tmp_path / "map.qml").getroot().find("pipe/rasterrenderer")
+    assert palette is not None and palette.get("type") == "paletted" and palette.get("band") == "1"
+    assert [(int(e.get("value")), e.get("color"), e.get("label")) for e in palette.iter("paletteEntry")] == [
+        (i, "#{:02x}{:02x}{:02x}".format(*colour), name)
+        for i, (name, colour) in enumerate(zip(NAMES, COLOURS, strict=True))]
+    query = ("SELECT styleQML FROM layer_styles WHERE f_table_name = 'classes' AND f_geometry_column = 'geom' "
+             "AND useAsDefault = 1 ORDER BY update_time DESC")
+    found = json.loads(subprocess.run(["ogr2ogr", "-f", "GeoJSON", "/vsistdout/", str(tmp_path / "map.gpkg"),
+                                       "-sql", query], capture_output=True, text=True, check=True).stdout)
+    style = ElementTree.fromstring(found["features"][0]["properties"]["styleQML"].split("\n", 1)[1])
+    renderer = style.find("renderer-v2")
+    assert renderer is not None and (renderer.get("type"), renderer.get("attr")) == ("categorizedSymbol", "class")
+    assert [(c.get("value"), c.get("label")) for c in renderer.iter("category")] == [
+        (str(i), name) for i, name in enumerate(NAMES)]
+    fills = [next(s.iter("prop")).get("v") for s in renderer.iter("symbol")]
+    assert fills == ["{},{},{},255".format(*colour) for colour in COLOURS]
 
 
 def test_index_labels_give_the_masks_of_the_colour_labels(seven, tmp_path, monkeypatch, capsys):

@@ -80,7 +80,7 @@ def write_orthophoto(path: Path, rgb: np.ndarray) -> None:
 def contents(path: Path):
     """What a GIS reads from an output: a GeoTIFF's pixels (as bytes) and georeference, a GeoPackage's
     features."""
-    if path.suffix == ".xml":  # a class map's category names, for GDAL and QGIS
+    if path.suffix in (".xml", ".qml"):  # a class map's category names (GDAL, QGIS) and QGIS style
         return path.read_text()
     if path.suffix == ".gpkg":
         with fiona.open(path) as layer:

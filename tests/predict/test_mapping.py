@@ -262,9 +262,9 @@ def test_dask_writes_what_the_local_path_writes(checkpoint, crop, tmp_path):
         assert main(["predict", str(onnx), str(tmp_path / "in"), "-o", str(tmp_path / "dask"), *args,
                      "--dask", cluster.scheduler_address]) == 0
     local, remote = sorted((tmp_path / "local").iterdir()), sorted((tmp_path / "dask").iterdir())
-    assert [p.name for p in local] == [p.name for p in remote] and len(local) == 12  # 4 x (map, names, probs)
+    assert [p.name for p in local] == [p.name for p in remote] and len(local) == 16  # 4 x (map, names, style, probs)
     for a, b in zip(local, remote, strict=True):
-        if a.suffix == ".xml":
+        if a.suffix in (".xml", ".qml"):
             assert a.read_text() == b.read_text()
             continue
         with rasterio.open(a) as x, rasterio.open(b) as y:

@@ -36,6 +36,7 @@ from aerialseg.core.geo.geoio import (
 )
 from aerialseg.core.geo.orthophoto import Orthophoto, is_remote
 from aerialseg.core.geo.pixel_size import PixelSize
+from aerialseg.core.geo.qgis_style import raster_qml
 from aerialseg.core.geo.worldfile import WorldFile, world_file_for
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
 from aerialseg.core.palette import index_to_rgb
@@ -80,16 +81,21 @@ class MapOutputs:
     uncertainty: Path | None = None
 
     def all(self) -> list[Path]:
-        """Every path that will be written (a GeoTIFF class map's category names beside it too)."""
+        """Every path that will be written (beside a GeoTIFF class map its category names and QGIS style too)."""
         paths = [p for p in (self.class_map, self.probabilities, self.vector, self.uncertainty) if p is not None]
         if self.class_map.suffix.lower() in GEOTIFF_SUFFIXES:
-            paths.append(categories_file(self.class_map))
+            paths += [categories_file(self.class_map), style_file(self.class_map)]
         return paths
 
 
 def categories_file(class_map: Path) -> Path:
     """Where GDAL looks for a GeoTIFF's category names: ``NAME.tif.aux.xml``."""
     return class_map.with_name(class_map.name + ".aux.xml")
+
+
+def style_file(class_map: Path) -> Path:
+    """Where QGIS looks for a layer's default style: ``NAME.qml`` (``aerialseg.core.geo.qgis_style``)."""
+    return class_map.with_suffix(".qml")
 
 
 class Mapped(NamedTuple):
@@ -286,6 +292,7 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
         if geotiff:
             write_class_geotiff(outputs.class_map, class_map, grid, classes, cog=cog, into=into[outputs.class_map])
             into[categories_file(outputs.class_map)].write_text(category_names_xml(classes.names))
+            into[style_file(outputs.class_map)].write_text(raster_qml(classes))
         else:
             write_rgb_into(into[outputs.class_map], index_to_rgb(class_map, classes.colours), outputs.class_map)
         if world is not None:
@@ -304,7 +311,7 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
         if outputs.uncertainty is not None and uncertainty is not None:
             write_uncertainty_geotiff(outputs.uncertainty, uncertainty, grid, cog=cog, into=into[outputs.uncertainty])
         if outputs.vector is not None:
-            _, indexed = write_class_polygons(outputs.vector, class_map, grid, classes.names, into=into[outputs.vector])
+            _, indexed = write_class_polygons(outputs.vector, class_map, grid, classes, into=into[outputs.vector])
             if not indexed:
                 notes.append(f"{outputs.vector}: written without a spatial index (TensorFlow's SQLite has no "
                              "R*Tree module); predict with an exported .onnx model for an indexed GeoPackage")

@@ -29,6 +29,7 @@ from aerialseg.core.atomic import atomic_path, write_errors_named
 from aerialseg.core.classes import IGNORE_INDEX, ClassTable
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
 from aerialseg.core.geo.pixel_size import PixelSize, ground_pixel_size
+from aerialseg.core.geo.qgis_style import LAYER_STYLES_SCHEMA, polygons_qml
 from aerialseg.core.names import POLYGON_LAYER
 from aerialseg.core.native_stderr import captured_stderr
 from aerialseg.core.verify import check_geopackage, check_geotiff, write_failure
@@ -240,10 +241,11 @@ def category_names_xml(names: tuple[str, ...]) -> str:
             "</PAMRasterBand></PAMDataset>\n")
 
 
-def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georeference, names: tuple[str, ...], *,
+def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georeference, classes: ClassTable, *,
                          into: Path | None = None) -> tuple[int, bool]:
     """Polygonise a class map into one GeoPackage layer (attributes ``class`` and ``name``) with an
-    R*Tree spatial index; nodata makes no polygon. Returns the number of polygons and whether the
+    R*Tree spatial index and, as its default QGIS style (the ``layer_styles`` table), the classes'
+    colours and names; nodata makes no polygon. Returns the number of polygons and whether the
     layer is indexed. ``into`` as above.
 
     The index needs SQLite's R*Tree module. TensorFlow ships an SQLite without it whose symbols
@@ -256,9 +258,10 @@ def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georefer
     path = Path(path)
     if into is None:
         with atomic_path(path) as tmp:
-            return write_class_polygons(path, class_map, grid, names, into=tmp)
+            return write_class_polygons(path, class_map, grid, classes, into=tmp)
     schema = {"geometry": "Polygon", "properties": {"class": "int", "name": "str"}}
     into.unlink(missing_ok=True)  # the GeoPackage driver creates its own file
+    names = classes.names
     records = [{"geometry": geometry, "properties": {"class": int(value), "name": names[int(value)]}}
                for geometry, value in shapes(class_map, mask=class_map != NODATA, transform=grid.transform)]
     indexed = "tensorflow" not in sys.modules or _sqlite_has_rtree()
@@ -268,6 +271,12 @@ def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georefer
                         crs_wkt=grid.crs.to_wkt() if grid.crs else None,
                         SPATIAL_INDEX="YES" if indexed else "NO") as layer:
             layer.writerecords(records)
+        with fiona.open(into, "w", driver="GPKG", layer="layer_styles", schema=LAYER_STYLES_SCHEMA, FID="id") as table:
+            table.write({"geometry": None, "properties": {
+                "f_table_catalog": "", "f_table_schema": "", "f_table_name": POLYGON_LAYER, "f_geometry_column": "geom",
+                "styleName": POLYGON_LAYER, "styleQML": polygons_qml(classes), "styleSLD": "", "useAsDefault": True,
+                "description": "aerialseg: the classes' colours and names", "owner": "", "ui": "",
+                "update_time": "2000-01-01T00:00:00"}})  # a fixed time: the same map, the same file
 
     try:
         _checked_gdal_write(path, into, write,
