@@ -2,7 +2,8 @@
 
 data.source synthetic draws Potsdam-like scenes; potsdam takes the official tiles from the
 archives or extracted folders in data.potsdam.path, after fetching data.potsdam.url there
-if given (resumable, checked against data.potsdam.sha256).
+if given (resumable, checked against data.potsdam.sha256); folder takes a user's GeoTIFFs and
+their labels, paired by name (data.folder).
 """
 
 from pathlib import Path
@@ -11,9 +12,11 @@ from tqdm import tqdm
 
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
-from aerialseg.core.names import RAW
+from aerialseg.core.errors import DataError
+from aerialseg.core.io import write_json
+from aerialseg.core.names import RAW, SOURCES_FILE
 from aerialseg.core.stage import run_stage
-from aerialseg.prepare.sources import potsdam, synthetic
+from aerialseg.prepare.sources import folder, potsdam, synthetic
 
 
 def _progress_bar(url: str):
@@ -34,6 +37,16 @@ def main() -> str:
         if data.source == "synthetic":
             synthetic.write_scenes(tmp, scenes, params.seed, data.synthetic.scene_size, params.classes,
                                    jobs=params.jobs)
+        elif data.source == "folder":
+            found = {scene.scene: scene for scene in folder.find_scenes(data.folder)}
+            missing = [scene for scene in scenes if scene not in found]
+            if missing:
+                raise DataError(f"{data.folder.path}: no image for scene(s) {', '.join(missing)} of the split "
+                                f"(data.folder.images {data.folder.images!r} found {', '.join(sorted(found))})")
+            sources: dict[str, str] = {}
+            for scene in tqdm(scenes, desc="download", unit="scene"):
+                sources.update(folder.collect_scene(found[scene], tmp, params.classes, data.crs))
+            write_json(tmp / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
         else:
             source = Path(data.potsdam.path)
             potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)

@@ -88,7 +88,9 @@ def _overrides(words: list[str]) -> list[str]:
 
 
 def _dvc(words: list[str], tmp_path: Path) -> str | None:
+    """All -S overrides applied together (as DVC applies them), then each sweep's other values."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    sweeps = []
     for override in _overrides(words):
         key, _, value = override.partition("=")
         *parents, last = key.split(".")
@@ -99,13 +101,17 @@ def _dvc(words: list[str], tmp_path: Path) -> str | None:
             section = section[name]
         if last not in section:
             return f"-S {override}: params.yaml has no key {key} (dvc refuses unknown keys)"
-        for value_text in value.split(","):  # a sweep: -S key=a,b
-            section[last] = yaml.safe_load(value_text)
-            (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-            try:
-                load_params(tmp_path / "params.yaml")
-            except ParamsError as err:
-                return f"-S {override}: {err}"
+        values = [value] if value.startswith("[") else value.split(",")  # a sweep: -S key=a,b
+        section[last] = yaml.safe_load(values[0])
+        sweeps += [(section, last, other, override) for other in values[1:]]
+    for section, last, other, override in [(None, "", "", "all -S"), *sweeps]:
+        if section is not None:
+            section[last] = yaml.safe_load(other)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        try:
+            load_params(tmp_path / "params.yaml")
+        except ParamsError as err:
+            return f"{override}: {err}"
     return None
 
 

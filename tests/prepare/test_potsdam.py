@@ -202,6 +202,7 @@ def _workspace(tmp_path: Path, train: list[str], exclude: list[str]) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(source="potsdam", exclude=exclude)
     params["data"]["potsdam"].update(path="release", train=train, val=["2_11"], test=["2_13"])
+    params["data"]["folder"]["path"] = "release"  # download depends on both folders, whichever source is active
     params["report"]["gallery_scene"] = "2_13"
     params["resize"]["gsd"] = 0.1
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

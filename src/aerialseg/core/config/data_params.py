@@ -23,7 +23,7 @@ from aerialseg.core.config.declarations import (
 )
 from aerialseg.core.errors import ParamsError
 
-DATA_SOURCES = ("synthetic", "potsdam")
+DATA_SOURCES = ("synthetic", "potsdam", "folder")
 # the ground sample distance (m/px) a release declares for scenes whose files carry no georeference:
 # ISPRS Potsdam's true orthophotos are 5 cm (its .tfw world files say the same); synthetic scenes always
 # come with world files
@@ -117,6 +117,28 @@ class PotsdamParams(_SourceScenes):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FolderParams(_SourceScenes):
+    """``data.folder``: a user's own GeoTIFFs and their label rasters, paired by name; the split lists
+    scenes by their ids, the images' file stems."""
+
+    train: tuple[str, ...] = param(SceneIds(allow_empty=True))  # empty unless data.source is folder
+    val: tuple[str, ...] = param(SceneIds(allow_empty=True))
+    test: tuple[str, ...] = param(SceneIds(allow_empty=True))
+    path: str = param(String())
+    images: str = param(String())  # a glob under path
+    labels: str = param(String())  # each image's label under path, with {stem} for the image's file stem
+
+    def check(self, section: Section) -> None:
+        if "{stem}" not in self.labels:
+            raise ParamsError(f"{section.key('labels')}: {self.labels!r} names no {{stem}}: labels are paired with "
+                              "images by name (e.g. labels/{stem}.tif), never by order")
+        for key, pattern in (("images", self.images), ("labels", self.labels)):
+            if pattern.startswith("/") or ".." in pattern.split("/"):
+                raise ParamsError(f"{section.key(key)}: {pattern!r} must stay under data.folder.path")
+        super().check(section)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataParams:
     """``data``: the source, the tiles left out, and each source's settings."""
 
@@ -129,15 +151,17 @@ class DataParams:
     exclude: tuple[str, ...] = param(SceneIds(allow_empty=True))
     synthetic: SyntheticParams = param(Nested(SyntheticParams))
     potsdam: PotsdamParams = param(Nested(PotsdamParams))
+    folder: FolderParams = param(Nested(FolderParams))
     crs: str = param(String())  # of scenes whose world files place them without saying in which CRS
 
     @property
     def split(self) -> Split:
         """The split of the active source, with excluded tiles removed."""
-        active = self.synthetic if self.source == "synthetic" else self.potsdam
+        active = {"synthetic": self.synthetic, "potsdam": self.potsdam, "folder": self.folder}[self.source]
         return active.split.without(self.exclude)
 
     def check(self, section: Section) -> None:
         for name, ids in self.split.items():
             if not ids:
-                raise ParamsError(f"data.{self.source}.{name}: no tiles left after data.exclude")
+                raise ParamsError(f"data.{self.source}.{name}: no scenes" + (" left after data.exclude"
+                                                                           if self.exclude else ""))

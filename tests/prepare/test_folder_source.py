@@ -1,0 +1,165 @@
+"""data.source folder: a user's GeoTIFFs and label rasters, paired by name, through every stage.
+
+The scenes are built in the test: GeoTIFFs of two sizes in EPSG:25833 at 5 cm, one with a nodata
+collar; a class-index label on its image's grid, a LoveDA-style index PNG without georeference,
+and a georeferenced label at twice its image's resolution. Masks are compared with an independent
+reading of the same files (rasterio, a nearest-neighbour block reading, the table's values)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from affine import Affine
+
+from aerialseg.core.config.data_params import FolderParams
+from aerialseg.core.errors import DataError
+from aerialseg.core.io import read_index_mask, read_rgb
+from aerialseg.prepare.sources.folder import find_scenes
+from tiny_project import copy_project, run_stages
+
+from conftest import CLASSES, FIXTURES
+
+ORIGIN = (366000.0, 5808000.0)
+CRS = "EPSG:25833"
+IGNORE = 255
+
+
+def _labels(shape: tuple[int, int], seed: int, block: int = 64) -> np.ndarray:
+    """Class indices in blocks of ``block`` px (so that the 8x down-sizing to 0.4 m keeps them whole)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, len(CLASSES), (-(-shape[0] // block), -(-shape[1] // block)), dtype=np.uint8)
+    return np.repeat(np.repeat(coarse, block, 0), block, 1)[: shape[0], : shape[1]]
+
+
+def _image(shape: tuple[int, int]) -> np.ndarray:
+    crop = read_rgb(FIXTURES / "top_potsdam_2_10_crop512_RGB.png")
+    reps = (-(-shape[0] // 512), -(-shape[1] // 512), 1)
+    return np.tile(crop, reps)[: shape[0], : shape[1]]
+
+
+def _write(path: Path, bands: np.ndarray, *, gsd: float | None = 0.05, nodata: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = {"driver": "GTiff" if path.suffix == ".tif" else "PNG", "width": bands.shape[2],
+               "height": bands.shape[1], "count": bands.shape[0], "dtype": bands.dtype.name}
+    if gsd is not None:
+        profile.update(crs=CRS, transform=Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1]), compress="deflate")
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(bands)
+
+
+@pytest.fixture()
+def own(tmp_path, monkeypatch):
+    """A tiny project whose params take three own scenes from external/own."""
+    project = copy_project(tmp_path / "project")
+    root = project / "external" / "own"
+    shapes = {"north": (512, 512), "south-2024": (512, 640), "Val.3": (576, 512)}
+    truth = {}
+    for seed, (scene, shape) in enumerate(shapes.items()):
+        image, labels = _image(shape), _labels(shape, seed)
+        if scene == "north":  # a nodata collar on the left: its labels must become ignore
+            image[:, :128] = 0
+            _write(root / "images" / f"{scene}.tif", image.transpose(2, 0, 1), nodata=0)
+            _write(root / "labels" / f"{scene}.tif", labels[None])
+            labels = labels.copy()
+            labels[:, :128] = IGNORE
+        elif scene == "south-2024":  # LoveDA style: an index PNG without georeference, the image's size
+            _write(root / "images" / f"{scene}.tif", image.transpose(2, 0, 1))
+            _write(root / "labels" / f"{scene}.png", labels[None], gsd=None)
+        else:  # a label at 2.5 cm, twice the image's resolution: brought onto the image's grid
+            _write(root / "images" / f"{scene}.tif", image.transpose(2, 0, 1))
+            fine = np.repeat(np.repeat(labels, 2, 0), 2, 1)
+            _write(root / "labels" / f"{scene}.tif", fine[None], gsd=0.025)
+        truth[scene] = labels
+    (root / "labels" / "south-2024.tif").symlink_to(root / "labels" / "south-2024.png")  # the pattern's name
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["source"] = "folder"
+    params["data"]["folder"].update(train=["north"], val=["Val.3"], test=["south-2024"])
+    params["classes"]["ignore"]["values"] = [IGNORE]
+    params["report"]["gallery_scene"] = "south-2024"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    monkeypatch.chdir(project)
+    return project, truth
+
+
+def _expected_mask(labels: np.ndarray) -> np.ndarray:
+    """What encode_masks must give for 5 cm class indices at 0.4 m: each 8 x 8 block's value (the
+    blocks are whole by construction, so any nearest reading agrees), 255 for ignore."""
+    return labels[4::8, 4::8]
+
+
+def test_own_geotiffs_and_labels_become_masks_equal_to_an_independent_reading(own, capsys):
+    project, truth = own
+    run_stages(lambda: capsys.readouterr().out, until="encode_masks")
+    sources = json.loads((project / "data" / "raw" / "sources.json").read_text())
+    assert sources["Val.3_label.tif"].endswith("labels/Val.3.tif")
+    for scene, labels in truth.items():
+        mask = read_index_mask(project / "data" / "masks" / f"{scene}_full.png")
+        expected = _expected_mask(labels)
+        assert mask.shape == expected.shape, scene
+        np.testing.assert_array_equal(mask, expected, err_msg=scene)
+    assert (read_index_mask(project / "data" / "masks" / "north_full.png")[:, :16] == IGNORE).all()  # the collar
+    report = json.loads((project / "metrics" / "data_report.json").read_text())
+    assert sorted(report["tiles"]) == sorted(truth)
+
+
+def test_an_own_folder_trains_and_predicts_in_the_table_s_colours(own, capsys):
+    project, _ = own
+    run_stages(lambda: capsys.readouterr().out)
+    with rasterio.open(project / "data" / "predictions" / "epoch_002" / "south-2024_smooth.tif") as prediction:
+        table = prediction.colormap(1)
+        assert [table[i][:3] for i in range(len(CLASSES))] == list(CLASSES.colours)
+        assert prediction.crs.to_string() == CRS
+    scores = json.loads((project / "metrics" / "eval.json").read_text())["smooth"]["full"]
+    assert sorted(scores["iou"]) == sorted(CLASSES.names)
+
+
+def _folder(root: Path, images: list[str], labels: list[str]) -> FolderParams:
+    for name in images:
+        _write(root / "images" / name, _image((64, 64)).transpose(2, 0, 1))
+    for name in labels:
+        _write(root / "labels" / name, _labels((64, 64), 0)[None])
+    return FolderParams(path=str(root), images="images/**/*.tif", labels="labels/{stem}.tif",
+                        train=(), val=(), test=())
+
+
+def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
+    params = _folder(tmp_path / "a", ["a.tif", "b.tif", "c.tif"], ["a.tif", "z.tif"])
+    with pytest.raises(DataError) as err:
+        find_scenes(params)
+    assert str(err.value) == (f"{tmp_path / 'a'}: 2 image(s) without a label (images/b.tif, images/c.tif); "
+                              "1 label(s) without an image (labels/z.tif) (data.folder.labels 'labels/{stem}.tif')")
+    params = _folder(tmp_path / "b", ["x.tif", "sub/X.tif"], ["x.tif"])
+    with pytest.raises(DataError, match=r"its file stem 'x' is also .*sub/X\.tif's; scene ids .* must be unique"):
+        find_scenes(params)
+    empty = FolderParams(path=str(tmp_path), images="nothing/*.tif", labels="labels/{stem}.tif",
+                         train=(), val=(), test=())
+    with pytest.raises(DataError, match=r"no file matches data.folder.images 'nothing/\*.tif'"):
+        find_scenes(empty)
+    good = _folder(tmp_path / "c", ["b.tif", "a.tif"], ["a.tif", "b.tif"])
+    assert [(s.scene, s.label.name) for s in find_scenes(good)] == [("a", "a.tif"), ("b", "b.tif")]
+
+
+def test_a_split_scene_without_an_image_and_a_label_of_another_size_are_one_line(own, capsys):
+    project, _ = own
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["folder"]["test"] = ["south-2024", "east"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(SystemExit):
+        run_stages(lambda: capsys.readouterr().out, until="download")
+    assert "no image for scene(s) east of the split" in capsys.readouterr().err
+    params["data"]["folder"]["test"] = ["south-2024"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    label = project / "external" / "own" / "labels" / "south-2024.png"
+    cv2.imwrite(str(label), np.zeros((100, 100), np.uint8))
+    with pytest.raises(SystemExit):
+        run_stages(lambda: capsys.readouterr().out, until="download")
+    assert "100x100 px without a georeference, but its image south-2024.tif is 640x512 px" in capsys.readouterr().err
+    assert not (project / "data" / "raw").exists()  # nothing half-written
