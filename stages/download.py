@@ -45,7 +45,7 @@ def main() -> str:
                                 f"(data.folder.images {data.folder.images!r} found {', '.join(sorted(found))})")
             sources: dict[str, str] = {}
             for scene in tqdm(scenes, desc="download", unit="scene"):
-                sources.update(folder.collect_scene(found[scene], tmp, params.classes, data.crs))
+                sources.update(folder.collect_scene(found[scene], tmp, params.classes))
             write_json(tmp / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
         else:
             source = Path(data.potsdam.path)

@@ -10,6 +10,7 @@ from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
 from aerialseg.core.geo.geoio import georeference_of, parse_crs, write_class_geotiff
 from aerialseg.core.io import read_rgb
+from aerialseg.core.model_card import card_classes
 from aerialseg.core.names import EXPORT_INT8, EXPORTS, PREDICTIONS_INT8, RESIZED, SceneFiles, prediction_file
 from aerialseg.core.stage import run_stage
 from aerialseg.predict.blending import predict_smooth
@@ -20,7 +21,8 @@ def main() -> str:
     params = load_params()
     p = params.predict
     model = OnnxSegmenter(EXPORTS / EXPORT_INT8)
-    crs = parse_crs(params.data.crs, "data.crs")
+    crs = parse_crs(params.data.crs, "data.crs")  # of scenes without a CRS of their own
+    classes, _ = card_classes(model.card, model.num_classes, str(EXPORTS / EXPORT_INT8))  # the card's
     scenes = params.data.split.test
     with atomic_dir(PREDICTIONS_INT8) as folder:
         for scene_id in tqdm(scenes, desc="test scenes", unit="scene"):
@@ -28,7 +30,7 @@ def main() -> str:
             probabilities = predict_smooth(read_rgb(path), model, window=p.window, num_classes=model.num_classes,
                                            subdivisions=p.subdivisions, tta=p.tta, batch_size=p.batch_size)
             write_class_geotiff(prediction_file(folder, scene_id, "smooth"), probabilities.argmax(-1).astype("uint8"),
-                                georeference_of(path, crs), params.classes)
+                                georeference_of(path, crs), classes)
     return f"{len(scenes)} test scenes, smooth ({p.tta}, subdivisions {p.subdivisions}) with {EXPORTS / EXPORT_INT8}"
 
 

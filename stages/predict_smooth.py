@@ -40,6 +40,9 @@ def main() -> str:
     p = params.predict
     # what is written is part of what is cached: GeoTIFFs in this CRS, in the class table's colours
     settings = {**asdict(p), "format": "geotiff", "crs": crs.to_wkt(), "classes": card.classes.legend()}
+    own = {s: grid.crs.to_wkt() for s, grid in grids.items() if grid.crs is not None and grid.crs != crs}
+    if own:  # scenes in a CRS of their own (data.source folder): their maps are in it
+        settings["scene_crs"] = own
     code = prediction_code_digest()
     new, reused = [], []
     for epoch, path in tqdm(checkpoints.items(), desc="checkpoints", unit="ckpt"):

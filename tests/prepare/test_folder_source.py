@@ -27,6 +27,7 @@ from conftest import CLASSES, FIXTURES
 
 ORIGIN = (366000.0, 5808000.0)
 CRS = "EPSG:25833"
+OTHER_CRS = "EPSG:32633"  # WGS 84 / UTM 33N: a scene delivered in another CRS than data.crs
 IGNORE = 255
 
 
@@ -43,12 +44,13 @@ def _image(shape: tuple[int, int]) -> np.ndarray:
     return np.tile(crop, reps)[: shape[0], : shape[1]]
 
 
-def _write(path: Path, bands: np.ndarray, *, gsd: float | None = 0.05, nodata: int | None = None) -> None:
+def _write(path: Path, bands: np.ndarray, *, gsd: float | None = 0.05, nodata: int | None = None,
+           crs: str = CRS) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     profile = {"driver": "GTiff" if path.suffix == ".tif" else "PNG", "width": bands.shape[2],
                "height": bands.shape[1], "count": bands.shape[0], "dtype": bands.dtype.name}
     if gsd is not None:
-        profile.update(crs=CRS, transform=Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1]), compress="deflate")
+        profile.update(crs=crs, transform=Affine(gsd, 0, ORIGIN[0], 0, -gsd, ORIGIN[1]), compress="deflate")
     if nodata is not None:
         profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as dst:
@@ -70,8 +72,8 @@ def own(tmp_path, monkeypatch):
             _write(root / "labels" / f"{scene}.tif", labels[None])
             labels = labels.copy()
             labels[:, :128] = IGNORE
-        elif scene == "south-2024":  # LoveDA style: an index PNG without georeference, the image's size
-            _write(root / "images" / f"{scene}.tif", image.transpose(2, 0, 1))
+        elif scene == "south-2024":  # LoveDA style: an index PNG without georeference, the image's size;
+            _write(root / "images" / f"{scene}.tif", image.transpose(2, 0, 1), crs=OTHER_CRS)  # a CRS of its own
             _write(root / "labels" / f"{scene}.png", labels[None], gsd=None)
         else:  # a label at 2.5 cm, twice the image's resolution: brought onto the image's grid
             _write(root / "images" / f"{scene}.tif", image.transpose(2, 0, 1))
@@ -100,6 +102,8 @@ def test_own_geotiffs_and_labels_become_masks_equal_to_an_independent_reading(ow
     run_stages(lambda: capsys.readouterr().out, until="encode_masks")
     sources = json.loads((project / "data" / "raw" / "sources.json").read_text())
     assert sources["Val.3_label.tif"].endswith("labels/Val.3.tif")
+    with rasterio.open(project / "data" / "resized" / "south-2024_image.tif") as resized:  # its own CRS, kept
+        assert resized.crs.to_string() == OTHER_CRS and resized.transform.a == pytest.approx(0.4)
     for scene, labels in truth.items():
         mask = read_index_mask(project / "data" / "masks" / f"{scene}_full.png")
         expected = _expected_mask(labels)
@@ -116,7 +120,7 @@ def test_an_own_folder_trains_and_predicts_in_the_table_s_colours(own, capsys):
     with rasterio.open(project / "data" / "predictions" / "epoch_002" / "south-2024_smooth.tif") as prediction:
         table = prediction.colormap(1)
         assert [table[i][:3] for i in range(len(CLASSES))] == list(CLASSES.colours)
-        assert prediction.crs.to_string() == CRS
+        assert prediction.crs.to_string() == OTHER_CRS  # the scene's own CRS, not data.crs
     scores = json.loads((project / "metrics" / "eval.json").read_text())["smooth"]["full"]
     assert sorted(scores["iou"]) == sorted(CLASSES.names)
 

@@ -48,10 +48,11 @@ _PREDICTION_FOLDER = re.compile(r"^epoch_(\d+)$")
 @dataclass(frozen=True)
 class SceneFiles:
     """The files of one scene in a stage folder (``data/raw``, ``data/resized``), named by its scene id
-    whatever the source: ``{scene}_image.tif`` (+ ``.tfw``), ``{scene}_label.tif``,
-    ``{scene}_label_noboundary.tif``. Every name ends in its own suffix, so no two scene ids that pass
-    the id rule (``core/config/declarations.py``) share a file. Each source maps its release's names to these
-    (``prepare/sources``) and records where every file came from in ``SOURCES_FILE``."""
+    whatever the source: ``{scene}_image.tif`` (+ ``.tfw``; ``.tif.aux.xml`` for a CRS of its own),
+    ``{scene}_label.tif``, ``{scene}_label_noboundary.tif``. Every name ends in its own suffix, so no
+    two scene ids that pass the id rule (``core/config/declarations.py``) share a file. Each source maps
+    its release's names to these (``prepare/sources``) and records where every file came from in
+    ``SOURCES_FILE``."""
 
     folder: Path
     scene: str
@@ -63,6 +64,12 @@ class SceneFiles:
     @property
     def world(self) -> Path:
         return Path(self.folder) / f"{self.scene}_image.tfw"
+
+    @property
+    def srs(self) -> Path:
+        """GDAL's auxiliary file beside the image, holding the scene's own CRS where its source gives
+        one (otherwise ``data.crs`` is the scene's)."""
+        return Path(self.folder) / f"{self.scene}_image.tif.aux.xml"
 
     @property
     def label(self) -> Path:

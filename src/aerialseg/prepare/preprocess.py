@@ -11,7 +11,16 @@ import numpy as np
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.errors import DataError, OffPaletteError
 from aerialseg.core.geo.worldfile import read_world_file, write_world_file
-from aerialseg.core.io import open_rgb, read_json, read_label, write_index_mask, write_json, write_label, write_rgb
+from aerialseg.core.io import (
+    open_rgb,
+    read_json,
+    read_label,
+    write_index_mask,
+    write_json,
+    write_label,
+    write_rgb,
+    write_text,
+)
 from aerialseg.core.names import SOURCES_FILE, MaskFiles, SceneFiles
 from aerialseg.core.palette import LabelEncoding, class_counts, encode_index_label, encode_label
 
@@ -93,6 +102,8 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
         del label
     if src.world.is_file():
         write_world_file(dst.world, read_world_file(src.world).scaled(scale))
+    if src.srs.is_file():  # the scene's own CRS: resizing does not change it
+        write_text(dst.srs, src.srs.read_text())
     return resized_shape(size, scale)
 
 

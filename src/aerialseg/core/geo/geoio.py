@@ -230,6 +230,14 @@ def write_uncertainty_geotiff(path: str | Path, quantised: np.ndarray, grid: Geo
                    scale=1 / PROBABILITY_SCALE, into=into)
 
 
+def crs_xml(crs: CRS) -> str:
+    """GDAL's auxiliary metadata (``.aux.xml``) giving a raster its CRS: a plain TIFF placed by a world
+    file is then read in that CRS by GDAL, QGIS and every stage."""
+    from xml.sax.saxutils import escape
+
+    return f"<PAMDataset><SRS>{escape(crs.to_wkt())}</SRS></PAMDataset>\n"
+
+
 def category_names_xml(names: tuple[str, ...]) -> str:
     """GDAL's auxiliary metadata (``.aux.xml``) naming a class map's values after the classes.
 

@@ -13,9 +13,10 @@ the class table's ignore (its first ignore value for class-index labels, its fir
 for colour labels), so they are never trained or scored as a class. Both label files of a scene
 (``label``, ``label_noboundary``) are that one label: own data has no eroded version.
 
-One CRS per run for now: an image in another CRS than ``data.crs`` is refused in one line
-(reproject it with ``gdalwarp -t_srs``). Labels in class indices go through the class table's
-``values``, colour labels through its colours, both checked exhaustively by ``encode_masks``.
+Each scene keeps its own CRS (an image without one takes ``data.crs``): the resized image carries
+it in GDAL's ``.aux.xml`` beside it, and every map predicted for the scene is in it. Labels in
+class indices go through the class table's ``values``, colour labels through its colours, both
+checked exhaustively by ``encode_masks``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ import numpy as np
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.config.data_params import FolderParams
 from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.geo.geoio import crs_xml
 from aerialseg.core.geo.worldfile import WorldFile, write_world_file
-from aerialseg.core.io import write_label, write_rgb
+from aerialseg.core.io import write_label, write_rgb, write_text
 from aerialseg.core.names import SceneFiles
 
 _LISTED = 5  # file names a message lists before it counts the rest
@@ -139,29 +141,28 @@ def _label_on_image_grid(scene: FolderScene, image, classes: ClassTable) -> np.n
     return label
 
 
-def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable, crs: str) -> dict[str, str]:
+def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable) -> dict[str, str]:
     """Bring one scene into ``destination`` (``SceneFiles``); return where each file came from."""
-    from rasterio.crs import CRS
-
     files = SceneFiles(destination, scene.scene)
     with _opened(scene.image, "raster") as image:
         if image.count < 3 or image.dtypes[0] != "uint8":
             raise DataError(f"{scene.image}: {image.count} band(s) of {image.dtypes[0]}; a model learns from 8-bit "
                             "red, green, blue (bands 1-3)")
-        if image.crs is not None and image.crs != CRS.from_user_input(crs):
-            raise DataError(f"{scene.image}: in {image.crs.to_string()}, but data.crs is {crs}: one CRS per run; "
-                            f"reproject it (gdalwarp -t_srs {crs}) or set data.crs")
         if image.transform.is_identity:
             raise DataError(f"{scene.image}: no georeference; a scene needs one for its ground sample distance")
         rgb = np.ascontiguousarray(image.read((1, 2, 3)).transpose(1, 2, 0))
         footprint = image.dataset_mask() > 0
         label = _label_on_image_grid(scene, image, classes)
-        t = image.transform
+        t, own_crs = image.transform, image.crs
     if not footprint.all():
         label[~footprint] = _ignore_of(classes, label, scene.image)
     write_rgb(files.image, rgb, compress=False)
     write_world_file(files.world, WorldFile(t.a, t.d, t.b, t.e, t.c + t.a / 2 + t.b / 2, t.f + t.d / 2 + t.e / 2))
     for target in (files.label, files.label_noboundary):
         write_label(target, label, compress=False)
-    return {files.image.name: str(scene.image), files.world.name: f"{scene.image} (its transform)",
-            files.label.name: str(scene.label), files.label_noboundary.name: str(scene.label)}
+    origins = {files.image.name: str(scene.image), files.world.name: f"{scene.image} (its transform)",
+               files.label.name: str(scene.label), files.label_noboundary.name: str(scene.label)}
+    if own_crs is not None:  # each scene keeps its CRS; one without takes data.crs
+        write_text(files.srs, crs_xml(own_crs))
+        origins[files.srs.name] = f"{scene.image} (its CRS)"
+    return origins
