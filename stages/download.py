@@ -14,7 +14,7 @@ from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import write_json
-from aerialseg.core.names import RAW, SOURCES_FILE
+from aerialseg.core.names import AUDIT_FILE, RAW, SOURCES_FILE
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.sources import folder, potsdam, synthetic
 
@@ -44,9 +44,13 @@ def main() -> str:
                 raise DataError(f"{data.folder.path}: no image for scene(s) {', '.join(missing)} of the split "
                                 f"(data.folder.images {data.folder.images!r} found {', '.join(sorted(found))})")
             sources: dict[str, str] = {}
+            audit: dict[str, dict] = {}
             for scene in tqdm(scenes, desc="download", unit="scene"):
-                sources.update(folder.collect_scene(found[scene], tmp, params.classes))
+                origins, audit[scene] = folder.collect_scene(found[scene], tmp, params.classes,
+                                                             data.folder.min_label_coverage)
+                sources.update(origins)
             write_json(tmp / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
+            write_json(tmp / AUDIT_FILE, audit)  # encode_masks puts it in the data report
         else:
             source = Path(data.potsdam.path)
             potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)

@@ -9,8 +9,8 @@ from functools import partial
 
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
-from aerialseg.core.io import write_json
-from aerialseg.core.names import DATA_REPORT, MASKS, RESIZED
+from aerialseg.core.io import read_json, write_json
+from aerialseg.core.names import AUDIT_FILE, DATA_REPORT, MASKS, RESIZED
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.preprocess import data_report, encode_scene_files
@@ -24,7 +24,8 @@ def main() -> str:
         encode = partial(encode_scene_files, source=RESIZED, target=tmp, classes=params.classes, tolerance=tolerance,
                          max_offpalette=max_offpalette)
         reports, peak = map_scenes(encode, scenes, params.jobs, "encode")
-        report = data_report(dict(zip(scenes, reports, strict=True)), tolerance, max_offpalette)
+        audit = read_json(RESIZED / AUDIT_FILE) if (RESIZED / AUDIT_FILE).is_file() else None
+        report = data_report(dict(zip(scenes, reports, strict=True)), tolerance, max_offpalette, audit)
         write_json(DATA_REPORT, report)
     totals = report["totals"]
     return (f"{len(scenes)} scenes encoded; {totals['snapped']} near-palette pixels snapped, "

@@ -112,6 +112,11 @@ def test_own_geotiffs_and_labels_become_masks_equal_to_an_independent_reading(ow
     assert (read_index_mask(project / "data" / "masks" / "north_full.png")[:, :16] == IGNORE).all()  # the collar
     report = json.loads((project / "metrics" / "data_report.json").read_text())
     assert sorted(report["tiles"]) == sorted(truth)
+    audit = report["scenes"]  # download's audit of each scene, in the data report
+    assert audit["north"]["nodata_share"] == pytest.approx(128 / 512) and audit["north"]["label_coverage"] == 1.0
+    assert audit["Val.3"]["label_coverage"] == 1.0 and audit["Val.3"]["crs"] == CRS
+    assert audit["south-2024"]["crs"] == OTHER_CRS and audit["south-2024"]["size"] == [640, 512]
+    assert audit["south-2024"]["pixel_size"] == [0.05, 0.05]
 
 
 def test_an_own_folder_trains_and_predicts_in_the_table_s_colours(own, capsys):
@@ -131,7 +136,7 @@ def _folder(root: Path, images: list[str], labels: list[str]) -> FolderParams:
     for name in labels:
         _write(root / "labels" / name, _labels((64, 64), 0)[None])
     return FolderParams(path=str(root), images="images/**/*.tif", labels="labels/{stem}.tif",
-                        train=(), val=(), test=())
+                        min_label_coverage=0.5, train=(), val=(), test=())
 
 
 def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
@@ -144,7 +149,7 @@ def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
     with pytest.raises(DataError, match=r"its file stem 'x' is also .*sub/X\.tif's; scene ids .* must be unique"):
         find_scenes(params)
     empty = FolderParams(path=str(tmp_path), images="nothing/*.tif", labels="labels/{stem}.tif",
-                         train=(), val=(), test=())
+                         min_label_coverage=0.5, train=(), val=(), test=())
     with pytest.raises(DataError, match=r"no file matches data.folder.images 'nothing/\*.tif'"):
         find_scenes(empty)
     good = _folder(tmp_path / "c", ["b.tif", "a.tif"], ["a.tif", "b.tif"])
@@ -167,3 +172,20 @@ def test_a_split_scene_without_an_image_and_a_label_of_another_size_are_one_line
         run_stages(lambda: capsys.readouterr().out, until="download")
     assert "100x100 px without a georeference, but its image south-2024.tif is 640x512 px" in capsys.readouterr().err
     assert not (project / "data" / "raw").exists()  # nothing half-written
+
+
+def test_a_label_that_misses_its_image_stops_download_in_one_line(own, capsys):
+    """A label georeferenced 1 km away (a wrong offset or CRS) covers nothing of its image."""
+    project, _ = own
+    label = project / "external" / "own" / "labels" / "Val.3.tif"
+    with rasterio.open(label) as src:
+        data = src.read()
+    with rasterio.open(label, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=1, dtype="uint8",
+                       crs=CRS, transform=Affine(0.025, 0, ORIGIN[0] + 1000, 0, -0.025, ORIGIN[1])) as dst:
+        dst.write(data)
+    with pytest.raises(SystemExit):
+        run_stages(lambda: capsys.readouterr().out, until="download")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("download: error: external/own/labels/Val.3.tif: its labels cover 0.0% of scene Val.3's "
+                          "footprint")
+    assert "under data.folder.min_label_coverage 50%" in err and not (project / "data" / "raw").exists()

@@ -21,7 +21,7 @@ from aerialseg.core.io import (
     write_rgb,
     write_text,
 )
-from aerialseg.core.names import SOURCES_FILE, MaskFiles, SceneFiles
+from aerialseg.core.names import AUDIT_FILE, SOURCES_FILE, MaskFiles, SceneFiles
 from aerialseg.core.palette import LabelEncoding, class_counts, encode_index_label, encode_label
 
 
@@ -58,10 +58,12 @@ def origin_of(path: Path) -> str:
 
 
 def carry_sources(source: Path, target: Path) -> None:
-    """Keep the record of where scene files came from in a folder derived from ``source``."""
-    record = Path(source) / SOURCES_FILE
-    if record.is_file():
-        write_json(Path(target) / SOURCES_FILE, read_json(record))
+    """Keep the records of where scene files came from and of the scenes' audit (own data) in a
+    folder derived from ``source``."""
+    for name in (SOURCES_FILE, AUDIT_FILE):
+        record = Path(source) / name
+        if record.is_file():
+            write_json(Path(target) / name, read_json(record))
 
 
 def scene_gsd(src: SceneFiles, declared: float | None) -> float:
@@ -171,9 +173,14 @@ def encode_scene_files(scene_id: str, source: Path, target: Path, classes: Class
     return encode_scene(SceneFiles(source, scene_id), MaskFiles(target, scene_id), classes, tolerance, max_offpalette)
 
 
-def data_report(reports: dict[str, dict], tolerance: int, max_offpalette: float) -> dict:
-    """The data report of a set of scenes: per-tile label reports and their totals."""
+def data_report(reports: dict[str, dict], tolerance: int, max_offpalette: float,
+                audit: dict[str, dict] | None = None) -> dict:
+    """The data report of a set of scenes: per-tile label reports and their totals, and for own data
+    each scene's audit from download (CRS, pixel size, nodata share, label coverage)."""
     totals = {key: sum(r[kind][key] for r in reports.values() for kind in r)
               for key in ("pixels", "snapped", "off_palette")}
-    return {"settings": {"tolerance": tolerance, "max_offpalette": max_offpalette}, "totals": totals,
-            "tiles": reports}
+    report = {"settings": {"tolerance": tolerance, "max_offpalette": max_offpalette}, "totals": totals,
+              "tiles": reports}
+    if audit:
+        report["scenes"] = audit
+    return report

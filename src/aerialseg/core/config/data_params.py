@@ -14,6 +14,7 @@ from aerialseg.core.config.declarations import (
     Choice,
     Integer,
     Nested,
+    Number,
     SceneIds,
     Section,
     String,
@@ -127,6 +128,7 @@ class FolderParams(_SourceScenes):
     path: str = param(String())
     images: str = param(String())  # a glob under path
     labels: str = param(String())  # each image's label under path, with {stem} for the image's file stem
+    min_label_coverage: float = param(Number(0.0, 1.0))  # share of an image's footprint its labels must cover
 
     def check(self, section: Section) -> None:
         if "{stem}" not in self.labels:

@@ -141,8 +141,22 @@ def _label_on_image_grid(scene: FolderScene, image, classes: ClassTable) -> np.n
     return label
 
 
-def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable) -> dict[str, str]:
-    """Bring one scene into ``destination`` (``SceneFiles``); return where each file came from."""
+def _labelled(label: np.ndarray, classes: ClassTable) -> np.ndarray:
+    """Where a label says a class: not one of the table's ignore values (index labels) or colours."""
+    if label.ndim == 2:
+        return ~np.isin(label, classes.ignore_values)
+    ignored = np.zeros(label.shape[:2], bool)
+    for colour in classes.ignore_colours:
+        ignored |= (label == np.array(colour, label.dtype)).all(-1)
+    return ~ignored
+
+
+def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
+                  min_label_coverage: float) -> tuple[dict[str, str], dict]:
+    """Bring one scene into ``destination`` (``SceneFiles``); return where each file came from and the
+    scene's audit (its CRS, ground sample distance, nodata share and the share of its footprint its
+    labels cover). A scene whose labels cover less than ``min_label_coverage`` of its footprint, the
+    usual sign of a label that is not its image's or of a wrong georeference, is a DataError."""
     files = SceneFiles(destination, scene.scene)
     with _opened(scene.image, "raster") as image:
         if image.count < 3 or image.dtypes[0] != "uint8":
@@ -154,6 +168,13 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable) ->
         footprint = image.dataset_mask() > 0
         label = _label_on_image_grid(scene, image, classes)
         t, own_crs = image.transform, image.crs
+    inside = int(footprint.sum())
+    coverage = float((_labelled(label, classes) & footprint).sum() / inside) if inside else 0.0
+    if coverage < min_label_coverage:
+        where = f"{own_crs.to_string() if own_crs else 'no CRS'}, origin ({t.c:.2f}, {t.f:.2f})"
+        raise DataError(f"{scene.label}: its labels cover {coverage:.1%} of scene {scene.scene}'s footprint "
+                        f"(image {where}), under data.folder.min_label_coverage {min_label_coverage:.0%}: is it "
+                        "this image's label, and are its georeference and CRS right?")
     if not footprint.all():
         label[~footprint] = _ignore_of(classes, label, scene.image)
     write_rgb(files.image, rgb, compress=False)
@@ -165,4 +186,7 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable) ->
     if own_crs is not None:  # each scene keeps its CRS; one without takes data.crs
         write_text(files.srs, crs_xml(own_crs))
         origins[files.srs.name] = f"{scene.image} (its CRS)"
-    return origins
+    audit = {"crs": own_crs.to_string() if own_crs else None, "pixel_size": [abs(t.a), abs(t.e)],
+             "size": [int(footprint.shape[1]), int(footprint.shape[0])],
+             "nodata_share": round(1 - inside / footprint.size, 6), "label_coverage": round(coverage, 6)}
+    return origins, audit
