@@ -119,6 +119,34 @@ def test_own_geotiffs_and_labels_become_masks_equal_to_an_independent_reading(ow
     assert audit["south-2024"]["pixel_size"] == [0.05, 0.05]
 
 
+def test_colour_labels_give_the_masks_of_the_index_labels(own, capsys):
+    """The same labels drawn in the class table's colours (three bands; the collar in the ignore colour,
+    as a colour label marks it) give the masks the index labels give."""
+    project, truth = own
+    run_stages(lambda: capsys.readouterr().out, until="encode_masks")
+    index_masks = {p.name: read_index_mask(p) for p in sorted((project / "data" / "masks").iterdir())}
+    palette = np.array([*CLASSES.colours, *[(0, 0, 0)] * (256 - len(CLASSES))], np.uint8)  # 255: ignore's black
+    labels = project / "external" / "own" / "labels"
+    for scene in truth:
+        path = labels / f"{scene}.tif"
+        with rasterio.open(path) as src:
+            values, profile = src.read(1), src.profile
+        if scene == "south-2024":  # the index PNG: a colour PNG of the same size, no georeference
+            (labels / f"{scene}.tif").unlink()
+            png = labels / f"{scene}.png"
+            cv2.imwrite(str(png), palette[values][..., ::-1])
+            (labels / f"{scene}.tif").symlink_to(png)
+            continue
+        profile.update(count=3, photometric="RGB")
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(palette[values].transpose(2, 0, 1))
+    run_stages(lambda: capsys.readouterr().out, until="encode_masks")
+    colour_masks = {p.name: read_index_mask(p) for p in sorted((project / "data" / "masks").iterdir())}
+    assert colour_masks.keys() == index_masks.keys()
+    for name, mask in index_masks.items():
+        np.testing.assert_array_equal(colour_masks[name], mask, err_msg=name)
+
+
 def test_an_own_folder_trains_and_predicts_in_the_table_s_colours(own, capsys):
     project, _ = own
     run_stages(lambda: capsys.readouterr().out)
