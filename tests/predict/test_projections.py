@@ -160,3 +160,13 @@ def test_ground_pixel_sizes_of_utm_mercator_and_degrees():
     assert degrees is not None and degrees.x == pytest.approx(east, rel=1e-3)
     assert degrees.y == pytest.approx(north, rel=1e-3) and north / east == pytest.approx(1 / np.cos(np.radians(lat)),
                                                                                          rel=0.01)
+
+
+def test_a_transform_whose_pixels_have_no_area_is_one_line():
+    """A degenerate georeference (a zero step) is refused, not read as a pixel size of 0 (a map of one pixel)."""
+    from aerialseg.core.errors import DataError
+
+    with pytest.raises(DataError, match=r"^x.tif: its transform gives its pixels no area .*give --gsd$"):
+        ground_pixel_size(UTM33, Affine(0.05, 0, ORIGIN[0], 0, 0, ORIGIN[1]), 10, 10, source="x.tif")
+    with pytest.raises(DataError, match="no area"):
+        ground_pixel_size(CRS.from_epsg(4326), Affine(0, 0, 13.0, 0, -1e-6, 52.0), 10, 10, source="y.tif")

@@ -106,6 +106,9 @@ def ground_pixel_size(crs: CRS | None, transform: Affine, width: int, height: in
     """
     if transform == Affine.identity():
         return None
+    if not pixel_area_units(transform) > 0:  # NaN or a zero step: pixels of no size say nothing of scale
+        raise DataError(f"{source}: its transform gives its pixels no area ({tuple(transform)[:6]}); fix its "
+                        "georeference or give --gsd")
     u, v = (transform.a, transform.d), (transform.b, transform.e)
     if crs is None:
         return PixelSize(*_axis_sizes(u, v))
