@@ -78,7 +78,7 @@ def parse_crs(value: str, key: str) -> CRS:
 
 
 @contextlib.contextmanager
-def _opened(path: Path, what: str) -> Iterator[Any]:
+def opened_raster(path: Path, what: str) -> Iterator[Any]:
     """A local raster opened for reading; DataError naming it (as ``what``) if it is missing or unreadable."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -95,7 +95,7 @@ def _opened(path: Path, what: str) -> Iterator[Any]:
 
 def georeference_of(path: str | Path, crs: CRS | None = None) -> Georeference:
     """Where a raster lies (its world file counts); ``crs`` where the file names none."""
-    with _opened(Path(path), "raster") as src:
+    with opened_raster(Path(path), "raster") as src:
         return Georeference(src.crs or crs, src.transform, src.width, src.height)
 
 
@@ -124,7 +124,7 @@ def read_area(path: Path, crs: CRS | None) -> list[dict[str, Any]]:
 def read_class_map(path: str | Path) -> np.ndarray:
     """A single-band uint8 class map (H, W) as written by ``write_class_geotiff``; DataError naming the file."""
     path = Path(path)
-    with _opened(path, "class map") as src:
+    with opened_raster(path, "class map") as src:
         if src.count != 1 or src.dtypes[0] != "uint8":
             raise DataError(f"{path}: not a single-band 8-bit class map ({src.count} bands, {src.dtypes[0]})")
         classes: np.ndarray = src.read(1)

@@ -22,7 +22,6 @@ checked exhaustively by ``encode_masks``.
 from __future__ import annotations
 
 import glob
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +29,8 @@ import numpy as np
 
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.config.data_params import FolderParams
-from aerialseg.core.errors import DataError, one_line_reason
-from aerialseg.core.geo.geoio import crs_xml
+from aerialseg.core.errors import DataError
+from aerialseg.core.geo.geoio import crs_xml, opened_raster
 from aerialseg.core.geo.worldfile import WorldFile, write_world_file
 from aerialseg.core.io import write_label, write_rgb, write_text
 from aerialseg.core.names import SceneFiles
@@ -82,18 +81,6 @@ def find_scenes(params: FolderParams) -> list[FolderScene]:
     return sorted(scenes, key=lambda s: s.scene)
 
 
-def _opened(path: Path, what: str):
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except Exception as err:  # GDAL reports a damaged or foreign file as several kinds of error
-        raise DataError(f"{path}: not a readable {what} ({one_line_reason(err)})") from None
-
-
 def _ignore_of(classes: ClassTable, label: np.ndarray, path: Path) -> np.ndarray:
     """The label value (one band) or colour (three) that means ignore in ``classes``."""
     if label.ndim == 2 and classes.ignore_values:
@@ -111,7 +98,7 @@ def _label_on_image_grid(scene: FolderScene, image, classes: ClassTable) -> np.n
     from affine import Affine
     from rasterio.warp import Resampling, reproject
 
-    with _opened(scene.label, "label raster") as src:
+    with opened_raster(scene.label, "label raster") as src:
         if src.count not in (1, 3):
             raise DataError(f"{scene.label}: a label raster has 1 band (class indices) or 3 (class colours), "
                             f"not {src.count}")
@@ -158,7 +145,7 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
     labels cover). A scene whose labels cover less than ``min_label_coverage`` of its footprint, the
     usual sign of a label that is not its image's or of a wrong georeference, is a DataError."""
     files = SceneFiles(destination, scene.scene)
-    with _opened(scene.image, "raster") as image:
+    with opened_raster(scene.image, "raster") as image:
         if image.count < 3 or image.dtypes[0] != "uint8":
             raise DataError(f"{scene.image}: {image.count} band(s) of {image.dtypes[0]}; a model learns from 8-bit "
                             "red, green, blue (bands 1-3)")
