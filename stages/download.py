@@ -12,9 +12,9 @@ from tqdm import tqdm
 
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
-from aerialseg.core.errors import DataError
 from aerialseg.core.io import write_json
 from aerialseg.core.names import AUDIT_FILE, RAW, SOURCES_FILE
+from aerialseg.core.scene_split import write_split
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.sources import folder, potsdam, synthetic
 
@@ -32,30 +32,31 @@ def _progress_bar(url: str):
 def main() -> str:
     params = load_params()
     data = params.data
-    scenes = list(data.split.all_scenes)
     with atomic_dir(RAW) as tmp:
-        if data.source == "synthetic":
-            synthetic.write_scenes(tmp, scenes, params.seed, data.synthetic.scene_size, params.classes,
-                                   jobs=params.jobs)
-        elif data.source == "folder":
-            found = {scene.scene: scene for scene in folder.find_scenes(data.folder)}
-            missing = [scene for scene in scenes if scene not in found]
-            if missing:
-                raise DataError(f"{data.folder.path}: no image for scene(s) {', '.join(missing)} of the split "
-                                f"(data.folder.images {data.folder.images!r} found {', '.join(sorted(found))})")
+        if data.source == "folder":
+            found = folder.find_scenes(data.folder)
+            split = folder.folder_split(found, data.folder, data.exclude, params.seed)
+            by_id = {scene.scene: scene for scene in found}
             sources: dict[str, str] = {}
             audit: dict[str, dict] = {}
-            for scene in tqdm(scenes, desc="download", unit="scene"):
-                origins, audit[scene] = folder.collect_scene(found[scene], tmp, params.classes,
+            for scene in tqdm(split.all_scenes, desc="download", unit="scene"):
+                origins, audit[scene] = folder.collect_scene(by_id[scene], tmp, params.classes,
                                                              data.folder.min_label_coverage)
                 sources.update(origins)
             write_json(tmp / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
             write_json(tmp / AUDIT_FILE, audit)  # encode_masks puts it in the data report
         else:
-            source = Path(data.potsdam.path)
-            potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)
-            potsdam.collect_tiles(source, tmp, scenes)
-    return f"{len(scenes)} {data.source} scenes in {RAW}"
+            split = data.split
+            if data.source == "synthetic":
+                synthetic.write_scenes(tmp, list(split.all_scenes), params.seed, data.synthetic.scene_size,
+                                       params.classes, jobs=params.jobs)
+            else:
+                source = Path(data.potsdam.path)
+                potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)
+                potsdam.collect_tiles(source, tmp, list(split.all_scenes))
+        write_split(tmp, split)  # every later stage takes its scenes from here
+    counts = ", ".join(f"{name} {len(ids)}" for name, ids in split.items())
+    return f"{len(split.all_scenes)} {data.source} scenes in {RAW} ({counts})"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Colours near a class's (encode.tolerance) are snapped, other colours become ignore, and a
 label with too many of them (encode.max_offpalette) stops the stage naming the scene.
-Everything counted goes to metrics/data_report.json.
+Everything counted goes to metrics/data_report.json. A split that scores a class no training scene
+shows stops here, before any tile is cut; a class rare in training is a warning.
 """
 
 from functools import partial
@@ -11,22 +12,30 @@ from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
 from aerialseg.core.io import read_json, write_json
 from aerialseg.core.names import AUDIT_FILE, DATA_REPORT, MASKS, RESIZED
-from aerialseg.core.stage import run_stage
+from aerialseg.core.scene_split import read_split
+from aerialseg.core.stage import run_stage, warn
 from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.preprocess import data_report, encode_scene_files
+from aerialseg.prepare.splitting import check_split_classes
 
 
 def main() -> str:
     params = load_params()
-    scenes = list(params.data.split.all_scenes)
+    split = read_split(RESIZED)
+    scenes = list(split.all_scenes)
     tolerance, max_offpalette = params.encode.tolerance, params.encode.max_offpalette
     with atomic_dir(MASKS) as tmp:
         encode = partial(encode_scene_files, source=RESIZED, target=tmp, classes=params.classes, tolerance=tolerance,
                          max_offpalette=max_offpalette)
-        reports, peak = map_scenes(encode, scenes, params.jobs, "encode")
+        encoded, peak = map_scenes(encode, scenes, params.jobs, "encode")
+        warnings = check_split_classes(split, {s: e.class_pixels for s, e in zip(scenes, encoded, strict=True)},
+                                       params.classes.names)
         audit = read_json(RESIZED / AUDIT_FILE) if (RESIZED / AUDIT_FILE).is_file() else None
-        report = data_report(dict(zip(scenes, reports, strict=True)), tolerance, max_offpalette, audit)
+        report = data_report({s: e.report for s, e in zip(scenes, encoded, strict=True)}, tolerance, max_offpalette,
+                             audit)
         write_json(DATA_REPORT, report)
+    for warning in warnings:
+        warn("encode_masks", warning)
     totals = report["totals"]
     return (f"{len(scenes)} scenes encoded; {totals['snapped']} near-palette pixels snapped, "
             f"{totals['off_palette']} off-palette pixels set to ignore; report in {DATA_REPORT}; "

@@ -27,6 +27,7 @@ from aerialseg.core.names import (
     prediction_file,
     prediction_folder,
 )
+from aerialseg.core.scene_split import read_split
 from aerialseg.core.stage import run_stage
 from aerialseg.evaluate.scoring import (
     colour_baseline,
@@ -40,7 +41,7 @@ from aerialseg.evaluate.scoring import (
 
 def main() -> str:
     params = load_params()
-    split, classes = params.data.split, params.classes
+    split, classes = read_split(RESIZED), params.classes
     n = len(classes)
     labels = {s: label_masks(MASKS, s) for s in split.test}
     epochs = list(list_checkpoints(MODELS))

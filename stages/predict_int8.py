@@ -12,6 +12,7 @@ from aerialseg.core.geo.geoio import georeference_of, parse_crs, write_class_geo
 from aerialseg.core.io import read_rgb
 from aerialseg.core.model_card import card_classes
 from aerialseg.core.names import EXPORT_INT8, EXPORTS, PREDICTIONS_INT8, RESIZED, SceneFiles, prediction_file
+from aerialseg.core.scene_split import read_split
 from aerialseg.core.stage import run_stage
 from aerialseg.predict.blending import predict_smooth
 from aerialseg.predict.onnx_model import OnnxSegmenter
@@ -23,7 +24,7 @@ def main() -> str:
     model = OnnxSegmenter(EXPORTS / EXPORT_INT8)
     crs = parse_crs(params.data.crs, "data.crs")  # of scenes without a CRS of their own
     classes, _ = card_classes(model.card, model.num_classes, str(EXPORTS / EXPORT_INT8))  # the card's
-    scenes = params.data.split.test
+    scenes = read_split(RESIZED).test
     with atomic_dir(PREDICTIONS_INT8) as folder:
         for scene_id in tqdm(scenes, desc="test scenes", unit="scene"):
             path = SceneFiles(RESIZED, scene_id).image

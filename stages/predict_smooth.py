@@ -18,6 +18,7 @@ from aerialseg.core.geo.geoio import georeference_of, parse_crs, write_class_geo
 from aerialseg.core.io import read_rgb
 from aerialseg.core.model_card import card_classes, read_card_file
 from aerialseg.core.names import MODEL_CARD, MODELS, PREDICTIONS, RESIZED, SceneFiles, list_checkpoints, prediction_file
+from aerialseg.core.scene_split import read_split
 from aerialseg.core.stage import run_stage
 from aerialseg.predict import prediction_cache as cache
 from aerialseg.predict.inference import predict_class_maps, prediction_code_digest, weights_fingerprint
@@ -32,7 +33,7 @@ def main() -> str:
     card = read_card_file(MODELS / MODEL_CARD)  # what train wrote: the classes the checkpoints predict
     if card.classes is None:
         raise DataError(f"{MODELS / MODEL_CARD}: names no classes; run the train stage again")
-    scenes = params.data.split.test
+    scenes = read_split(RESIZED).test
     paths = {s: SceneFiles(RESIZED, s).image for s in scenes}
     images = {s: read_rgb(p) for s, p in paths.items()}
     crs = parse_crs(params.data.crs, "data.crs")

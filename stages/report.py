@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from aerialseg.core.config.params import load_params
+from aerialseg.core.errors import DataError
 from aerialseg.core.geo.geoio import read_class_map
 from aerialseg.core.io import read_index_mask, read_json, read_rgb
 from aerialseg.core.names import (
@@ -16,11 +17,13 @@ from aerialseg.core.names import (
     PREDICTIONS,
     REPORTS,
     RESIZED,
+    SPLIT_FILE,
     MaskFiles,
     SceneFiles,
     prediction_file,
     prediction_folder,
 )
+from aerialseg.core.scene_split import read_split
 from aerialseg.core.stage import run_stage
 from aerialseg.evaluate import report
 
@@ -32,7 +35,11 @@ def main() -> str:
     report.write_table(EPOCH_TABLE, checkpoints, len(classes))
     report.training_curves(pd.read_csv(MODELS / HISTORY_FILE), REPORTS)
 
-    scene = params.report.gallery_scene
+    test = read_split(RESIZED).test
+    scene = params.report.gallery_scene or test[0]
+    if scene not in test:
+        raise DataError(f"report.gallery_scene: {scene} is not a test scene ({RESIZED / SPLIT_FILE}: "
+                        f"{', '.join(test)})")
     image = read_rgb(SceneFiles(RESIZED, scene).image)
     truth = read_index_mask(MaskFiles(MASKS, scene).full)
     epochs = sorted(int(k) for k in checkpoints)

@@ -10,6 +10,7 @@ from functools import partial
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
 from aerialseg.core.names import RAW, RESIZED
+from aerialseg.core.scene_split import read_split
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.preprocess import carry_sources, resize_scene_files
@@ -17,7 +18,7 @@ from aerialseg.prepare.preprocess import carry_sources, resize_scene_files
 
 def main() -> str:
     params = load_params()
-    scenes = list(params.data.split.all_scenes)
+    scenes = list(read_split(RAW).all_scenes)
     gsd = params.resize.gsd
     with atomic_dir(RESIZED) as tmp:
         shapes, peak = map_scenes(partial(resize_scene_files, source=RAW, target=tmp, gsd=gsd,

@@ -10,6 +10,7 @@ from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
 from aerialseg.core.model_card import data_facts, facts_json
 from aerialseg.core.names import MASKS, RESIZED, TILES
+from aerialseg.core.scene_split import read_split
 from aerialseg.core.stage import run_stage
 from aerialseg.prepare.tile_writer import scene_tiles, write_manifest, write_split
 
@@ -19,7 +20,7 @@ def main() -> str:
     patch, stride = params.tile.patch_size, params.tile.stride
     frames = []
     with atomic_dir(TILES) as tmp:
-        for split, scenes in params.data.split.items():
+        for split, scenes in read_split(RESIZED).items():
             tiles = scene_tiles(scenes, RESIZED, MASKS, patch, stride)
             frames.append(write_split(tmp, split, tiles, patch, params.tile.shard_size,
                                           class_names=params.classes.names))

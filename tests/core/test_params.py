@@ -220,3 +220,14 @@ def test_the_replaced_resize_scale_names_resize_gsd(raw_params):
         parse_params(raw_params)
     assert str(raised.value).startswith("resize.scale: replaced by resize.gsd, the ground sample distance")
     assert "\n" not in str(raised.value)
+
+
+def test_no_gallery_scene_means_the_first_test_scene_and_a_folder_split_is_left_to_download(raw_params):
+    raw_params["report"]["gallery_scene"] = None
+    assert parse_params(raw_params).report.gallery_scene is None  # report takes split.json's first test scene
+    raw_params["data"]["source"] = "folder"  # lists empty: download draws the split from the folder's scenes
+    raw_params["report"]["gallery_scene"] = "ortho_05"
+    assert parse_params(raw_params).data.split.all_scenes == ()
+    raw_params["data"]["folder"]["fractions"] = {"val": 0.5, "test": 0.5}
+    with pytest.raises(ParamsError, match=r"^data.folder.fractions.test: val 0.5 \+ test 0.5 leave no scene to train"):
+        parse_params(raw_params)

@@ -7,6 +7,7 @@ reading of the same files (rasterio, a nearest-neighbour block reading, the tabl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import rasterio
 import yaml
 from affine import Affine
 
-from aerialseg.core.config.data_params import FolderParams
+from aerialseg.core.config.data_params import FolderParams, SplitFractions
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_index_mask, read_rgb
 from aerialseg.prepare.sources.folder import find_scenes
@@ -29,6 +30,7 @@ ORIGIN = (366000.0, 5808000.0)
 CRS = "EPSG:25833"
 OTHER_CRS = "EPSG:32633"  # WGS 84 / UTM 33N: a scene delivered in another CRS than data.crs
 IGNORE = 255
+NO_DRAWS = SplitFractions(val=0.0, test=0.0)
 
 
 def _labels(shape: tuple[int, int], seed: int, block: int = 64) -> np.ndarray:
@@ -163,8 +165,8 @@ def _folder(root: Path, images: list[str], labels: list[str]) -> FolderParams:
         _write(root / "images" / name, _image((64, 64)).transpose(2, 0, 1))
     for name in labels:
         _write(root / "labels" / name, _labels((64, 64), 0)[None])
-    return FolderParams(path=str(root), images="images/**/*.tif", labels="labels/{stem}.tif",
-                        min_label_coverage=0.5, train=(), val=(), test=())
+    return FolderParams(path=str(root), images="images/**/*.tif", labels="labels/{stem}.tif", manifest=None,
+                        min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS)
 
 
 def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
@@ -176,8 +178,8 @@ def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
     params = _folder(tmp_path / "b", ["x.tif", "sub/X.tif"], ["x.tif"])
     with pytest.raises(DataError, match=r"its file stem 'x' is also .*sub/X\.tif's; scene ids .* must be unique"):
         find_scenes(params)
-    empty = FolderParams(path=str(tmp_path), images="nothing/*.tif", labels="labels/{stem}.tif",
-                         min_label_coverage=0.5, train=(), val=(), test=())
+    empty = FolderParams(path=str(tmp_path), images="nothing/*.tif", labels="labels/{stem}.tif", manifest=None,
+                         min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS)
     with pytest.raises(DataError, match=r"no file matches data.folder.images 'nothing/\*.tif'"):
         find_scenes(empty)
     good = _folder(tmp_path / "c", ["b.tif", "a.tif"], ["a.tif", "b.tif"])
@@ -217,3 +219,112 @@ def test_a_label_that_misses_its_image_stops_download_in_one_line(own, capsys):
     assert err.startswith("download: error: external/own/labels/Val.3.tif: its labels cover 0.0% of scene Val.3's "
                           "footprint")
     assert "under data.folder.min_label_coverage 50%" in err and not (project / "data" / "raw").exists()
+
+
+def _edit_params(project: Path, edit) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    edit(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _unlisted(params: dict, **fractions: float) -> None:
+    params["data"]["folder"].update(train=[], val=[], test=[], fractions={"val": 0.0, "test": 0.0, **fractions})
+    params["report"]["gallery_scene"] = None
+
+
+def test_a_csv_manifest_pairs_and_splits_and_fractions_draw_the_rest(own, capsys):
+    """A manifest names each image's label (the PNG directly, no pattern) and the split of two scenes;
+    the third, in no split, is drawn into val (the only split nothing assigns); every stage after
+    download takes the scenes of split.json."""
+    project, truth = own
+    root = project / "external" / "own"
+    (root / "labels" / "south-2024.tif").unlink()
+    (root / "scenes.csv").write_text("image,label,split\n"
+                                     "images/north.tif,labels/north.tif,train\n"
+                                     "images/Val.3.tif,labels/Val.3.tif,\n"
+                                     "images/south-2024.tif,labels/south-2024.png,Test\n")
+
+    def edit(params: dict) -> None:
+        _unlisted(params, val=0.3, test=0.3)
+        params["data"]["folder"]["manifest"] = "scenes.csv"
+    _edit_params(project, edit)
+    summaries = run_stages(lambda: capsys.readouterr().out, until="tile")
+    assert summaries["download"].endswith("(train 1, val 1, test 1)")
+    expected = {"train": ["north"], "val": ["Val.3"], "test": ["south-2024"]}
+    for folder in ("raw", "resized"):
+        assert json.loads((project / "data" / folder / "split.json").read_text()) == expected
+    index = __import__("pandas").read_csv(project / "data" / "tiles" / "index.csv")
+    assert {split: sorted(set(frame["scene"])) for split, frame in index.groupby("split")} == expected
+    np.testing.assert_array_equal(read_index_mask(project / "data" / "masks" / "south-2024_full.png"),
+                                  _expected_mask(truth["south-2024"]))
+
+
+def test_seeded_fractions_split_a_folder_nobody_listed_and_an_empty_split_is_one_line(own, capsys):
+    project, _ = own
+    _edit_params(project, lambda params: _unlisted(params, val=0.3, test=0.3))
+    run_stages(lambda: capsys.readouterr().out, until="download")
+    split = json.loads((project / "data" / "raw" / "split.json").read_text())
+    assert sorted(sum(split.values(), [])) == ["Val.3", "north", "south-2024"]
+    assert [len(split[name]) for name in ("train", "val", "test")] == [1, 1, 1]
+    _edit_params(project, lambda params: _unlisted(params))  # no lists, no fractions: nothing to validate on
+    with pytest.raises(SystemExit):
+        run_stages(lambda: capsys.readouterr().out, until="download")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("download: error: data.folder.val: no scenes among the folder's 3 scene(s) (none listed, and "
+                   "data.folder.fractions draws none)")
+    assert json.loads((project / "data" / "raw" / "split.json").read_text()) == split  # the last good one kept
+
+
+def test_a_scene_the_manifest_and_the_params_split_differently_is_one_line(own, capsys):
+    project, _ = own
+    (project / "external" / "own" / "scenes.csv").write_text(
+        "image,label,split\nimages/north.tif,labels/north.tif,test\nimages/Val.3.tif,labels/Val.3.tif,val\n"
+        "images/south-2024.tif,labels/south-2024.png,\n")
+    _edit_params(project, lambda params: params["data"]["folder"].update(manifest="scenes.csv"))  # north: train
+    with pytest.raises(SystemExit):
+        run_stages(lambda: capsys.readouterr().out, until="download")
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "download: error: data.folder.train: scene north is also in test by the manifest scenes.csv; a scene must "
+        "belong to one split only")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("image,labels\na.tif,b.tif\n", r"scenes.csv: columns image, labels; a manifest's header is image,label and "
+                                    r"optionally split"),
+    ("image,label\n", r"scenes.csv: lists no scenes"),
+    ("image,label,split\nimages/a.tif,labels/a.tif,training\n",
+     r"scenes.csv, line 2: split 'training' is not train, val or test \(or empty: drawn by data.folder.fractions\)"),
+    ("image,label\nimages/a.tif,labels/a.tif,test\n",
+     r"scenes.csv, line 2: expected an image and a label path, got 'images/a.tif', 'labels/a.tif', 'test'"),
+    ("image,label\nimages/a.tif\n", r"scenes.csv, line 2: expected an image and a label path, got 'images/a.tif', ''"),
+    ("image,label\n../a.tif,labels/a.tif\n", r"scenes.csv, line 2: image '../a.tif' must be a path under"),
+    ("image,label\nimages/a.tif,labels/a.tif\nimages/b.tif,labels/b.tif\nimages/c.tif,labels/z.tif\n",
+     r"scenes.csv: 3 listed file\(s\) not found under .* \(images/b.tif, labels/b.tif, labels/z.tif\)"),
+    ("image,label\nimages/a.tif,labels/a.tif\nimages/sub/A.tif,labels/a.tif\n",
+     r"sub/A.tif: its file stem 'A' is also .*images/a.tif's; scene ids .* must be unique"),
+    (b"image,label\nimages/\xe9.tif,labels/a.tif\n", r"scenes.csv: not a UTF-8 CSV file"),
+])
+def test_a_manifest_s_mistakes_are_one_line(tmp_path, text, message):
+    params = _folder(tmp_path, ["a.tif", "c.tif", "sub/A.tif"], ["a.tif"])
+    if isinstance(text, bytes):
+        (tmp_path / "scenes.csv").write_bytes(text)
+    else:
+        (tmp_path / "scenes.csv").write_text(text)
+    with pytest.raises(DataError, match=message):
+        find_scenes(dataclasses.replace(params, manifest="scenes.csv"))
+
+
+def test_a_split_that_scores_a_class_no_training_scene_shows_stops_encode_masks(own, capsys):
+    """The training scene's cars painted over as impervious: the val and test scenes still have cars."""
+    project, _ = own
+    label = project / "external" / "own" / "labels" / "north.tif"
+    car = CLASSES.names.index("car")
+    with rasterio.open(label, "r+") as dst:
+        values = dst.read(1)
+        dst.write(np.where(values == car, 0, values).astype(np.uint8), 1)
+    with pytest.raises(SystemExit):
+        run_stages(lambda: capsys.readouterr().out, until="encode_masks")
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("encode_masks: error: the split scores classes no training scene shows (car: ")
+    assert "px in val scene Val.3, test scene south-2024)" in err
+    assert not (project / "data" / "masks").exists()

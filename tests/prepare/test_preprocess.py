@@ -91,7 +91,7 @@ def test_near_palette_colours_are_snapped_and_far_ones_ignored_and_counted(tmp_p
     label[10, :4] = (128, 128, 128)    # far from every class: ignore
     write_rgb(files.label, label)
     masks = MaskFiles(tmp_path / "masks", "3_11")
-    report = encode_scene(files, masks, CLASSES, tolerance=16, max_offpalette=0.01)
+    report = encode_scene(files, masks, CLASSES, tolerance=16, max_offpalette=0.01).report
     encoded = read_index_mask(masks.full)
     assert (encoded[:2, :3] == 5).all() and (encoded[10, :4] == 255).all()
     assert report["full"]["snapped"] == 6 and report["full"]["off_palette"] == 4

@@ -33,3 +33,8 @@ def run_stage(name: str, main: Callable[[], str | None], outputs: Iterable[Path]
         sys.exit(130)
     if summary:
         print(f"{name}: {summary}")
+
+
+def warn(name: str, message: str) -> None:
+    """Say something the user should know that does not stop the stage (one line, on stderr)."""
+    print(f"{name}: warning: {message}", file=sys.stderr)

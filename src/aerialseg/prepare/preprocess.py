@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -21,7 +22,7 @@ from aerialseg.core.io import (
     write_rgb,
     write_text,
 )
-from aerialseg.core.names import AUDIT_FILE, SOURCES_FILE, MaskFiles, SceneFiles
+from aerialseg.core.names import AUDIT_FILE, SOURCES_FILE, SPLIT_FILE, MaskFiles, SceneFiles
 from aerialseg.core.palette import LabelEncoding, class_counts, encode_index_label, encode_label
 
 
@@ -58,9 +59,9 @@ def origin_of(path: Path) -> str:
 
 
 def carry_sources(source: Path, target: Path) -> None:
-    """Keep the records of where scene files came from and of the scenes' audit (own data) in a
-    folder derived from ``source``."""
-    for name in (SOURCES_FILE, AUDIT_FILE):
+    """Keep the records of where scene files came from, of the split and of the scenes' audit (own
+    data) in a folder derived from ``source``."""
+    for name in (SOURCES_FILE, SPLIT_FILE, AUDIT_FILE):
         record = Path(source) / name
         if record.is_file():
             write_json(Path(target) / name, read_json(record))
@@ -123,10 +124,18 @@ def label_report(encoding: LabelEncoding, classes: ClassTable) -> dict:
     }
 
 
+class EncodedScene(NamedTuple):
+    """What encoding a scene's labels tells: each label's data report (``full``, ``noboundary``) and
+    the full label's pixels per class, exact (the split's class check counts them)."""
+
+    report: dict
+    class_pixels: list[int]
+
+
 def encode_scene(src: SceneFiles, dst: MaskFiles, classes: ClassTable, tolerance: int = 0,
-                 max_offpalette: float = 0.0) -> dict:
+                 max_offpalette: float = 0.0) -> EncodedScene:
     """Encode both labels of a scene to class-index masks through the class table; return their
-    data reports.
+    data reports and the full label's class pixel counts.
 
     The table's ignore colours (the eroded boundaries' black) become ignore. Near-table colours
     (within ``tolerance``) are snapped; other colours become ignore, and a label where they
@@ -156,7 +165,9 @@ def encode_scene(src: SceneFiles, dst: MaskFiles, classes: ClassTable, tolerance
                 f"add \"{src.scene}\" to data.exclude")
         write_index_mask(out, encoding.mask)
         reports[kind] = label_report(encoding, classes)
-    return reports
+        if kind == "full":
+            counts = [int(c) for c in class_counts(encoding.mask, len(classes))[: len(classes)]]
+    return EncodedScene(reports, counts)
 
 
 def resize_scene_files(scene_id: str, source: Path, target: Path, gsd: float,
@@ -168,7 +179,7 @@ def resize_scene_files(scene_id: str, source: Path, target: Path, gsd: float,
 
 
 def encode_scene_files(scene_id: str, source: Path, target: Path, classes: ClassTable, tolerance: int,
-                       max_offpalette: float) -> dict:
+                       max_offpalette: float) -> EncodedScene:
     """``encode_scene`` by scene id and folders (picklable, for worker processes)."""
     return encode_scene(SceneFiles(source, scene_id), MaskFiles(target, scene_id), classes, tolerance, max_offpalette)
 

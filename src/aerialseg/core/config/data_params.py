@@ -15,6 +15,7 @@ from aerialseg.core.config.declarations import (
     Integer,
     Nested,
     Number,
+    OrNull,
     SceneIds,
     Section,
     String,
@@ -23,48 +24,13 @@ from aerialseg.core.config.declarations import (
     shown,
 )
 from aerialseg.core.errors import ParamsError
+from aerialseg.core.scene_split import Split
 
 DATA_SOURCES = ("synthetic", "potsdam", "folder")
 # the ground sample distance (m/px) a release declares for scenes whose files carry no georeference:
 # ISPRS Potsdam's true orthophotos are 5 cm (its .tfw world files say the same); synthetic scenes always
 # come with world files
 DECLARED_GSD_M = {"potsdam": 0.05}
-
-
-@dataclass(frozen=True)
-class Split:
-    """Scene ids of each split; a scene belongs to exactly one split."""
-
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
-
-    def items(self) -> list[tuple[str, tuple[str, ...]]]:
-        """(split name, scene ids) pairs in a fixed order."""
-        return [("train", self.train), ("val", self.val), ("test", self.test)]
-
-    @property
-    def all_scenes(self) -> tuple[str, ...]:
-        """Every scene id, train first."""
-        return self.train + self.val + self.test
-
-    def without(self, excluded: tuple[str, ...]) -> Split:
-        """The same split with ``excluded`` scenes removed everywhere."""
-        def keep(ids: tuple[str, ...]) -> tuple[str, ...]:
-            return tuple(i for i in ids if i not in excluded)
-        return Split(keep(self.train), keep(self.val), keep(self.test))
-
-    def check(self, section: Section) -> None:
-        """Refuse a scene in two splits (its tiles would leak from training into testing)."""
-        seen: dict[str, tuple[str, str]] = {}  # by id in lower case: ids name files, and some file systems ignore case
-        for name, ids in self.items():
-            for scene in ids:
-                if scene.lower() in seen:
-                    other, where = seen[scene.lower()]
-                    also = f"is also in {where}" if other == scene else f"is {other} in {where}"
-                    raise ParamsError(f"{section.key(name)}: scene {scene} {also}; "
-                                      "a scene must belong to one split only")
-                seen[scene.lower()] = scene, section.key(name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +47,7 @@ class _SourceScenes:
         return Split(self.train, self.val, self.test)
 
     def check(self, section: Section) -> None:
-        self.split.check(section)
+        self.split.check(section.key, ParamsError)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,23 +84,41 @@ class PotsdamParams(_SourceScenes):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FolderParams(_SourceScenes):
-    """``data.folder``: a user's own GeoTIFFs and their label rasters, paired by name; the split lists
-    scenes by their ids, the images' file stems."""
+class SplitFractions:
+    """``data.folder.fractions``: the shares of the scenes drawn at random (seeded) for val and test."""
 
-    train: tuple[str, ...] = param(SceneIds(allow_empty=True))  # empty unless data.source is folder
+    val: float = param(Number(0.0, 0.9))
+    test: float = param(Number(0.0, 0.9))
+
+    def check(self, section: Section) -> None:
+        if self.val + self.test >= 1:
+            raise ParamsError(f"{section.key('test')}: val {self.val:g} + test {self.test:g} leave no scene to "
+                              "train on")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderParams(_SourceScenes):
+    """``data.folder``: a user's own GeoTIFFs and their label rasters, paired by name (a glob and a
+    pattern, or a CSV manifest). The split lists scenes by their ids, the images' file stems; scenes
+    listed nowhere (here or in the manifest's split column) are drawn at random for val and test by
+    ``fractions`` (only for a split nothing lists), the rest train."""
+
+    train: tuple[str, ...] = param(SceneIds(allow_empty=True))  # empty: filled by fractions
     val: tuple[str, ...] = param(SceneIds(allow_empty=True))
     test: tuple[str, ...] = param(SceneIds(allow_empty=True))
+    fractions: SplitFractions = param(Nested(SplitFractions))
     path: str = param(String())
     images: str = param(String())  # a glob under path
     labels: str = param(String())  # each image's label under path, with {stem} for the image's file stem
+    manifest: str | None = param(OrNull(String()))  # a CSV under path (image,label[,split]): replaces the two above
     min_label_coverage: float = param(Number(0.0, 1.0))  # share of an image's footprint its labels must cover
 
     def check(self, section: Section) -> None:
         if "{stem}" not in self.labels:
             raise ParamsError(f"{section.key('labels')}: {self.labels!r} names no {{stem}}: labels are paired with "
                               "images by name (e.g. labels/{stem}.tif), never by order")
-        for key, pattern in (("images", self.images), ("labels", self.labels)):
+        patterns = [("images", self.images), ("labels", self.labels)]
+        for key, pattern in patterns + ([("manifest", self.manifest)] if self.manifest else []):
             if pattern.startswith("/") or ".." in pattern.split("/"):
                 raise ParamsError(f"{section.key(key)}: {pattern!r} must stay under data.folder.path")
         super().check(section)
@@ -158,11 +142,14 @@ class DataParams:
 
     @property
     def split(self) -> Split:
-        """The split of the active source, with excluded tiles removed."""
+        """The split the active source's params list, with excluded tiles removed: every scene of the
+        built-in sources; for a folder, the scenes listed (download draws the rest, ``scene_split``)."""
         active = {"synthetic": self.synthetic, "potsdam": self.potsdam, "folder": self.folder}[self.source]
         return active.split.without(self.exclude)
 
     def check(self, section: Section) -> None:
+        if self.source == "folder":
+            return  # its split is resolved by download, from the folder's scenes (empty lists: by fractions)
         for name, ids in self.split.items():
             if not ids:
                 raise ParamsError(f"data.{self.source}.{name}: no scenes" + (" left after data.exclude"

@@ -28,6 +28,7 @@ from aerialseg.core.config.declarations import (
     Integer,
     Nested,
     Number,
+    OrNull,
     SceneId,
     Section,
     String,
@@ -214,7 +215,7 @@ class ExportParams:
 
 @dataclass(frozen=True, kw_only=True)
 class ReportParams:
-    gallery_scene: str = param(SceneId())
+    gallery_scene: str | None = param(OrNull(SceneId()))  # null: the first test scene
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -279,7 +280,8 @@ def _check_across_sections(params: Params) -> None:
     if params.train.freeze_encoder_epochs and params.model.encoder == "none":
         raise ParamsError(f"train.freeze_encoder_epochs: {params.train.freeze_encoder_epochs} needs a pretrained "
                           "encoder (model.encoder is none); set it to 0")
-    if params.report.gallery_scene not in params.data.split.test:
+    gallery, listed = params.report.gallery_scene, params.data.split.test
+    if gallery is not None and listed and gallery not in listed:
         raise ParamsError(f"report.gallery_scene: {params.report.gallery_scene} is not a test scene of "
                           f"data.{params.data.source}.test")
     weights, names = params.train.class_weights, params.classes.names
