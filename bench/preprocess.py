@@ -6,6 +6,14 @@ peak memory means something:
 
 - ``aerialseg``: ``resize_scene`` and ``encode_scene`` over worker processes (``--jobs``),
   one scene per worker at a time, then ``scene_tiles`` + ``write_split`` into uint8 shards;
+- ``folder``: the same pixels as a user's folder (``data.source: folder``): GeoTIFFs stored as
+  the release stores its tiles (uncompressed, in strips), half in EPSG:25833 and half in
+  EPSG:32633, with one-band class-index GeoTIFF labels; download's ``collect_scene`` over worker
+  processes into the stage layout, then the same resize, encode and tile. The Potsdam path's
+  download hard-links the release's files (no pixel is read), so ``folder_vs_potsdam`` (Mpx/s of
+  this side over ``aerialseg``'s, target >= 1/1.5) is what taking own GeoTIFFs costs;
+- ``folder_deflate``: the same with DEFLATE-compressed, tiled GeoTIFFs, as orthophotos are often
+  delivered: the decoding on top (``folder_deflate_vs_potsdam``);
 - ``naive``: the seed's way: load every image and label into lists, resize, cut patches in
   Python loops, min-max scale each patch with scikit-learn, convert each mask patch's
   colours class by class, append everything to lists, then ``np.array`` them.
@@ -13,7 +21,7 @@ peak memory means something:
 Both cut the same patches; aerialseg also moves a last row and column of windows back to
 cover the border (more tiles), which the naive way drops, and keeps images as uint8
 (the naive way: float64, class indices).
-The two alternate ``--repeats`` times (this machine's speed drifts); prints one JSON
+The four alternate ``--repeats`` times (this machine's speed drifts); prints one JSON
 line with the median input megapixels per second of each, the ratio of the medians and
 the range of per-repeat ratios, and peak RSS per worker / process. Targets: ratio >= 5,
 aerialseg worker peak <= 1.5 GB.
@@ -40,10 +48,21 @@ sys.path.insert(0, str(ROOT / "src"))
 SCENE_IDS = ["2_10", "2_11", "2_12", "3_10", "3_11", "3_12", "4_10", "4_11"]
 
 
+def _scene_pixels(seed: int, size: int):
+    """One scene's image (H, W, 3) and class indices (H, W): 50 px blocks of six classes."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 6, (size // 50 + 1, size // 50 + 1)).astype(np.uint8)
+    index = np.repeat(np.repeat(blocks, 50, 0), 50, 1)[:size, :size]
+    paint = np.array([[200, 200, 200], [120, 60, 50], [90, 160, 70], [40, 110, 40], [30, 30, 200],
+                      [150, 40, 40]], np.uint8)  # the image's colours; the labels take the class table's
+    return paint[index] + rng.integers(0, 40, (size, size, 1), dtype=np.uint8), index
+
+
 def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
     """Synthetic scenes under official names: uncompressed TIFFs like the ISPRS release."""
     import cv2
-    import numpy as np
 
     from aerialseg.core.config.params import load_params
     from aerialseg.core.geo.worldfile import WorldFile, write_world_file
@@ -55,12 +74,7 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
     ids = SCENE_IDS[:count]
     flags = [cv2.IMWRITE_TIFF_COMPRESSION, 1]
     for seed, scene_id in enumerate(ids):
-        rng = np.random.default_rng(seed)
-        blocks = rng.integers(0, 6, (size // 50 + 1, size // 50 + 1)).astype(np.uint8)
-        index = np.repeat(np.repeat(blocks, 50, 0), 50, 1)[:size, :size]
-        paint = np.array([[200, 200, 200], [120, 60, 50], [90, 160, 70], [40, 110, 40], [30, 30, 200],
-                          [150, 40, 40]], np.uint8)  # the image's colours; the labels take the class table's
-        image = paint[index] + rng.integers(0, 40, (size, size, 1), dtype=np.uint8)
+        image, index = _scene_pixels(seed, size)
         files = SceneFiles(folder, scene_id)
         cv2.imwrite(str(files.image), image[..., ::-1], flags)
         del image
@@ -70,6 +84,27 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
         eroded[::97] = 255
         cv2.imwrite(str(files.label_noboundary), index_to_rgb(eroded, colours)[..., ::-1], flags)
         write_world_file(files.world, WorldFile(0.05, 0, 0, -0.05, 366000.025, 5808000.975))
+    return ids
+
+
+def write_folder_scenes(folder: Path, count: int, size: int, compress: bool = False) -> list[str]:
+    """The same pixels as ``write_official_scenes`` as a user's folder: GeoTIFF images in two CRSs (every
+    other scene in EPSG:32633) and class-index GeoTIFF labels on the same grids; uncompressed strips,
+    or with ``compress`` DEFLATE in 512 px tiles."""
+    import rasterio
+    from affine import Affine
+
+    ids = SCENE_IDS[:count]
+    for seed, scene_id in enumerate(ids):
+        image, index = _scene_pixels(seed, size)
+        profile = {"driver": "GTiff", "width": size, "height": size, "crs": "EPSG:32633" if seed % 2 else "EPSG:25833",
+                   "transform": Affine(0.05, 0, 366000.0, 0, -0.05, 5808000.0), "dtype": "uint8"}
+        if compress:
+            profile.update(compress="deflate", tiled=True, blockxsize=512, blockysize=512)
+        for sub, bands in (("images", image.transpose(2, 0, 1)), ("labels", index[None])):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            with rasterio.open(folder / sub / f"{scene_id}.tif", "w", count=len(bands), **profile) as dst:
+                dst.write(bands)
     return ids
 
 
@@ -100,6 +135,32 @@ def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: in
             "phases_s": {"resize": round(resized_at - started, 2), "encode": round(encoded_at - resized_at, 2),
                          "tile": round(finished - encoded_at, 2)},
             "worker_peak_rss_mb": round(max(resize_peak, encode_peak)), "main_peak_rss_mb": round(peak_rss_mb())}
+
+
+def run_folder(folder: Path, work: Path, ids: list[str], scale: float, patch: int, jobs: int | None) -> dict:
+    """A user's folder, as the stages take it: download's pairing and collecting, then ``run_aerialseg``."""
+    from functools import partial
+
+    from aerialseg.core.config.data_params import FolderParams, SplitFractions
+    from aerialseg.core.config.params import load_params
+    from aerialseg.prepare.parallel import map_scenes
+    from aerialseg.prepare.sources.folder import collect_scene, find_scenes
+
+    classes = load_params(ROOT / "params.yaml").classes
+    params = FolderParams(path=str(folder), images="images/*.tif", labels="labels/{stem}.tif", manifest=None,
+                          min_label_coverage=0.5, train=tuple(ids), val=(), test=(),
+                          fractions=SplitFractions(val=0.0, test=0.0))
+    started = time.perf_counter()
+    scenes = {scene.scene: scene for scene in find_scenes(params)}
+    raw = work / "raw"
+    raw.mkdir(parents=True)
+    _, peak = map_scenes(partial(collect_scene, destination=raw, classes=classes, min_label_coverage=0.5),
+                         [scenes[i] for i in ids], jobs, "download")
+    downloaded = time.perf_counter() - started
+    rest = run_aerialseg(raw, work, ids, scale, patch, jobs)
+    return {**rest, "seconds": downloaded + rest["seconds"],
+            "phases_s": {"download": round(downloaded, 2), **rest["phases_s"]},
+            "worker_peak_rss_mb": round(max(peak, rest["worker_peak_rss_mb"]))}
 
 
 def run_naive(raw: Path, ids: list[str], scale: float, patch: int) -> dict:
@@ -159,7 +220,8 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=512)
     parser.add_argument("--jobs", type=int, default=None, help="aerialseg workers (default: all cores)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; medians are reported")
-    parser.add_argument("--run", choices=["generate", "aerialseg", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--run", choices=["generate", "generate_folder", "generate_folder_deflate", "aerialseg",
+                                          "folder", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     add_out_option(parser)
@@ -167,6 +229,13 @@ def main() -> None:
     ids = SCENE_IDS[:args.scenes]
     if args.run == "generate":
         print(json.dumps({"scenes": write_official_scenes(args.raw, args.scenes, args.size)}))
+        return
+    if args.run in ("generate_folder", "generate_folder_deflate"):
+        compress = args.run.endswith("deflate")
+        print(json.dumps({"scenes": write_folder_scenes(args.raw, args.scenes, args.size, compress)}))
+        return
+    if args.run == "folder":
+        print(json.dumps(run_folder(args.raw, args.work, ids, args.scale, args.patch, args.jobs)))
         return
     if args.run == "aerialseg":
         print(json.dumps(run_aerialseg(args.raw, args.work, ids, args.scale, args.patch, args.jobs)))
@@ -180,24 +249,38 @@ def main() -> None:
 
     from aerialseg.prepare.parallel import resolve_jobs
 
-    ours, naive = [], []
+    ours, own, packed, naive = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="aerialseg-bench-") as tmp:
-        raw, work = Path(tmp) / "raw", Path(tmp) / "work"
+        raw, own_folder, packed_folder, work = (Path(tmp) / name for name in ("raw", "own", "own_deflate", "work"))
         raw.mkdir()
         _in_subprocess("generate", args, raw, work)
+        _in_subprocess("generate_folder", args, own_folder, work)
+        _in_subprocess("generate_folder_deflate", args, packed_folder, work)
         for _ in range(args.repeats):
-            shutil.rmtree(work, ignore_errors=True)
-            os.sync()  # no write-back of earlier files may compete with the timed runs
-            ours.append(_in_subprocess("aerialseg", args, raw, work))
-            naive.append(_in_subprocess("naive", args, raw, work))
+            for kind, results, source in (("aerialseg", ours, raw), ("folder", own, own_folder),
+                                          ("folder", packed, packed_folder), ("naive", naive, raw)):
+                shutil.rmtree(work, ignore_errors=True)
+                os.sync()  # no write-back of earlier files may compete with the timed runs
+                results.append(_in_subprocess(kind, args, source, work))
     megapixels = args.scenes * args.size * args.size / 1e6
     ours_s, naive_s = median(r["seconds"] for r in ours), median(r["seconds"] for r in naive)
+    own_s, packed_s = median(r["seconds"] for r in own), median(r["seconds"] for r in packed)
     ratios = [n["seconds"] / o["seconds"] for o, n in zip(ours, naive, strict=True)]
+    own_ratios = [o["seconds"] / f["seconds"] for o, f in zip(ours, own, strict=True)]
     emit({
         "bench": "preprocess", "scenes": args.scenes, "size": args.size, "scale": args.scale, "patch": args.patch,
         "jobs": resolve_jobs(args.jobs, args.scenes), "repeats": args.repeats,
         "aerialseg_mpx_per_s": round(megapixels / ours_s, 1),
         "naive_mpx_per_s": round(megapixels / naive_s, 1),
+        "folder_mpx_per_s": round(megapixels / own_s, 1),
+        "folder_vs_potsdam": round(ours_s / own_s, 2),
+        "folder_vs_potsdam_range": [round(min(own_ratios), 2), round(max(own_ratios), 2)],
+        "folder_phases_s": {phase: round(median(r["phases_s"][phase] for r in own), 2) for phase in own[0]["phases_s"]},
+        "folder_worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in own),
+        "folder_deflate_mpx_per_s": round(megapixels / packed_s, 1),
+        "folder_deflate_vs_potsdam": round(ours_s / packed_s, 2),
+        "folder_deflate_phases_s": {phase: round(median(r["phases_s"][phase] for r in packed), 2)
+                                    for phase in packed[0]["phases_s"]},
         "speedup": round(naive_s / ours_s, 2),
         "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
         "aerialseg_worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in ours),
@@ -205,7 +288,7 @@ def main() -> None:
         "naive_peak_rss_mb": max(r["peak_rss_mb"] for r in naive),
         "aerialseg_phases_s": {phase: round(median(r["phases_s"][phase] for r in ours), 2)
                                for phase in ours[0]["phases_s"]},
-        "tiles": {"aerialseg": ours[0]["tiles"], "naive": naive[0]["tiles"]},
+        "tiles": {"aerialseg": ours[0]["tiles"], "folder": own[0]["tiles"], "naive": naive[0]["tiles"]},
     }, args.out)
 
 

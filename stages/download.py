@@ -6,6 +6,7 @@ if given (resumable, checked against data.potsdam.sha256); folder takes a user's
 their labels, paired by name (data.folder).
 """
 
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
@@ -16,6 +17,7 @@ from aerialseg.core.io import write_json
 from aerialseg.core.names import AUDIT_FILE, RAW, SOURCES_FILE
 from aerialseg.core.scene_split import write_split
 from aerialseg.core.stage import run_stage
+from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.sources import folder, potsdam, synthetic
 
 
@@ -37,12 +39,11 @@ def main() -> str:
             found = folder.find_scenes(data.folder)
             split = folder.folder_split(found, data.folder, data.exclude, params.seed)
             by_id = {scene.scene: scene for scene in found}
-            sources: dict[str, str] = {}
-            audit: dict[str, dict] = {}
-            for scene in tqdm(split.all_scenes, desc="download", unit="scene"):
-                origins, audit[scene] = folder.collect_scene(by_id[scene], tmp, params.classes,
-                                                             data.folder.min_label_coverage)
-                sources.update(origins)
+            collect = partial(folder.collect_scene, destination=tmp, classes=params.classes,
+                              min_label_coverage=data.folder.min_label_coverage)
+            collected, _ = map_scenes(collect, [by_id[s] for s in split.all_scenes], params.jobs, "download")
+            sources = {name: origin for origins, _ in collected for name, origin in origins.items()}
+            audit = {scene: scene_audit for scene, (_, scene_audit) in zip(split.all_scenes, collected, strict=True)}
             write_json(tmp / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
             write_json(tmp / AUDIT_FILE, audit)  # encode_masks puts it in the data report
         else:

@@ -8,6 +8,7 @@ reading of the same files (rasterio, a nearest-neighbour block reading, the tabl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -119,6 +120,10 @@ def test_own_geotiffs_and_labels_become_masks_equal_to_an_independent_reading(ow
     assert audit["Val.3"]["label_coverage"] == 1.0 and audit["Val.3"]["crs"] == CRS
     assert audit["south-2024"]["crs"] == OTHER_CRS and audit["south-2024"]["size"] == [640, 512]
     assert audit["south-2024"]["pixel_size"] == [0.05, 0.05]
+    label_file = project / "external" / "own" / "labels" / "south-2024.tif"  # the pattern's name: a link to the PNG
+    assert audit["south-2024"]["files"]["label"] == {"path": "external/own/labels/south-2024.tif",
+                                                     "bytes": label_file.stat().st_size,
+                                                     "sha256": hashlib.sha256(label_file.read_bytes()).hexdigest()}
 
 
 def test_colour_labels_give_the_masks_of_the_index_labels(own, capsys):
@@ -328,3 +333,40 @@ def test_a_split_that_scores_a_class_no_training_scene_shows_stops_encode_masks(
     assert err.startswith("encode_masks: error: the split scores classes no training scene shows (car: ")
     assert "px in val scene Val.3, test scene south-2024)" in err
     assert not (project / "data" / "masks").exists()
+
+
+def test_self_contained_geotiffs_are_copied_as_they_came_and_others_decoded(own, capsys):
+    """Val.3 as a DEFLATE RGBA GeoTIFF whose alpha hides its top 64 rows: its bytes are copied into
+    data/raw (resize reads bands 1-3 through GDAL); north with its collar in an external .msk
+    mask, which a copy of the .tif alone would lose: its pixels are decoded into a plain TIFF. The
+    masks are the independent reading's either way, ignore under the alpha and the mask."""
+    project, truth = own
+    images = project / "external" / "own" / "images"
+    with rasterio.open(images / "Val.3.tif") as src:
+        profile, rgb = src.profile, src.read()
+    alpha = np.full(rgb.shape[1:], 255, np.uint8)
+    alpha[:64] = 0
+    profile.update(count=4, compress="deflate", tiled=True, blockxsize=256, blockysize=256, photometric="RGB",
+                   alpha="YES")
+    with rasterio.open(images / "Val.3.tif", "w", **profile) as dst:
+        dst.write(np.concatenate([rgb, alpha[None]]))
+    truth["Val.3"] = truth["Val.3"].copy()
+    truth["Val.3"][:64] = IGNORE
+    with rasterio.open(images / "north.tif") as src:
+        profile, rgb = src.profile, src.read()
+    profile.pop("nodata")
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=False), rasterio.open(images / "north.tif", "w", **profile) as dst:
+        dst.write(rgb)
+        dst.write_mask(np.where(np.arange(rgb.shape[2]) < 128, 0, 255).astype(np.uint8)[None].repeat(rgb.shape[1], 0))
+    assert (images / "north.tif.msk").is_file()
+
+    run_stages(lambda: capsys.readouterr().out, until="encode_masks")
+    raw = project / "data" / "raw"
+    assert (raw / "Val.3_image.tif").read_bytes() == (images / "Val.3.tif").read_bytes()
+    with rasterio.open(raw / "north_image.tif") as copied:
+        assert copied.count == 3 and copied.compression is None  # decoded, not copied without its mask
+    for scene, labels in truth.items():
+        np.testing.assert_array_equal(read_index_mask(project / "data" / "masks" / f"{scene}_full.png"),
+                                      _expected_mask(labels), err_msg=scene)
+    with rasterio.open(project / "data" / "resized" / "Val.3_image.tif") as resized:
+        assert resized.count == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,20 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
+def _map_tiff(path: Path) -> np.ndarray | None:
+    """An uncompressed, contiguous grey or RGB TIFF memory-mapped as it is stored; None for any other
+    file (a palette TIFF's values are indices into its colour map: the decoder gives its colours)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if tif.pages.first.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+                return None
+        return np.asarray(tifffile.memmap(path, mode="r"))
+    except Exception:  # not an uncompressed, contiguous TIFF (or a damaged one): the decoder decides
+        return None
+
+
 def map_rgb_tiff(path: str | Path) -> np.ndarray | None:
     """An uncompressed 8-bit RGB TIFF memory-mapped as (H, W, 3) uint8; None for any other file.
 
@@ -73,15 +88,9 @@ def map_rgb_tiff(path: str | Path) -> np.ndarray | None:
     costs nothing up front, and readers then take the pages they need straight from the
     page cache, several times faster than decoding.
     """
-    path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return None
-    try:
-        image = tifffile.memmap(path, mode="r")
-    except Exception:  # not an uncompressed, contiguous TIFF (or a damaged one): the decoder decides
-        return None
-    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.size:
-        return np.asarray(image)
+    image = _map_tiff(Path(path))
+    if image is not None and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.size:
+        return image
     return None
 
 
@@ -96,12 +105,14 @@ def open_rgb(path: str | Path) -> np.ndarray:
 
 def read_label(path: str | Path) -> np.ndarray:
     """A label raster: one band of class values (H, W) uint8 or uint16, or colours (H, W, 3) RGB
-    uint8 (an uncompressed RGB TIFF memory-mapped); DataError for anything else."""
+    uint8 (an uncompressed TIFF memory-mapped); DataError for anything else."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    mapped = map_rgb_tiff(path)
-    if mapped is not None:
+    mapped = _map_tiff(path)  # uncompressed class values or colours: no decoding (OpenCV's is row by row)
+    if mapped is not None and mapped.size and (
+            (mapped.ndim == 2 and mapped.dtype in (np.uint8, np.uint16))
+            or (mapped.ndim == 3 and mapped.shape[2] == 3 and mapped.dtype == np.uint8)):
         return mapped
     label = decode_image(path)
     if label.ndim == 2 and label.dtype in (np.uint8, np.uint16):
@@ -212,3 +223,18 @@ def write_index_mask(path: str | Path, mask: np.ndarray) -> None:
         raise ValueError(f"mask must be uint8 (H, W), got {mask.dtype} {mask.shape}")
     with atomic_path(path) as tmp:
         _write_with_opencv(Path(path), tmp, mask)
+
+
+def link_or_copy(origin: str | Path, target: str | Path) -> None:
+    """Make ``target`` the file ``origin`` is: a hard link where the file system allows one (no bytes
+    copied), a copy otherwise (another device, a file system without links)."""
+    try:
+        os.link(origin, target)
+    except OSError:
+        shutil.copyfile(origin, target)
+
+
+def copy_file(origin: str | Path, target: str | Path) -> None:
+    """Copy ``origin``'s bytes to ``target`` atomically (a temporary, then rename): never a half copy."""
+    with atomic_path(Path(target)) as tmp:
+        shutil.copyfile(origin, tmp)

@@ -11,9 +11,10 @@ import numpy as np
 
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.errors import DataError, OffPaletteError
+from aerialseg.core.geo.geoio import read_rgb_bands
 from aerialseg.core.geo.worldfile import read_world_file, write_world_file
 from aerialseg.core.io import (
-    open_rgb,
+    map_rgb_tiff,
     read_json,
     read_label,
     write_index_mask,
@@ -90,9 +91,12 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
 
     One file is in memory at a time (a 6000 x 6000 RGB tile is 108 MB), and uncompressed
     TIFFs are memory-mapped rather than decoded, so a worker's peak stays near one
-    full-size tile plus its resized copy.
+    full-size tile plus its resized copy. Other images (own GeoTIFFs, copied as they came:
+    compressed, tiled, more than three bands) are decoded through GDAL, bands 1-3.
     """
-    image = open_rgb(src.image)
+    image = map_rgb_tiff(src.image)
+    if image is None:  # a compressed, tiled or many-band GeoTIFF, as a folder of one's own brings it
+        image = read_rgb_bands(src.image)
     size = image.shape[:2]
     write_rgb(dst.image, resize_image(image, scale), compress=False)
     del image

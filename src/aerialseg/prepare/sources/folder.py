@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from rasterio.enums import MaskFlags
 
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.config.data_params import FolderParams
 from aerialseg.core.errors import DataError
-from aerialseg.core.geo.geoio import crs_xml, opened_raster
+from aerialseg.core.geo.geoio import crs_xml, opened_raster, read_rgb_bands
 from aerialseg.core.geo.worldfile import WorldFile, write_world_file
-from aerialseg.core.io import write_label, write_rgb, write_text
+from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_label, write_rgb, write_text
 from aerialseg.core.names import SceneFiles
 from aerialseg.core.scene_split import SPLIT_NAMES, Split
 from aerialseg.prepare.splitting import draw_split
@@ -236,9 +237,12 @@ def _labelled(label: np.ndarray, classes: ClassTable) -> np.ndarray:
 def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
                   min_label_coverage: float) -> tuple[dict[str, str], dict]:
     """Bring one scene into ``destination`` (``SceneFiles``); return where each file came from and the
-    scene's audit (its CRS, ground sample distance, nodata share and the share of its footprint its
-    labels cover). A scene whose labels cover less than ``min_label_coverage`` of its footprint, the
-    usual sign of a label that is not its image's or of a wrong georeference, is a DataError."""
+    scene's audit (its CRS, ground sample distance, nodata share, the share of its footprint its
+    labels cover, and its image and label files' paths, sizes and SHA-256: which files trained a
+    model). A GeoTIFF that holds all it says (no sidecar files) is copied byte for byte; any other
+    image is decoded into a plain RGB TIFF. A scene whose labels cover less than
+    ``min_label_coverage`` of its footprint, the usual sign of a label that is not its image's or of
+    a wrong georeference, is a DataError."""
     files = SceneFiles(destination, scene.scene)
     with opened_raster(scene.image, "raster") as image:
         if image.count < 3 or image.dtypes[0] != "uint8":
@@ -246,23 +250,28 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
                             "red, green, blue (bands 1-3)")
         if image.transform.is_identity:
             raise DataError(f"{scene.image}: no georeference; a scene needs one for its ground sample distance")
-        rgb = np.ascontiguousarray(image.read((1, 2, 3)).transpose(1, 2, 0))
-        footprint = image.dataset_mask() > 0
+        if image.driver == "GTiff" and len(image.files) == 1:  # all it says is in the file: its bytes will do
+            copy_file(scene.image, files.image)
+        else:  # another format, or a GeoTIFF leaning on sidecar files (.msk, .aux.xml, .tfw): its pixels
+            write_rgb(files.image, read_rgb_bands(scene.image), compress=False)
+        # no nodata, alpha or mask: every pixel is inside (GDAL's all-valid mask, not read)
+        whole = all(flags == [MaskFlags.all_valid] for flags in image.mask_flag_enums)
+        footprint = np.ones((image.height, image.width), bool) if whole else image.dataset_mask() > 0
         label = _label_on_image_grid(scene, image, classes)
         t, own_crs = image.transform, image.crs
-    inside = int(footprint.sum())
-    coverage = float((_labelled(label, classes) & footprint).sum() / inside) if inside else 0.0
+    inside = footprint.size if whole else int(footprint.sum())
+    labelled = _labelled(label, classes) if whole else _labelled(label, classes) & footprint
+    coverage = float(labelled.sum() / inside) if inside else 0.0
     if coverage < min_label_coverage:
         where = f"{own_crs.to_string() if own_crs else 'no CRS'}, origin ({t.c:.2f}, {t.f:.2f})"
         raise DataError(f"{scene.label}: its labels cover {coverage:.1%} of scene {scene.scene}'s footprint "
                         f"(image {where}), under data.folder.min_label_coverage {min_label_coverage:.0%}: is it "
                         "this image's label, and are its georeference and CRS right?")
-    if not footprint.all():
+    if not whole and not footprint.all():
         label[~footprint] = _ignore_of(classes, label, scene.image)
-    write_rgb(files.image, rgb, compress=False)
     write_world_file(files.world, WorldFile(t.a, t.d, t.b, t.e, t.c + t.a / 2 + t.b / 2, t.f + t.d / 2 + t.e / 2))
-    for target in (files.label, files.label_noboundary):
-        write_label(target, label, compress=False)
+    write_label(files.label, label, compress=False)
+    link_or_copy(files.label, files.label_noboundary)  # own data has one label: the same file twice
     origins = {files.image.name: str(scene.image), files.world.name: f"{scene.image} (its transform)",
                files.label.name: str(scene.label), files.label_noboundary.name: str(scene.label)}
     if own_crs is not None:  # each scene keeps its CRS; one without takes data.crs
@@ -270,5 +279,7 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
         origins[files.srs.name] = f"{scene.image} (its CRS)"
     audit = {"crs": own_crs.to_string() if own_crs else None, "pixel_size": [abs(t.a), abs(t.e)],
              "size": [int(footprint.shape[1]), int(footprint.shape[0])],
-             "nodata_share": round(1 - inside / footprint.size, 6), "label_coverage": round(coverage, 6)}
+             "nodata_share": round(1 - inside / footprint.size, 6), "label_coverage": round(coverage, 6),
+             "files": {kind: {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+                       for kind, path in (("image", scene.image), ("label", scene.label))}}
     return origins, audit

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from aerialseg.core.errors import DataError
-from aerialseg.core.io import write_json
+from aerialseg.core.io import link_or_copy, write_json
 from aerialseg.core.names import SOURCES_FILE, SceneFiles
 from aerialseg.prepare.sources.archives import Member, extract_members, is_archive, list_members
 from aerialseg.prepare.sources.fetch import download
@@ -107,10 +106,7 @@ def collect_tiles(source: Path, destination: Path, tile_ids: list[str]) -> list[
                                 f"(is {archive} there?)")
     destination.mkdir(parents=True, exist_ok=True)
     for origin, target in to_link:
-        try:
-            os.link(origin, target)
-        except OSError:
-            shutil.copyfile(origin, target)
+        link_or_copy(origin, target)
     extract_members([member for member, _ in to_extract], destination, [target.name for _, target in to_extract])
     sources = {target.name: str(origin) for origin, target in to_link}
     sources.update({target.name: f"{member.archive}: member {member.name}" for member, target in to_extract})
