@@ -144,17 +144,18 @@ def run_folder(folder: Path, work: Path, ids: list[str], scale: float, patch: in
     from aerialseg.core.config.data_params import FolderParams, SplitFractions
     from aerialseg.core.config.params import load_params
     from aerialseg.prepare.parallel import map_scenes
-    from aerialseg.prepare.sources.folder import collect_scene, find_scenes
+    from aerialseg.prepare.sources.folder import Collecting, collect_scene, find_scenes
 
-    classes = load_params(ROOT / "params.yaml").classes
+    defaults = load_params(ROOT / "params.yaml")
     params = FolderParams(path=str(folder), images="images/*.tif", labels="labels/{stem}.tif", manifest=None,
                           min_label_coverage=0.5, train=tuple(ids), val=(), test=(),
-                          fractions=SplitFractions(val=0.0, test=0.0))
+                          fractions=SplitFractions(val=0.0, test=0.0), vector=defaults.data.folder.vector)
     started = time.perf_counter()
     scenes = {scene.scene: scene for scene in find_scenes(params)}
     raw = work / "raw"
     raw.mkdir(parents=True)
-    _, peak = map_scenes(partial(collect_scene, destination=raw, classes=classes, min_label_coverage=0.5),
+    settings = Collecting(defaults.classes, 0.5, defaults.data.folder.vector)
+    _, peak = map_scenes(partial(collect_scene, destination=raw, settings=settings),
                          [scenes[i] for i in ids], jobs, "download")
     downloaded = time.perf_counter() - started
     rest = run_aerialseg(raw, work, ids, scale, patch, jobs)

@@ -39,8 +39,11 @@ def main() -> str:
             found = folder.find_scenes(data.folder)
             split = folder.folder_split(found, data.folder, data.exclude, params.seed)
             by_id = {scene.scene: scene for scene in found}
-            collect = partial(folder.collect_scene, destination=tmp, classes=params.classes,
-                              min_label_coverage=data.folder.min_label_coverage)
+            own = data.folder
+            settings = folder.Collecting(params.classes, own.min_label_coverage, own.vector,
+                                         Path(own.path) / own.vector.aoi if own.vector.aoi else None, data.crs)
+            folder.check_vector_labels(found, settings)  # a file all scenes share: checked whole, once
+            collect = partial(folder.collect_scene, destination=tmp, settings=settings)
             collected, _ = map_scenes(collect, [by_id[s] for s in split.all_scenes], params.jobs, "download")
             sources = {name: origin for origins, _ in collected for name, origin in origins.items()}
             audit = {scene: scene_audit for scene, (_, scene_audit) in zip(split.all_scenes, collected, strict=True)}

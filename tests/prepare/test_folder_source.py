@@ -19,7 +19,7 @@ import rasterio
 import yaml
 from affine import Affine
 
-from aerialseg.core.config.data_params import FolderParams, SplitFractions
+from aerialseg.core.config.data_params import FolderParams, SplitFractions, VectorParams
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_index_mask, read_rgb
 from aerialseg.prepare.sources.folder import find_scenes
@@ -32,6 +32,8 @@ CRS = "EPSG:25833"
 OTHER_CRS = "EPSG:32633"  # WGS 84 / UTM 33N: a scene delivered in another CRS than data.crs
 IGNORE = 255
 NO_DRAWS = SplitFractions(val=0.0, test=0.0)
+VECTOR = VectorParams(layer=None, class_field="class", burn_order=(), buffer_m=(), all_touched=False, background=None,
+                      aoi=None)
 
 
 def _labels(shape: tuple[int, int], seed: int, block: int = 64) -> np.ndarray:
@@ -171,7 +173,7 @@ def _folder(root: Path, images: list[str], labels: list[str]) -> FolderParams:
     for name in labels:
         _write(root / "labels" / name, _labels((64, 64), 0)[None])
     return FolderParams(path=str(root), images="images/**/*.tif", labels="labels/{stem}.tif", manifest=None,
-                        min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS)
+                        min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS, vector=VECTOR)
 
 
 def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
@@ -184,7 +186,7 @@ def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
     with pytest.raises(DataError, match=r"its file stem 'x' is also .*sub/X\.tif's; scene ids .* must be unique"):
         find_scenes(params)
     empty = FolderParams(path=str(tmp_path), images="nothing/*.tif", labels="labels/{stem}.tif", manifest=None,
-                         min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS)
+                         min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS, vector=VECTOR)
     with pytest.raises(DataError, match=r"no file matches data.folder.images 'nothing/\*.tif'"):
         find_scenes(empty)
     good = _folder(tmp_path / "c", ["b.tif", "a.tif"], ["a.tif", "b.tif"])

@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass
 
 from aerialseg.core.config.declarations import (
+    Boolean,
     Choice,
+    Custom,
     Integer,
     Nested,
     Number,
@@ -96,6 +98,59 @@ class SplitFractions:
                               "train on")
 
 
+# the vector formats a label file may be in, by suffix (OGR reads each); anything else is a label raster
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json", ".shp", ".fgb")
+
+
+def is_vector_file(pattern: str) -> bool:
+    """Whether a label path or pattern names vector labels (by its suffix)."""
+    return pattern.lower().endswith(VECTOR_SUFFIXES)
+
+
+def _buffers(section: Section, name: str) -> tuple[tuple[str, float], ...]:
+    """(class name, metres) pairs; the names are checked against the class table with the rules
+    between sections."""
+    value = section.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise ParamsError(f"{section.key(name)}: expected a mapping from class name to metres, got {shown(value)}")
+    buffers = section.section(name)
+    return tuple((str(c), Number(0.0, 10_000.0, exclusive=True).read(buffers, c)) for c in value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VectorParams:
+    """``data.folder.vector``: how vector labels (polygons, lines, points) become a label raster on each
+    scene's grid (``prepare.sources.vector_labels``)."""
+
+    layer: str | None = param(OrNull(String()))  # a GeoPackage's layer (null: its only one)
+    class_field: str = param(String())  # the attribute naming each feature's class: a table name or value
+    burn_order: tuple[str, ...] = param(StringList())  # classes burnt first to last (null: the table's order)
+    buffer_m: tuple[tuple[str, float], ...] = param(Custom(_buffers))  # lines and points: metres each side
+    all_touched: bool = param(Boolean())  # burn every pixel a shape touches, not only those it covers the centre of
+    background: str | None = param(OrNull(String()))  # the class outside every feature (null: ignore)
+    aoi: str | None = param(OrNull(String()))  # polygons under data.folder.path: background only inside them
+
+    def check(self, section: Section) -> None:
+        if self.aoi is not None and self.background is None:
+            raise ParamsError(f"{section.key('aoi')}: limits where background counts, but "
+                              f"{section.key('background')} is null (outside every feature is ignore anyway)")
+        if self.aoi is not None and (self.aoi.startswith("/") or ".." in self.aoi.split("/")):
+            raise ParamsError(f"{section.key('aoi')}: {self.aoi!r} must stay under data.folder.path")
+
+    def check_classes(self, names: tuple[str, ...], prefix: str) -> None:
+        """Refuse a class name the table does not have; a burn order that is not the table's classes."""
+        named = [("buffer_m", c) for c, _ in self.buffer_m] + [("background", self.background)] * bool(
+            self.background) + [("burn_order", c) for c in self.burn_order]
+        for key, name in named:
+            if name not in names:
+                raise ParamsError(f"{prefix}{key}: {name!r} is not a class of classes.table ({', '.join(names)})")
+        if self.burn_order and sorted(self.burn_order) != sorted(names):
+            raise ParamsError(f"{prefix}burn_order: lists {', '.join(self.burn_order)}; list every class of "
+                              f"classes.table once ({', '.join(names)}), or null for the table's order")
+
+
 @dataclass(frozen=True, kw_only=True)
 class FolderParams(_SourceScenes):
     """``data.folder``: a user's own GeoTIFFs and their label rasters, paired by name (a glob and a
@@ -109,14 +164,16 @@ class FolderParams(_SourceScenes):
     fractions: SplitFractions = param(Nested(SplitFractions))
     path: str = param(String())
     images: str = param(String())  # a glob under path
-    labels: str = param(String())  # each image's label under path, with {stem} for the image's file stem
+    labels: str = param(String())  # each image's label under path ({stem}: the image's), or one vector file
+    vector: VectorParams = param(Nested(VectorParams))
     manifest: str | None = param(OrNull(String()))  # a CSV under path (image,label[,split]): replaces the two above
     min_label_coverage: float = param(Number(0.0, 1.0))  # share of an image's footprint its labels must cover
 
     def check(self, section: Section) -> None:
-        if "{stem}" not in self.labels:
+        if "{stem}" not in self.labels and not is_vector_file(self.labels):
             raise ParamsError(f"{section.key('labels')}: {self.labels!r} names no {{stem}}: labels are paired with "
-                              "images by name (e.g. labels/{stem}.tif), never by order")
+                              "images by name (e.g. labels/{stem}.tif), never by order; one file for every scene "
+                              f"is a vector file ({', '.join(VECTOR_SUFFIXES)})")
         patterns = [("images", self.images), ("labels", self.labels)]
         for key, pattern in patterns + ([("manifest", self.manifest)] if self.manifest else []):
             if pattern.startswith("/") or ".." in pattern.split("/"):

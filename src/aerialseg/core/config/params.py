@@ -284,6 +284,7 @@ def _check_across_sections(params: Params) -> None:
     if gallery is not None and listed and gallery not in listed:
         raise ParamsError(f"report.gallery_scene: {params.report.gallery_scene} is not a test scene of "
                           f"data.{params.data.source}.test")
+    params.data.folder.vector.check_classes(params.classes.names, "data.folder.vector.")
     weights, names = params.train.class_weights, params.classes.names
     if not isinstance(weights, str):
         unknown = [c for c, _ in weights if c not in names]

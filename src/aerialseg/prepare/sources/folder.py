@@ -26,20 +26,22 @@ from __future__ import annotations
 
 import csv
 import glob
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from rasterio.enums import MaskFlags
 
 from aerialseg.core.classes import ClassTable
-from aerialseg.core.config.data_params import FolderParams
+from aerialseg.core.config.data_params import FolderParams, VectorParams, is_vector_file
 from aerialseg.core.errors import DataError
 from aerialseg.core.geo.geoio import crs_xml, opened_raster, read_rgb_bands
 from aerialseg.core.geo.worldfile import WorldFile, write_world_file
 from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_label, write_rgb, write_text
 from aerialseg.core.names import SceneFiles
 from aerialseg.core.scene_split import SPLIT_NAMES, Split
+from aerialseg.prepare.sources import vector_labels
 from aerialseg.prepare.splitting import draw_split
 
 _LISTED = 5  # file names a message lists before it counts the rest
@@ -55,6 +57,7 @@ class FolderScene:
     image: Path
     label: Path
     split: str | None = None
+    shared_label: bool = False  # the label file is several scenes' (one vector file for all)
 
 
 def _listed(paths: list[str]) -> str:
@@ -71,7 +74,8 @@ def find_scenes(params: FolderParams) -> list[FolderScene]:
     if not root.is_dir():
         raise DataError(f"{root}: data.folder.path is not a folder")
     scenes = _manifest_scenes(root, params.manifest) if params.manifest else _paired_scenes(root, params)
-    return sorted(scenes, key=lambda s: s.scene)
+    uses = Counter(s.label for s in scenes)
+    return sorted((replace(s, shared_label=uses[s.label] > 1) for s in scenes), key=lambda s: s.scene)
 
 
 def _check_stems(scenes: list[FolderScene]) -> None:
@@ -234,8 +238,59 @@ def _labelled(label: np.ndarray, classes: ClassTable) -> np.ndarray:
     return ~ignored
 
 
-def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
-                  min_label_coverage: float) -> tuple[dict[str, str], dict]:
+@dataclass(frozen=True)
+class Collecting:
+    """What bringing a scene in needs besides the scene: the class table, the label coverage a scene
+    must reach, how vector labels are burnt (and the area of interest's file), and the CRS of an image
+    that names none (``data.crs``)."""
+
+    classes: ClassTable
+    min_label_coverage: float
+    vector: VectorParams
+    aoi: Path | None = None
+    crs: str | None = None
+
+
+def check_vector_labels(scenes: list[FolderScene], settings: Collecting) -> None:
+    """Read and check each vector file that several scenes share, once, before any scene is collected
+    (a file of one scene is checked as it is collected)."""
+    shared = sorted({s.label for s in scenes if s.shared_label and is_vector_file(str(s.label))})
+    for path in shared:
+        vector_labels.read_layer(path, settings.vector, settings.classes)
+    if settings.aoi is not None:
+        vector_labels.read_area(settings.aoi)
+
+
+def _vector_label(scene: FolderScene, image, settings: Collecting) -> tuple[np.ndarray, dict, str]:
+    """The scene's vector labels burnt on the image's grid, the burn's counts, and where the layer lies
+    against the scene (both bounds in the scene's CRS), for a coverage message."""
+    from rasterio.crs import CRS
+
+    crs = image.crs or (CRS.from_user_input(settings.crs) if settings.crs else None)
+    if crs is None:
+        raise DataError(f"{scene.image}: has no CRS, so its vector labels cannot be placed on it; set data.crs")
+    grid = vector_labels.Grid(image.transform, image.width, image.height, crs)
+    bbox = vector_labels.layer_bbox(scene.label, settings.vector, grid) if scene.shared_label else None
+    layer = vector_labels.read_layer(scene.label, settings.vector, settings.classes, bbox=bbox)
+    aoi = vector_labels.read_area(settings.aoi) if settings.aoi is not None else None
+    classes = settings.classes
+    ignore = classes.ignore_values[0] if classes.ignore_values else None
+    if ignore is None and (settings.vector.background is None or aoi is not None):
+        raise DataError(f"{scene.label}: vector labels leave pixels outside every feature, which must become ignore; "
+                        "declare a value for it in classes.ignore.values (e.g. [255]), or name the class of those "
+                        "pixels in data.folder.vector.background")
+    label, counts = vector_labels.rasterise(layer, grid, settings.vector, classes, 255 if ignore is None else ignore,
+                                            aoi)
+    left, bottom, right, top = vector_labels.bounds_in(layer, grid)
+    t = image.transform
+    xs, ys = sorted((t.c, t.c + t.a * image.width)), sorted((t.f, t.f + t.e * image.height))
+    where = (f"the layer spans ({left:.1f}, {bottom:.1f}, {right:.1f}, {top:.1f}) and the scene ({xs[0]:.1f}, "
+             f"{ys[0]:.1f}, {xs[1]:.1f}, {ys[1]:.1f}), both in {crs.to_string()} (left, bottom, right, top): is "
+             f"{scene.label.name}'s CRS ({layer.crs.to_string()}) right, or are its axes swapped?")
+    return label, counts, where
+
+
+def collect_scene(scene: FolderScene, destination: Path, settings: Collecting) -> tuple[dict[str, str], dict]:
     """Bring one scene into ``destination`` (``SceneFiles``); return where each file came from and the
     scene's audit (its CRS, ground sample distance, nodata share, the share of its footprint its
     labels cover, and its image and label files' paths, sizes and SHA-256: which files trained a
@@ -244,6 +299,7 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
     ``min_label_coverage`` of its footprint, the usual sign of a label that is not its image's or of
     a wrong georeference, is a DataError."""
     files = SceneFiles(destination, scene.scene)
+    classes, min_label_coverage = settings.classes, settings.min_label_coverage
     with opened_raster(scene.image, "raster") as image:
         if image.count < 3 or image.dtypes[0] != "uint8":
             raise DataError(f"{scene.image}: {image.count} band(s) of {image.dtypes[0]}; a model learns from 8-bit "
@@ -257,11 +313,18 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
         # no nodata, alpha or mask: every pixel is inside (GDAL's all-valid mask, not read)
         whole = all(flags == [MaskFlags.all_valid] for flags in image.mask_flag_enums)
         footprint = np.ones((image.height, image.width), bool) if whole else image.dataset_mask() > 0
-        label = _label_on_image_grid(scene, image, classes)
+        burn: dict[str, int] | None = None
+        if is_vector_file(str(scene.label)):
+            label, burn, where = _vector_label(scene, image, settings)
+        else:
+            label = _label_on_image_grid(scene, image, classes)
         t, own_crs = image.transform, image.crs
     inside = footprint.size if whole else int(footprint.sum())
     labelled = _labelled(label, classes) if whole else _labelled(label, classes) & footprint
     coverage = float(labelled.sum() / inside) if inside else 0.0
+    if coverage < min_label_coverage and burn is not None:
+        raise DataError(f"{scene.label}: its features cover {coverage:.1%} of scene {scene.scene}'s footprint, under "
+                        f"data.folder.min_label_coverage {min_label_coverage:.0%}; {where}")
     if coverage < min_label_coverage:
         where = f"{own_crs.to_string() if own_crs else 'no CRS'}, origin ({t.c:.2f}, {t.f:.2f})"
         raise DataError(f"{scene.label}: its labels cover {coverage:.1%} of scene {scene.scene}'s footprint "
@@ -277,9 +340,13 @@ def collect_scene(scene: FolderScene, destination: Path, classes: ClassTable,
     if own_crs is not None:  # each scene keeps its CRS; one without takes data.crs
         write_text(files.srs, crs_xml(own_crs))
         origins[files.srs.name] = f"{scene.image} (its CRS)"
+    if burn is not None:
+        origins[files.label.name] = origins[files.label_noboundary.name] = f"{scene.label} (burnt on its grid)"
     audit = {"crs": own_crs.to_string() if own_crs else None, "pixel_size": [abs(t.a), abs(t.e)],
              "size": [int(footprint.shape[1]), int(footprint.shape[0])],
              "nodata_share": round(1 - inside / footprint.size, 6), "label_coverage": round(coverage, 6),
              "files": {kind: {"path": str(path), "bytes": path.stat().st_size, "sha256": sha256_of(path)}
                        for kind, path in (("image", scene.image), ("label", scene.label))}}
+    if burn is not None:
+        audit["vector"] = burn
     return origins, audit
