@@ -14,6 +14,9 @@ peak memory means something:
   this side over ``aerialseg``'s, target >= 1/1.5) is what taking own GeoTIFFs costs;
 - ``folder_deflate``: the same with DEFLATE-compressed, tiled GeoTIFFs, as orthophotos are often
   delivered: the decoding on top (``folder_deflate_vs_potsdam``);
+- ``folder_vector``: the ``folder`` images with the same labels as polygons (each scene's class map
+  vectorised, one GeoPackage per scene in EPSG:4326), reprojected and burnt by download
+  (``vector_vs_raster_labels``: Mpx/s over the ``folder`` side's, target >= 1/1.5);
 - ``naive``: the seed's way: load every image and label into lists, resize, cut patches in
   Python loops, min-max scale each patch with scikit-learn, convert each mask patch's
   colours class by class, append everything to lists, then ``np.array`` them.
@@ -21,7 +24,7 @@ peak memory means something:
 Both cut the same patches; aerialseg also moves a last row and column of windows back to
 cover the border (more tiles), which the naive way drops, and keeps images as uint8
 (the naive way: float64, class indices).
-The four alternate ``--repeats`` times (this machine's speed drifts); prints one JSON
+The five alternate ``--repeats`` times (this machine's speed drifts); prints one JSON
 line with the median input megapixels per second of each, the ratio of the medians and
 the range of per-repeat ratios, and peak RSS per worker / process. Targets: ratio >= 5,
 aerialseg worker peak <= 1.5 GB.
@@ -87,10 +90,11 @@ def write_official_scenes(folder: Path, count: int, size: int) -> list[str]:
     return ids
 
 
-def write_folder_scenes(folder: Path, count: int, size: int, compress: bool = False) -> list[str]:
+def write_folder_scenes(folder: Path, count: int, size: int, compress: bool = False, vector: bool = False) -> list[str]:
     """The same pixels as ``write_official_scenes`` as a user's folder: GeoTIFF images in two CRSs (every
     other scene in EPSG:32633) and class-index GeoTIFF labels on the same grids; uncompressed strips,
-    or with ``compress`` DEFLATE in 512 px tiles."""
+    or with ``compress`` DEFLATE in 512 px tiles; with ``vector`` the labels as polygons instead, one
+    GeoPackage per scene in EPSG:4326 (the class map vectorised, then reprojected by GDAL)."""
     import rasterio
     from affine import Affine
 
@@ -103,9 +107,25 @@ def write_folder_scenes(folder: Path, count: int, size: int, compress: bool = Fa
             profile.update(compress="deflate", tiled=True, blockxsize=512, blockysize=512)
         for sub, bands in (("images", image.transpose(2, 0, 1)), ("labels", index[None])):
             (folder / sub).mkdir(parents=True, exist_ok=True)
+            if sub == "labels" and vector:
+                _write_polygons(folder / sub / f"{scene_id}.gpkg", index, profile)
+                continue
             with rasterio.open(folder / sub / f"{scene_id}.tif", "w", count=len(bands), **profile) as dst:
                 dst.write(bands)
     return ids
+
+
+def _write_polygons(path: Path, index, profile: dict) -> None:
+    """A class map as polygons with a ``class`` attribute (the class index), in EPSG:4326."""
+    import fiona
+    from rasterio.features import shapes
+    from rasterio.warp import transform_geom
+
+    schema = {"geometry": "Polygon", "properties": {"class": "int"}}
+    with fiona.open(path, "w", driver="GPKG", crs="EPSG:4326", schema=schema) as dst:
+        dst.writerecords({"geometry": transform_geom(profile["crs"], "EPSG:4326", geometry),
+                          "properties": {"class": int(value)}}
+                         for geometry, value in shapes(index, transform=profile["transform"]))
 
 
 def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: int, jobs: int | None) -> dict:
@@ -137,8 +157,10 @@ def run_aerialseg(raw: Path, work: Path, ids: list[str], scale: float, patch: in
             "worker_peak_rss_mb": round(max(resize_peak, encode_peak)), "main_peak_rss_mb": round(peak_rss_mb())}
 
 
-def run_folder(folder: Path, work: Path, ids: list[str], scale: float, patch: int, jobs: int | None) -> dict:
+def run_folder(folder: Path, work: Path, ids: list[str], scale: float, patch: int, jobs: int | None,
+               labels: str = "labels/{stem}.tif") -> dict:
     """A user's folder, as the stages take it: download's pairing and collecting, then ``run_aerialseg``."""
+    import dataclasses
     from functools import partial
 
     from aerialseg.core.config.data_params import FolderParams, SplitFractions
@@ -147,14 +169,15 @@ def run_folder(folder: Path, work: Path, ids: list[str], scale: float, patch: in
     from aerialseg.prepare.sources.folder import Collecting, collect_scene, find_scenes
 
     defaults = load_params(ROOT / "params.yaml")
-    params = FolderParams(path=str(folder), images="images/*.tif", labels="labels/{stem}.tif", manifest=None,
+    params = FolderParams(path=str(folder), images="images/*.tif", labels=labels, manifest=None,
                           min_label_coverage=0.5, train=tuple(ids), val=(), test=(),
                           fractions=SplitFractions(val=0.0, test=0.0), vector=defaults.data.folder.vector)
     started = time.perf_counter()
     scenes = {scene.scene: scene for scene in find_scenes(params)}
     raw = work / "raw"
     raw.mkdir(parents=True)
-    settings = Collecting(defaults.classes, 0.5, defaults.data.folder.vector)
+    classes = dataclasses.replace(defaults.classes, ignore_values=(255,))  # what no polygon covers (none here)
+    settings = Collecting(classes, 0.5, defaults.data.folder.vector)
     _, peak = map_scenes(partial(collect_scene, destination=raw, settings=settings),
                          [scenes[i] for i in ids], jobs, "download")
     downloaded = time.perf_counter() - started
@@ -221,8 +244,9 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=512)
     parser.add_argument("--jobs", type=int, default=None, help="aerialseg workers (default: all cores)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; medians are reported")
-    parser.add_argument("--run", choices=["generate", "generate_folder", "generate_folder_deflate", "aerialseg",
-                                          "folder", "naive"], help=argparse.SUPPRESS)
+    parser.add_argument("--run", choices=["generate", "generate_folder", "generate_folder_deflate",
+                                          "generate_folder_vector", "aerialseg", "folder", "folder_vector", "naive"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     add_out_option(parser)
@@ -231,12 +255,14 @@ def main() -> None:
     if args.run == "generate":
         print(json.dumps({"scenes": write_official_scenes(args.raw, args.scenes, args.size)}))
         return
-    if args.run in ("generate_folder", "generate_folder_deflate"):
-        compress = args.run.endswith("deflate")
-        print(json.dumps({"scenes": write_folder_scenes(args.raw, args.scenes, args.size, compress)}))
+    if args.run in ("generate_folder", "generate_folder_deflate", "generate_folder_vector"):
+        scenes = write_folder_scenes(args.raw, args.scenes, args.size, compress=args.run.endswith("deflate"),
+                                     vector=args.run.endswith("vector"))
+        print(json.dumps({"scenes": scenes}))
         return
-    if args.run == "folder":
-        print(json.dumps(run_folder(args.raw, args.work, ids, args.scale, args.patch, args.jobs)))
+    if args.run in ("folder", "folder_vector"):
+        labels = "labels/{stem}.gpkg" if args.run == "folder_vector" else "labels/{stem}.tif"
+        print(json.dumps(run_folder(args.raw, args.work, ids, args.scale, args.patch, args.jobs, labels)))
         return
     if args.run == "aerialseg":
         print(json.dumps(run_aerialseg(args.raw, args.work, ids, args.scale, args.patch, args.jobs)))
@@ -250,22 +276,27 @@ def main() -> None:
 
     from aerialseg.prepare.parallel import resolve_jobs
 
-    ours, own, packed, naive = [], [], [], []
+    ours, own, packed, drawn, naive = [], [], [], [], []
     with tempfile.TemporaryDirectory(prefix="aerialseg-bench-") as tmp:
-        raw, own_folder, packed_folder, work = (Path(tmp) / name for name in ("raw", "own", "own_deflate", "work"))
+        raw, own_folder, packed_folder, vector_folder, work = (
+            Path(tmp) / name for name in ("raw", "own", "own_deflate", "own_vector", "work"))
         raw.mkdir()
         _in_subprocess("generate", args, raw, work)
         _in_subprocess("generate_folder", args, own_folder, work)
         _in_subprocess("generate_folder_deflate", args, packed_folder, work)
+        _in_subprocess("generate_folder_vector", args, vector_folder, work)
         for _ in range(args.repeats):
             for kind, results, source in (("aerialseg", ours, raw), ("folder", own, own_folder),
-                                          ("folder", packed, packed_folder), ("naive", naive, raw)):
+                                          ("folder", packed, packed_folder), ("folder_vector", drawn, vector_folder),
+                                          ("naive", naive, raw)):
                 shutil.rmtree(work, ignore_errors=True)
                 os.sync()  # no write-back of earlier files may compete with the timed runs
                 results.append(_in_subprocess(kind, args, source, work))
     megapixels = args.scenes * args.size * args.size / 1e6
     ours_s, naive_s = median(r["seconds"] for r in ours), median(r["seconds"] for r in naive)
     own_s, packed_s = median(r["seconds"] for r in own), median(r["seconds"] for r in packed)
+    drawn_s = median(r["seconds"] for r in drawn)
+    vector_ratios = [f["seconds"] / v["seconds"] for f, v in zip(own, drawn, strict=True)]
     ratios = [n["seconds"] / o["seconds"] for o, n in zip(ours, naive, strict=True)]
     own_ratios = [o["seconds"] / f["seconds"] for o, f in zip(ours, own, strict=True)]
     emit({
@@ -282,6 +313,11 @@ def main() -> None:
         "folder_deflate_vs_potsdam": round(ours_s / packed_s, 2),
         "folder_deflate_phases_s": {phase: round(median(r["phases_s"][phase] for r in packed), 2)
                                     for phase in packed[0]["phases_s"]},
+        "folder_vector_mpx_per_s": round(megapixels / drawn_s, 1),
+        "vector_vs_raster_labels": round(own_s / drawn_s, 2),
+        "vector_vs_raster_labels_range": [round(min(vector_ratios), 2), round(max(vector_ratios), 2)],
+        "folder_vector_phases_s": {phase: round(median(r["phases_s"][phase] for r in drawn), 2)
+                                   for phase in drawn[0]["phases_s"]},
         "speedup": round(naive_s / ours_s, 2),
         "speedup_range": [round(min(ratios), 2), round(max(ratios), 2)],
         "aerialseg_worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in ours),
@@ -289,7 +325,8 @@ def main() -> None:
         "naive_peak_rss_mb": max(r["peak_rss_mb"] for r in naive),
         "aerialseg_phases_s": {phase: round(median(r["phases_s"][phase] for r in ours), 2)
                                for phase in ours[0]["phases_s"]},
-        "tiles": {"aerialseg": ours[0]["tiles"], "folder": own[0]["tiles"], "naive": naive[0]["tiles"]},
+        "tiles": {"aerialseg": ours[0]["tiles"], "folder": own[0]["tiles"], "folder_vector": drawn[0]["tiles"],
+                  "naive": naive[0]["tiles"]},
     }, args.out)
 
 

@@ -220,8 +220,8 @@ def test_a_layer_s_mistakes_are_one_line_each(tmp_path):
                               "of classes.table (impervious, building, low_vegetation, tree, car, clutter) nor their "
                               "values; declare them (classes.table.<class>.values) or fix the layer")
     numbers = tmp_path / "numbers.gpkg"
-    _write_layer(numbers, [{"class": 3, "geometry": polygon}, {"class": 9, "geometry": polygon}], kind="int")
-    with pytest.raises(DataError, match=r"class values 9 \(1 feature\) are not classes"):  # 3 is tree's value
+    _write_layer(numbers, [{"class": v, "geometry": polygon} for v in (3, 9, None, None)], kind="int")
+    with pytest.raises(DataError, match=r"values NULL \(2 features\), 9 \(1 feature\) are not classes"):  # 3: tree
         read_layer(numbers, RULES, CLASSES)
     roads = tmp_path / "roads.geojson"
     _write_layer(roads, [{"class": "impervious", "geometry": line}] * 3, driver="GeoJSON", geometry="LineString")

@@ -230,8 +230,10 @@ def _label_on_image_grid(scene: FolderScene, image, classes: ClassTable) -> np.n
 
 def _labelled(label: np.ndarray, classes: ClassTable) -> np.ndarray:
     """Where a label says a class: not one of the table's ignore values (index labels) or colours."""
-    if label.ndim == 2:
-        return ~np.isin(label, classes.ignore_values)
+    if label.ndim == 2:  # a table over every value of the label's type (np.isin sorts 36 M values)
+        labelled = np.ones(np.iinfo(label.dtype).max + 1, bool)
+        labelled[[v for v in classes.ignore_values if v < len(labelled)]] = False
+        return labelled[label]
     ignored = np.zeros(label.shape[:2], bool)
     for colour in classes.ignore_colours:
         ignored |= (label == np.array(colour, label.dtype)).all(-1)

@@ -1,7 +1,8 @@
 """Vector labels: the features of a GeoPackage, GeoJSON, Shapefile or FlatGeobuf layer, rasterised on a
 scene's own grid.
 
-``read_layer`` reads a layer with OGR (Fiona), checks it whole — a CRS, the class attribute, every
+``read_layer`` reads a layer with OGR (pyogrio: every geometry and the class column at once, as
+arrays), checks it whole — a CRS, the class attribute, every
 value a class of the table (by name, or by one of its declared ``values``), a buffer for every class
 drawn with lines or points — and repairs invalid geometries (``shapely.make_valid``), counting them
 and the features without geometry. ``rasterise`` then, per scene:
@@ -25,6 +26,7 @@ so ``encode_masks`` reads the result like any class-index label.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,32 +73,52 @@ def _class_lookup(classes: ClassTable) -> dict[object, int]:
 
 
 def _class_of(value: object, lookup: dict[object, int]) -> int | None:
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float):
+        if not value.is_integer():
+            return None  # NaN (a NULL in an integer column) too
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     return lookup.get(value)
 
 
+def _shown(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "NULL"
+    return repr(int(value)) if isinstance(value, float) and value.is_integer() else repr(value)
+
+
 def _listed(counter: Counter[object]) -> str:
-    shown = [f"{'NULL' if v is None else repr(v)} ({n} feature{'s' * (n != 1)})" for v, n in counter.most_common()]
+    shown = [f"{_shown(v)} ({n} feature{'s' * (n != 1)})" for v, n in counter.most_common()]
     return ", ".join(shown[:_LISTED]) + (f" and {len(shown) - _LISTED} more" if len(shown) > _LISTED else "")
 
 
-def _open(path: Path, layer: str | None):  # -> fiona Collection
-    import fiona
+def _layer_info(path: Path, layer: str | None) -> dict[str, Any]:
+    """OGR's description of the named layer (or the file's only one): its name, CRS, fields, count."""
+    import pyogrio
 
     if not path.exists():
         raise DataError(f"{path}: file not found")
     try:
-        layers = fiona.listlayers(path)
+        layers = [str(name) for name in pyogrio.list_layers(path)[:, 0]]
     except Exception as err:
         raise DataError(f"{path}: not a readable vector file ({one_line_reason(err)})") from None
     if layer is None and len(layers) > 1:
         raise DataError(f"{path}: has layers {', '.join(layers)}; name one in data.folder.vector.layer")
     if layer is not None and layer not in layers:
         raise DataError(f"{path}: no layer {layer!r} (data.folder.vector.layer); its layers: {', '.join(layers)}")
-    return fiona.open(path, layer=layer or layers[0])
+    info: dict[str, Any] = pyogrio.read_info(path, layer=layer or layers[0], force_total_bounds=True)
+    return info
+
+
+def _read(path: Path, info: dict[str, Any], columns: list[str],
+          bbox: tuple[float, float, float, float] | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The layer's geometries (shapely; None where a feature has none) and the ``columns``' values."""
+    import shapely
+    from pyogrio.raw import read
+
+    _, _, wkb, values = read(path, layer=info["layer_name"], columns=columns, bbox=bbox)
+    return shapely.from_wkb(wkb), list(values)
 
 
 def read_layer(path: Path, rules: VectorParams, classes: ClassTable,
@@ -107,58 +129,44 @@ def read_layer(path: Path, rules: VectorParams, classes: ClassTable,
     import shapely
     from pyproj import CRS
 
-    buffers = dict(rules.buffer_m)
+    info = _layer_info(path, rules.layer)
+    if not info["crs"]:
+        hint = " (no .prj beside it)" if path.suffix.lower() == ".shp" else ""
+        raise DataError(f"{path}: has no CRS{hint}; add one (e.g. ogr2ogr -a_srs EPSG:25832), so its features "
+                        "can be put on each scene's grid")
+    attributes = [str(f) for f in info["fields"]]
+    if rules.class_field not in attributes:
+        raise DataError(f"{path}: no attribute {rules.class_field!r} (data.folder.vector.class_field); its "
+                        f"attributes: {', '.join(attributes) or 'none'}")
+    if info["features"] == 0:
+        raise DataError(f"{path}: layer {info['layer_name']} has no features")
+    geometries, (values,) = _read(path, info, [rules.class_field], bbox)
     lookup = _class_lookup(classes)
-    with _open(path, rules.layer) as source:
-        if not source.crs:
-            hint = " (no .prj beside it)" if path.suffix.lower() == ".shp" else ""
-            raise DataError(f"{path}: has no CRS{hint}; add one (e.g. ogr2ogr -a_srs EPSG:25832), so its features "
-                            "can be put on each scene's grid")
-        crs = CRS.from_user_input(source.crs.to_wkt())
-        attributes = list(source.schema["properties"])
-        if rules.class_field not in attributes:
-            raise DataError(f"{path}: no attribute {rules.class_field!r} (data.folder.vector.class_field); its "
-                            f"attributes: {', '.join(attributes) or 'none'}")
-        if len(source) == 0:
-            raise DataError(f"{path}: layer {source.name} has no features")
-        bounds = tuple(source.bounds)
-        features = source.items(bbox=bbox) if bbox is not None else source.items()
-        geometries: list[Any] = []
-        indices: list[int] = []
-        unknown: Counter[object] = Counter()
-        unbuffered: Counter[str] = Counter()
-        counts = Counter(features=0, repaired=0, without_geometry=0)
-        for _, feature in features:
-            counts["features"] += 1
-            value = feature.properties.get(rules.class_field)
-            index = _class_of(value, lookup)
-            if index is None:
-                unknown[value] += 1
-                continue
-            if feature.geometry is None:
-                counts["without_geometry"] += 1
-                continue
-            geometry = shapely.geometry.shape(feature.geometry)
-            if geometry.is_empty:
-                counts["without_geometry"] += 1
-                continue
-            if not geometry.is_valid:
-                geometry = shapely.make_valid(geometry)
-                counts["repaired"] += 1
-            if shapely.get_dimensions(geometry) < 2 and classes.names[index] not in buffers:
-                unbuffered[classes.names[index]] += 1
-            geometries.append(geometry)
-            indices.append(index)
+    listed = [None if isinstance(v, float) and np.isnan(v) else v for v in values.tolist()]  # NULL in a number column
+    found = Counter(listed)
+    index_of = {value: _class_of(value, lookup) for value in found}
+    unknown = Counter({value: n for value, n in found.items() if index_of[value] is None})
     if unknown:
         raise DataError(f"{path}: {rules.class_field} values {_listed(unknown)} are not classes of classes.table "
                         f"({', '.join(classes.names)}) nor their values; declare them (classes.table.<class>.values) "
                         "or fix the layer")
+    indices = np.array([index_of[v] for v in listed], np.int64)
+    present = ~(shapely.is_missing(geometries) | shapely.is_empty(geometries))
+    geometries, indices = geometries[present], indices[present]
+    invalid = ~shapely.is_valid(geometries)
+    if invalid.any():
+        geometries = geometries.copy()
+        geometries[invalid] = shapely.make_valid(geometries[invalid])
+    thin = shapely.get_dimensions(geometries) < 2
+    buffers = dict(rules.buffer_m)
+    unbuffered = Counter(classes.names[i] for i in indices[thin] if classes.names[i] not in buffers)
     if unbuffered:
-        listed = ", ".join(f"{n} line or point feature{'s' * (n != 1)} of {c}" for c, n in unbuffered.most_common())
-        raise DataError(f"{path}: {listed} need a width: give data.folder.vector.buffer_m."
+        thin_listed = ", ".join(f"{n} line or point feature{'s' * (n != 1)} of {c}"
+                                for c, n in unbuffered.most_common())
+        raise DataError(f"{path}: {thin_listed} need a width: give data.folder.vector.buffer_m."
                         f"{unbuffered.most_common(1)[0][0]} (metres each side)")
-    return Layer(path, crs, np.array(geometries, dtype=object), np.array(indices, np.int64), bounds,
-                 dict(counts))
+    counts = {"features": len(values), "repaired": int(invalid.sum()), "without_geometry": int((~present).sum())}
+    return Layer(path, CRS.from_user_input(info["crs"]), geometries, indices, tuple(info["total_bounds"]), counts)
 
 
 def read_area(path: Path) -> Layer:
@@ -167,25 +175,24 @@ def read_area(path: Path) -> Layer:
     import shapely
     from pyproj import CRS
 
-    with _open(path, None) as source:
-        if not source.crs:
-            raise DataError(f"{path}: has no CRS; add one, so the area can be put on each scene's grid")
-        crs = CRS.from_user_input(source.crs.to_wkt())
-        bounds = tuple(source.bounds)
-        shapes = [shapely.geometry.shape(f.geometry) for f in source if f.geometry is not None]
-    shapes = [g if g.is_valid else shapely.make_valid(g) for g in shapes if not g.is_empty]
-    if not shapes or any(shapely.get_dimensions(g) < 2 for g in shapes):
+    info = _layer_info(path, None)
+    if not info["crs"]:
+        raise DataError(f"{path}: has no CRS; add one, so the area can be put on each scene's grid")
+    shapes, _ = _read(path, info, [], None)
+    shapes = shapes[~(shapely.is_missing(shapes) | shapely.is_empty(shapes))]
+    shapes = np.where(shapely.is_valid(shapes), shapes, shapely.make_valid(shapes))
+    if not len(shapes) or (shapely.get_dimensions(shapes) < 2).any():
         raise DataError(f"{path}: an area of interest (data.folder.vector.aoi) is polygons; found "
                         f"{len(shapes)} feature(s), not all polygons")
-    return Layer(path, crs, np.array(shapes, dtype=object), np.zeros(len(shapes), np.int64), bounds)
+    return Layer(path, CRS.from_user_input(info["crs"]), shapes, np.zeros(len(shapes), np.int64),
+                 tuple(info["total_bounds"]))
 
 
 def layer_bbox(path: Path, rules: VectorParams, grid: Grid) -> tuple[float, float, float, float]:
     """The scene's bounds in the layer's CRS (densified edges), for reading only its features."""
     from rasterio.warp import transform_bounds
 
-    with _open(path, rules.layer) as source:
-        layer_crs = source.crs
+    layer_crs = _layer_info(path, rules.layer)["crs"]
     left, top = grid.transform * (0, 0)
     right, bottom = grid.transform * (grid.width, grid.height)
     return tuple(transform_bounds(grid.crs, layer_crs, min(left, right), min(top, bottom), max(left, right),
@@ -252,7 +259,10 @@ def rasterise(layer: Layer, grid: Grid, rules: VectorParams, classes: ClassTable
         inside = rasterize(((g, 1) for g in _to_grid_crs(aoi.geometries, aoi.crs, grid)), out_shape=shape,
                            transform=grid.transform, fill=0, dtype=np.uint8)
         label[inside == 0] = ignore
-    burnt = [(geometries[k], values[layer.classes[k]]) for k in order if not geometries[k].is_empty]
+    kept = [k for k in order if not geometries[k].is_empty]
+    # as GeoJSON mappings, written by GEOS in one call: rasterio's own conversion walks each coordinate in Python
+    mappings = json.loads("[" + ",".join(shapely.to_geojson(geometries[kept])) + "]") if kept else []
+    burnt = [(mapping, values[layer.classes[k]]) for mapping, k in zip(mappings, kept, strict=True)]
     if burnt:
         rasterize(burnt, out=label, transform=grid.transform, all_touched=rules.all_touched)
     return label, {"features": len(burnt), "repaired": layer.counts.get("repaired", 0),
