@@ -231,3 +231,21 @@ def test_no_gallery_scene_means_the_first_test_scene_and_a_folder_split_is_left_
     raw_params["data"]["folder"]["fractions"] = {"val": 0.5, "test": 0.5}
     with pytest.raises(ParamsError, match=r"^data.folder.fractions.test: val 0.5 \+ test 0.5 leave no scene to train"):
         parse_params(raw_params)
+
+
+def test_vector_label_settings_name_classes_of_the_table(raw_params):
+    vector = raw_params["data"]["folder"]["vector"]
+    vector["buffer_m"] = {"road": 3.0}
+    with pytest.raises(ParamsError, match=r"^data.folder.vector.buffer_m: 'road' is not a class of classes.table"):
+        parse_params(raw_params)
+    vector["buffer_m"] = {"impervious": 3.0}
+    vector["burn_order"] = ["tree", "building"]
+    with pytest.raises(ParamsError, match=r"^data.folder.vector.burn_order: lists tree, building; list every class"):
+        parse_params(raw_params)
+    vector["burn_order"] = None
+    vector["aoi"] = "area.gpkg"
+    with pytest.raises(ParamsError, match=r"^data.folder.vector.aoi: limits where background counts, but "
+                                          r"data.folder.vector.background is null"):
+        parse_params(raw_params)
+    vector["background"] = "low_vegetation"
+    assert parse_params(raw_params).data.folder.vector.buffer_m == (("impervious", 3.0),)

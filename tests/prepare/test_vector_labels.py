@@ -173,6 +173,11 @@ def test_a_line_buffered_by_3_m_is_a_6_m_road_at_any_ground_sample_distance(tmp_
         widths[gsd] = float(np.median((label == 0).sum(axis=0)) * gsd)
     for gsd, width in widths.items():
         assert abs(width - 6.0) <= gsd, widths  # within a pixel of 6 m at every GSD
+    touched = VectorParams(**{**rules.__dict__, "all_touched": True})
+    grid = _square_grid(0.6)
+    label, _ = rasterise(read_layer(path, touched, CLASSES), grid, touched, CLASSES, IGNORE)
+    width = float(np.median((label == 0).sum(axis=0)) * 0.6)
+    assert widths[0.6] < width <= 6.0 + 2 * 0.6  # every pixel the road touches: up to a pixel more each side
 
 
 def test_overlapping_polygons_burn_by_the_declared_order_and_background_stays_inside_the_aoi(tmp_path):
