@@ -232,3 +232,35 @@ def test_without_a_card_export_records_what_the_options_say_and_never_reads_para
     card = OnnxSegmenter(out).card
     assert card is not None and card.classes is not None and card.classes.names == tuple(f"class_{i}" for i in range(6))
     assert (card.ground_sample_distance_m, card.window, card.subdivisions, card.tta) == (None, 128, 4, "d4")
+
+
+def test_the_softmax_runs_over_the_last_axis_after_the_transpose_with_identical_outputs(tmp_path):
+    """An export ends in a transpose to channels-last, then a softmax over that last axis; the same
+    graph with the converter's order (softmax over channels first, then the transpose) gives the
+    very same bits in ONNX Runtime."""
+    import onnx
+    import onnxruntime
+    from onnx import helper
+
+    checkpoint, _ = _checkpoint(tmp_path)
+    out = tmp_path / "model.onnx"
+    export_model(checkpoint, out, "onnx", gsd_m=0.4, window=64, subdivisions=2, tta="d4")
+    model = onnx.load(str(out))
+    last, before = model.graph.node[-1], model.graph.node[-2]
+    assert last.op_type == "Softmax" and helper.get_attribute_value(last.attribute[0]) == -1
+    assert before.op_type == "Transpose" and list(before.attribute[0].ints) == [0, 2, 3, 1]
+    # the converter's order, rebuilt by hand: softmax over channels (axis 1), then the transpose
+    nodes = list(model.graph.node)
+    nodes[-2] = helper.make_node("Softmax", [before.input[0]], ["channels_first"], axis=1)
+    nodes[-1] = helper.make_node("Transpose", ["channels_first"], [last.output[0]], perm=[0, 2, 3, 1])
+    model.graph.ClearField("node")
+    model.graph.node.extend(nodes)
+    converter_order = tmp_path / "converter_order.onnx"
+    onnx.save(model, str(converter_order))
+    windows = _windows()
+    outputs = []
+    for path in (out, converter_order):
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        outputs.append(session.run(None, {session.get_inputs()[0].name: windows})[0])
+    assert outputs[0].shape == windows.shape[:3] + (len(CLASSES),)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
