@@ -1,16 +1,19 @@
 """Prediction backends on this CPU: TensorFlow, ONNX Runtime fp32, int8 and fp16, on the same windows.
 
-Builds the default-params model (seeded weights; speed does not depend on training), exports
-it with ``aerialseg.predict.export`` (fp32 ONNX), quantises it with
+Two architectures, each built with seeded weights (speed does not depend on training): the
+default params' U-Net (8 filters doubling to a cap of 32) and the seed notebook's (depth 6, 16
+filters doubling to 1024, the one a Potsdam user trains; ``--seed-windows`` of them, fewer: each
+costs ~100x). For each it exports it with ``aerialseg.predict.export`` (fp32 ONNX), quantises it with
 ``aerialseg.predict.quantize`` (int8, calibrated on tiles drawn by the synthetic generator as
 the default run draws them) and converts it to fp16 with ONNX Runtime's own converter (fp32
 inputs and outputs kept). All sides run ``predict_on_batch`` on the same windows in
 alternating repeats (this machine changes speed within seconds), and the ratios are medians of
-per-repeat ratios. Then, on ONNX Runtime only:
+per-repeat ratios; ``fastest`` names the fastest backend and ``auto_share_of_fastest`` is what
+``--backend auto`` (ONNX fp32 on a CPU) gets of it. Then, on ONNX Runtime only:
 
-- ``threads_batch``: fp32 and int8 windows/s for intra-op threads 1 and all cores x batch
+- ``threads_batch`` (default model): fp32 and int8 windows/s for intra-op threads 1 and all cores x batch
   1, 4, 16, 64, interleaved;
-- ``profile``: each op type's share of ONNX Runtime's kernel time (its own profiler), fp32
+- ``profile``, ``seed_profile``: each op type's share of ONNX Runtime's kernel time (its own profiler), fp32
   and int8: where the time goes;
 - ``conv_width``: one 3x3 convolution on a 128 x 128 input, fp32 against int8, at the
   channel widths of the default model (8-32) and of wider ones: what int8 kernels gain as a
@@ -23,7 +26,7 @@ fp32 rate where ``avx512_vnni``). ``km2_per_core_hour`` is the model-call floor'
 the model's ground sample distance: each window adds (window / subdivisions)^2 new pixels,
 divided by the test-time augmentation's 8 (d4) or 1 (none) model calls. Prints one JSON line.
 
-    python bench/predict_backends.py [--windows 256] [--repeats 5]
+    python bench/predict_backends.py [--windows 256] [--seed-windows 32] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -141,90 +144,127 @@ def conv_width(folder: Path, repeats: int) -> dict[str, float]:
     return out
 
 
+def measure(model, name: str, params, windows: np.ndarray, calibration: np.ndarray, folder: Path, repeats: int,
+            peak: dict) -> tuple[dict, dict[str, Path]]:
+    """Windows/s of one architecture on every backend, interleaved, with GFLOP/s, shares of this CPU's
+    peak, the map rate and the class-map agreement with TensorFlow; also its ONNX files."""
+    from aerialseg.core.framework import keras
+    from aerialseg.predict.export import export_model
+    from aerialseg.predict.onnx_model import OnnxSegmenter
+    from aerialseg.predict.quantize import Calibration, quantize_int8
+    from train import forward_flops
+
+    p = params.predict
+    window, batch, cores = p.window, p.batch_size, len(os.sched_getaffinity(0))
+    sized = keras.models.clone_model(model, input_tensors=keras.Input((window, window, 3)))
+    gflop = forward_flops(sized) / 1e9  # the layers' shapes at the window's size
+    checkpoint = folder / f"{name}.keras"
+    model.save(checkpoint)
+    files = {precision: folder / f"{name}_{precision}.onnx" for precision in ("fp32", "int8", "fp16")}
+    export_model(checkpoint, files["fp32"], "onnx", gsd_m=None, window=window, subdivisions=p.subdivisions,
+                 tta=p.tta)
+    quantize_int8(files["fp32"], files["int8"], Calibration(calibration, params.export.calibration_method,
+                                                            "synthetic tiles"))
+    fp16_note = _fp16(files["fp32"], files["fp16"])
+    backends = {"keras": model, "onnx_fp32": OnnxSegmenter(files["fp32"]), "onnx_int8": OnnxSegmenter(files["int8"])}
+    if files["fp16"].exists():
+        backends["onnx_fp16"] = OnnxSegmenter(files["fp16"])
+    reference = np.asarray(model.predict_on_batch(windows[:batch]))
+    agreement = {b: round(float((run.predict_on_batch(windows[:batch]).argmax(-1) == reference.argmax(-1)).mean()),
+                          4) for b, run in backends.items() if b != "keras"}
+    seconds = interleaved({b: run.predict_on_batch for b, run in backends.items()}, windows, batch, repeats)
+    rate = {b: len(windows) / statistics.median(s) for b, s in seconds.items()}
+    ratio = {f"{a}_over_{b}": round(statistics.median(y / x for x, y in zip(seconds[a], seconds[b], strict=True)), 3)
+             for a, b in (("onnx_fp32", "keras"), ("onnx_int8", "onnx_fp32"), ("onnx_fp16", "onnx_fp32"))
+             if a in seconds}
+    int8_peak = peak["peak_gflops"] * (4 if "avx512_vnni" in Path("/proc/cpuinfo").read_text() else 2)
+    new_km2 = (window / p.subdivisions * params.resize.gsd) ** 2 / 1e6  # new area each window adds to a map
+    km2 = {f"{b}_{tta}": round(rate[b] * 3600 * new_km2 / calls / cores, 2)
+           for b in rate for tta, calls in (("d4", 8), ("none", 1))}
+    fastest = max(rate, key=lambda b: rate[b])
+    return {
+        "model": {"encoder": model_params(params, name).encoder, "depth": model_params(params, name).depth,
+                  "base_filters": model_params(params, name).base_filters,
+                  "max_filters": model_params(params, name).max_filters},
+        "windows": len(windows), "windows_per_s": {b: round(r, 1) for b, r in rate.items()}, **ratio,
+        "fastest": fastest, "auto_share_of_fastest": round(rate["onnx_fp32"] / rate[fastest], 3),
+        "run_ratios_int8_over_fp32": [round(f / i, 3) for f, i in zip(seconds["onnx_fp32"], seconds["onnx_int8"],
+                                                                     strict=True)],
+        "argmax_agreement_with_keras": agreement, "fp16": fp16_note,
+        "forward_gflop_per_window": round(gflop, 4),
+        "gflops": {b: round(r * gflop, 1) for b, r in rate.items()},
+        "share_of_fp32_peak": {b: round(r * gflop / peak["peak_gflops"], 3) for b, r in rate.items()},
+        "int8_share_of_int8_peak": round(rate["onnx_int8"] * gflop / int8_peak, 3),
+        "int8_peak_gops": round(int8_peak, 1), "km2_per_core_hour": km2,
+    }, files
+
+
+def model_params(params, name: str):
+    """The default params' architecture, or the seed notebook's: 16 filters doubling without a cap."""
+    import dataclasses
+
+    return params.model if name == "default" else dataclasses.replace(params.model, base_filters=16, max_filters=None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--windows", type=int, default=256)
+    parser.add_argument("--windows", type=int, default=256, help="windows per timed pass, default model")
+    parser.add_argument("--seed-windows", type=int, default=32, help="windows per timed pass, the seed's model")
     parser.add_argument("--repeats", type=int, default=5)
     add_out_option(parser)
     args = parser.parse_args()
 
     from aerialseg.core.config.params import load_params
     from aerialseg.core.framework import keras
-    from aerialseg.predict.export import export_model
-    from aerialseg.predict.onnx_model import OnnxSegmenter, to_layout
-    from aerialseg.predict.quantize import Calibration, quantize_int8
+    from aerialseg.predict.onnx_model import to_layout
     from aerialseg.train.compiling import build_model
-    from train import cpu_peak, forward_flops
+    from train import cpu_peak
 
     params = load_params(ROOT / "params.yaml")
     p = params.predict
-    window, batch, cores = p.window, p.batch_size, len(os.sched_getaffinity(0))
-    keras.utils.set_random_seed(params.seed)
-    model = build_model(params.model, len(params.classes))
-    sized = keras.models.clone_model(model, input_tensors=keras.Input((window, window, 3)))
-    gflop = forward_flops(sized) / 1e9  # the layers' shapes at the window's size
+    batch, cores = p.batch_size, len(os.sched_getaffinity(0))
     windows = calibration_tiles(params, args.windows)
     if len(windows) < args.windows:
         windows = np.concatenate([windows] * (args.windows // len(windows) + 1))[:args.windows]
     calibration = calibration_tiles(params, params.export.calibration_tiles)
+    peak = cpu_peak()
+    architectures = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        checkpoint = folder / "model.keras"
-        model.save(checkpoint)
-        fp32, int8, fp16 = folder / "fp32.onnx", folder / "int8.onnx", folder / "fp16.onnx"
-        export_model(checkpoint, fp32, "onnx", gsd_m=None, window=window, subdivisions=p.subdivisions, tta=p.tta)
-        quantize_int8(fp32, int8, Calibration(calibration, params.export.calibration_method, "synthetic tiles"))
-        fp16_note = _fp16(fp32, fp16)
-        backends = {"keras": model, "onnx_fp32": OnnxSegmenter(fp32), "onnx_int8": OnnxSegmenter(int8)}
-        if fp16.exists():
-            backends["onnx_fp16"] = OnnxSegmenter(fp16)
-        reference = np.asarray(model.predict_on_batch(windows[:batch]))
-        agreement = {name: round(float((b.predict_on_batch(windows[:batch]).argmax(-1) == reference.argmax(-1)).mean()),
-                                 4) for name, b in backends.items() if name != "keras"}
-        seconds = interleaved({n: b.predict_on_batch for n, b in backends.items()}, windows, batch, args.repeats)
-
-        study_windows = windows[:128]
-        study: dict[str, float] = {}
-        for threads in sorted({1, cores}):
-            sides = {}
-            for precision, path in (("fp32", fp32), ("int8", int8)):
-                sess = session(path, threads)
-                name = sess.get_inputs()[0].name
-                run = (lambda s, n: lambda b: s.run(None, {n: to_layout(b, "nhwc255")}))(sess, name)
-                for size in (1, 4, 16, 64):
-                    sides[f"{precision}_t{threads}_b{size}"] = run
-            sizes = {name: int(name.rsplit("_b", 1)[1]) for name in sides}
-            for name, runs in interleaved(sides, study_windows, sizes, 3).items():
-                study[name] = round(len(study_windows) / statistics.median(runs), 1)
-        profile_batch = to_layout(windows[:batch], "nhwc255")
-        profile = {"fp32": op_shares(fp32, profile_batch, cores), "int8": op_shares(int8, profile_batch, cores)}
+        for name, count in (("default", args.windows), ("seed", args.seed_windows)):
+            keras.utils.set_random_seed(params.seed)
+            model = build_model(model_params(params, name), len(params.classes))
+            architectures[name], files = measure(model, name, params, windows[:count], calibration, folder,
+                                                 args.repeats, peak)
+            if name == "default":
+                fp32, int8 = files["fp32"], files["int8"]
+                study_windows = windows[:128]
+                study: dict[str, float] = {}
+                for threads in sorted({1, cores}):
+                    sides = {}
+                    for precision, path in (("fp32", fp32), ("int8", int8)):
+                        sess = session(path, threads)
+                        input_name = sess.get_inputs()[0].name
+                        run = (lambda s, n: lambda b: s.run(None, {n: to_layout(b, "nhwc255")}))(sess, input_name)
+                        for size in (1, 4, 16, 64):
+                            sides[f"{precision}_t{threads}_b{size}"] = run
+                    sizes = {side: int(side.rsplit("_b", 1)[1]) for side in sides}
+                    for side, runs in interleaved(sides, study_windows, sizes, 3).items():
+                        study[side] = round(len(study_windows) / statistics.median(runs), 1)
+                profile_batch = to_layout(windows[:batch], "nhwc255")
+                profile = {"fp32": op_shares(fp32, profile_batch, cores), "int8": op_shares(int8, profile_batch, cores)}
+            else:
+                seed_profile = {"fp32": op_shares(files["fp32"], to_layout(windows[:batch], "nhwc255"), cores),
+                                "int8": op_shares(files["int8"], to_layout(windows[:batch], "nhwc255"), cores)}
+            del model
+            keras.backend.clear_session()
         widths = conv_width(folder, 3)
 
-    rate = {name: args.windows / statistics.median(s) for name, s in seconds.items()}
-    ratio = {f"{a}_over_{b}": round(statistics.median(y / x for x, y in zip(seconds[a], seconds[b], strict=True)), 3)
-             for a, b in (("onnx_fp32", "keras"), ("onnx_int8", "onnx_fp32"), ("onnx_fp16", "onnx_fp32"))
-             if a in seconds}
-    peak = cpu_peak()
-    int8_peak = peak["peak_gflops"] * (4 if "avx512_vnni" in Path("/proc/cpuinfo").read_text() else 2)
-    gsd = params.resize.gsd
-    new_km2 = (window / p.subdivisions * gsd) ** 2 / 1e6  # new area each window adds to a map
-    km2 = {f"{name}_{tta}": round(rate[name] * 3600 * new_km2 / calls / cores, 2)
-           for name in rate for tta, calls in (("d4", 8), ("none", 1))}
     emit({
-        "windows": args.windows, "window": window, "batch": batch, "repeats": args.repeats, "cores": cores,
-        "windows_per_s": {name: round(r, 1) for name, r in rate.items()}, **ratio,
-        "run_ratios_int8_over_fp32": [round(f / i, 3) for f, i in zip(seconds["onnx_fp32"], seconds["onnx_int8"],
-                                                                     strict=True)],
-        "argmax_agreement_with_keras": agreement, "fp16": fp16_note,
-        "forward_gflop_per_window": round(gflop, 4),
-        "gflops": {name: round(r * gflop, 1) for name, r in rate.items()},
-        "share_of_fp32_peak": {name: round(r * gflop / peak["peak_gflops"], 3) for name, r in rate.items()},
-        "int8_share_of_int8_peak": round(rate["onnx_int8"] * gflop / int8_peak, 3), "cpu": peak,
-        "int8_peak_gops": round(int8_peak, 1),
-        "km2_per_core_hour": km2, "gsd_m": gsd, "subdivisions": p.subdivisions,
-        "threads_batch_windows_per_s": study, "profile": profile, "conv_width_int8_over_fp32": widths,
-        "model": {"encoder": params.model.encoder, "depth": params.model.depth,
-                  "base_filters": params.model.base_filters, "max_filters": params.model.max_filters},
+        "window": p.window, "batch": batch, "repeats": args.repeats, "cores": cores, "cpu": peak,
+        "gsd_m": params.resize.gsd, "subdivisions": p.subdivisions, "architectures": architectures,
+        "threads_batch_windows_per_s": study, "profile": profile, "seed_profile": seed_profile,
+        "conv_width_int8_over_fp32": widths,
     }, args.out)
 
 

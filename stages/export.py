@@ -13,7 +13,7 @@ from aerialseg.core.names import EXPORT_FP32, EXPORT_INT8, EXPORTS, MODEL_CARD, 
 from aerialseg.core.stage import run_stage
 from aerialseg.predict.calibration import calibration_windows
 from aerialseg.predict.export import export_model
-from aerialseg.predict.quantize import Calibration, quantize_int8
+from aerialseg.predict.quantize import SPEED_WINDOWS, Calibration, quantize_int8, speed_note
 
 
 def main() -> str:
@@ -29,8 +29,12 @@ def main() -> str:
     with atomic_dir(EXPORTS) as folder:
         export_model(checkpoint, folder / EXPORT_FP32, "onnx", gsd_m=card.ground_sample_distance_m, window=p.window,
                      subdivisions=p.subdivisions, tta=p.tta, card=card)
-        quantize_int8(folder / EXPORT_FP32, folder / EXPORT_INT8, Calibration(windows, e.calibration_method, source))
-    return f"epoch {epoch} as {EXPORTS / EXPORT_FP32} and {EXPORT_INT8} (int8, {e.calibration_method} on {source})"
+        speed: list[float] = []
+        quantize_int8(folder / EXPORT_FP32, folder / EXPORT_INT8, Calibration(windows, e.calibration_method, source),
+                      on_speed=speed.append)
+    note = speed_note(EXPORT_INT8, speed[0], SPEED_WINDOWS)  # this machine's measure: said, not an output
+    return (f"epoch {epoch} as {EXPORTS / EXPORT_FP32} and {EXPORT_INT8} (int8, {e.calibration_method} on {source}); "
+            f"{note}")
 
 
 if __name__ == "__main__":

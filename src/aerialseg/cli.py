@@ -45,13 +45,13 @@ def export_command(args: argparse.Namespace) -> int:
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
     int8 = _calibration(args, window) if args.quantize else None
     from aerialseg.predict.export import export_model  # TensorFlow: only once the options are known to be good
+    from aerialseg.predict.quantize import speed_reporter as said
 
     export_model(args.model, args.output, args.format, gsd_m=gsd, window=window, subdivisions=subdivisions, tta=tta,
-                 layout=args.layout, card=card, int8=int8)
+                 layout=args.layout, card=card, int8=int8, on_int8_speed=said("aerialseg export", args.output))
     shown = "unknown ground sample distance (give --gsd)" if gsd is None else f"{gsd:g} m/px"
-    quantised = f", int8 calibrated on {int8.source}" if int8 else ""
-    print(f"aerialseg export: wrote {args.output} ({args.format}, {args.layout}, {shown}, "
-          f"window {window}, subdivisions {subdivisions}, tta {tta}{quantised})")
+    print(f"aerialseg export: wrote {args.output} ({args.format}, {args.layout}, {shown}, window {window}, "
+          f"subdivisions {subdivisions}, tta {tta}{f', int8 calibrated on {int8.source}' if int8 else ''})")
     return 0
 
 

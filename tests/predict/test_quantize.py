@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from aerialseg.core.io import write_rgb
 from aerialseg.predict.calibration import calibration_windows, image_windows, tile_store_windows
 from aerialseg.predict.export import export_model
 from aerialseg.predict.onnx_model import METADATA_KEY, OnnxSegmenter
-from aerialseg.predict.quantize import Calibration, quantize_int8
+from aerialseg.predict.quantize import PAYS, Calibration, int8_speedup, quantize_int8, speed_note
 from aerialseg.prepare.tile_writer import write_manifest, write_split
 from aerialseg.prepare.tiling import Tile
 
@@ -178,7 +179,12 @@ def test_cli_exports_int8_for_deepness_and_predicts_with_it(models, tmp_path, ca
     assert main(["export", str(models["checkpoint"]), "--format", "onnx", "--layout", "nchw01", "--window", "32",
                  "--gsd", "0.4", "--quantize", "int8", "--calibration", str(models["store"]),
                  "--calibration-windows", "8", "--seed", "3", "-o", str(out)]) == 0
-    assert "int8 calibrated on 8 windows of" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "int8 calibrated on 8 windows of" in said.out
+    # the int8 model's speed, measured against the fp32 one on this CPU, is said (which way it goes is this
+    # machine's: the note's two readings are checked by hand below)
+    assert re.search(r"aerialseg export: deepness_int8.onnx: int8 runs \d+\.\d\dx the fp32 model's speed on this "
+                     r"CPU \(32 windows, measured now\)", said.err)
     model = onnx.load(str(out))
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["tile_size"]) == 32 and json.loads(props["model_type"]) == "Segmentor"
@@ -238,3 +244,15 @@ def test_cli_quantisation_mistakes_are_one_line_and_write_nothing(models, odd_im
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("aerialseg export: error:"), lines
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_the_int8_speed_note_says_where_int8_does_not_pay(models):
+    assert speed_note("m.onnx", 0.97, 32) == (
+        "m.onnx: int8 runs 0.97x the fp32 model's speed on this CPU (32 windows, measured now): this model's layers "
+        "are too narrow for int8 convolutions to pay (docs/export.md, \"int8 models\"); the fp32 model is as fast, "
+        "and exact")
+    fast = "m.onnx: int8 runs 2.31x the fp32 model's speed on this CPU (32 windows, measured now)"
+    assert speed_note("m.onnx", 2.31, 32) == fast
+    assert speed_note("m.onnx", PAYS, 32).endswith("measured now)")
+    same = int8_speedup(models["fp32"], models["fp32"], models["windows"], repeats=3)  # a model against itself
+    assert 0.5 < same < 2.0

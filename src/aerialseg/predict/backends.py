@@ -46,10 +46,12 @@ def recorded_gsd(card: Card | None) -> float | None:
 def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:
     """What runs a Keras checkpoint: TensorFlow (keras) or ONNX Runtime (onnx).
 
-    auto picks ONNX Runtime on a CPU, where ``bench/predict_backends.py`` measured it
-    faster on an AVX2 machine (1.17x on the default model, 2 cores; on AVX-512 TensorFlow
-    was the faster, see docs/export.md), and TensorFlow where it sees a GPU. An exported
-    ONNX model is returned as it is.
+    auto picks ONNX Runtime (fp32) on a CPU and says so: ``bench/predict_backends.py`` measures
+    it the fastest exact backend there, on AVX2 (1.17x TensorFlow, default model) and, since its
+    closing softmax runs over the last axis (``onnx_convert.softmax_last``), on AVX-512 for both
+    the default model (1.16x) and the seed's architecture (1.36x) (docs/export.md). int8 can be
+    faster still on wide models, at an accuracy cost: it is an export, never picked silently.
+    With a GPU auto keeps TensorFlow. An exported ONNX model is returned as it is.
     """
     from aerialseg.predict.onnx_model import OnnxSegmenter
 
@@ -68,6 +70,9 @@ def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:
                   unit="model", file=sys.stderr, disable=None, leave=False) as bar:
             converted = onnx_runtime_model(model)
             bar.update()
+        if backend == "auto":
+            print(f"aerialseg predict: {path.name}: on ONNX Runtime fp32 (--backend auto on a CPU: the fastest exact "
+                  "backend measured, docs/export.md; --backend keras for TensorFlow)", file=sys.stderr)
         return converted
     except Exception as err:  # the converter and a full temp disk raise many kinds; TensorFlow still works
         reason = one_line_reason(err)

@@ -28,6 +28,7 @@ import json
 import logging
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,9 +81,60 @@ def quantized_card(card: Card, method: str, windows: int, calibration: str) -> C
     return dataclasses.replace(card, export=dataclasses.replace(card.export, precision="int8", quantization=how))
 
 
-def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> Card | None:
+PAYS = 1.1  # int8 over fp32 speed below which int8 does not pay for its accuracy cost
+SPEED_WINDOWS = 32  # calibration windows the speed check predicts, per side and repeat
+
+
+def int8_speedup(fp32: Path, int8: Path, windows: np.ndarray, repeats: int = 3) -> float:
+    """How many times faster the int8 model predicts ``windows`` (the first ``SPEED_WINDOWS``) than the
+    fp32 one on this CPU: the median of per-repeat ratios, the two taking turns (this machine's speed
+    drifts within seconds)."""
+    import statistics
+    import time
+
+    from aerialseg.predict.onnx_model import OnnxSegmenter
+
+    sample = windows[:SPEED_WINDOWS]  # (a smaller calibration sample is repeated up to it)
+    if len(sample) < SPEED_WINDOWS:
+        sample = np.concatenate([sample] * (SPEED_WINDOWS // len(sample) + 1))[:SPEED_WINDOWS]
+    models = [OnnxSegmenter(fp32), OnnxSegmenter(int8)]
+    for model in models:  # warm-up: first runs plan kernels and allocate
+        model.predict_on_batch(sample[:CALIBRATION_BATCH])
+    ratios = []
+    for _ in range(repeats):
+        seconds = []
+        for model in models:
+            start = time.perf_counter()
+            for i in range(0, len(sample), CALIBRATION_BATCH):
+                model.predict_on_batch(sample[i:i + CALIBRATION_BATCH])
+            seconds.append(time.perf_counter() - start)
+        ratios.append(seconds[0] / seconds[1])
+    return statistics.median(ratios)
+
+
+def speed_note(name: str, speedup: float, windows: int) -> str:
+    """What an int8 model's measured speed means for its user: where int8 does not pay (narrow layers,
+    whose int8 convolutions are no faster), the fp32 model is as fast and exact."""
+    said = f"{name}: int8 runs {speedup:.2f}x the fp32 model's speed on this CPU ({windows} windows, measured now)"
+    if speedup < PAYS:
+        return (f"{said}: this model's layers are too narrow for int8 convolutions to pay (docs/export.md, "
+                "\"int8 models\"); the fp32 model is as fast, and exact")
+    return said
+
+
+def speed_reporter(prefix: str, name: str | Path) -> Callable[[float], None]:
+    """What says an int8 model's measured speed on standard error, as ``prefix: ...``."""
+    def report(speedup: float) -> None:
+        print(f"{prefix}: {speed_note(Path(name).name, speedup, SPEED_WINDOWS)}", file=sys.stderr)
+    return report
+
+
+def quantize_int8(fp32: Path, out: Path, calibration: Calibration,
+                  on_speed: Callable[[float], None] | None = None) -> Card | None:
     """Write the int8 version of the fp32 ONNX model ``fp32`` to ``out`` (atomically), calibrated as
-    ``calibration`` says; return the card it carries (None for an ONNX model without an aerialseg card)."""
+    ``calibration`` says; return the card it carries (None for an ONNX model without an aerialseg card).
+    With ``on_speed``, the written model's speed over the fp32 one's is measured (``int8_speedup``)
+    and passed to it."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -124,4 +176,6 @@ def quantize_int8(fp32: Path, out: Path, calibration: Calibration) -> Card | Non
             raise DataError(f"{fp32}: cannot be quantised to int8 ({one_line_reason(err)})") from None
         finally:
             quantiser_log.setLevel(level)
+    if on_speed is not None:
+        on_speed(int8_speedup(fp32, out, windows))
     return card
