@@ -189,6 +189,10 @@ def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
                          min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS, vector=VECTOR)
     with pytest.raises(DataError, match=r"no file matches data.folder.images 'nothing/\*.tif'"):
         find_scenes(empty)
+    spaced = _folder(tmp_path / "d", ["ortho 01.tif"], ["ortho 01.tif"])
+    with pytest.raises(DataError, match=r"ortho 01.tif: 'ortho 01' is not a scene id \(letters, digits, _ . - .*\); "
+                                        r"rename the file \(and its label\)$"):
+        find_scenes(spaced)
     good = _folder(tmp_path / "c", ["b.tif", "a.tif"], ["a.tif", "b.tif"])
     assert [(s.scene, s.label.name) for s in find_scenes(good)] == [("a", "a.tif"), ("b", "b.tif")]
 

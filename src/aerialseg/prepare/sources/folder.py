@@ -35,7 +35,8 @@ from rasterio.enums import MaskFlags
 
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.config.data_params import FolderParams, VectorParams, is_vector_file
-from aerialseg.core.errors import DataError
+from aerialseg.core.config.declarations import scene_id
+from aerialseg.core.errors import DataError, ParamsError
 from aerialseg.core.geo.geoio import crs_xml, opened_raster, read_rgb_bands
 from aerialseg.core.geo.worldfile import WorldFile, write_world_file
 from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_label, write_rgb, write_text
@@ -79,9 +80,14 @@ def find_scenes(params: FolderParams) -> list[FolderScene]:
 
 
 def _check_stems(scenes: list[FolderScene]) -> None:
-    """Refuse two images with one file stem: scene ids name files, on file systems that may ignore case."""
+    """Refuse a file stem that cannot be a scene id, and two images with one stem: scene ids name files
+    in every stage folder, on file systems that may ignore case."""
     stems: dict[str, Path] = {}
     for scene in scenes:
+        try:
+            scene_id(str(scene.image), scene.scene)
+        except ParamsError as err:
+            raise DataError(f"{err}; rename the file (and its label)") from None
         if scene.scene.lower() in stems:
             raise DataError(f"{scene.image}: its file stem {scene.scene!r} is also {stems[scene.scene.lower()]}'s; "
                             "scene ids (file stems, whatever their case) must be unique")
