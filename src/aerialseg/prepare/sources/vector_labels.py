@@ -259,7 +259,8 @@ def rasterise(layer: Layer, grid: Grid, rules: VectorParams, classes: ClassTable
         inside = rasterize(((g, 1) for g in _to_grid_crs(aoi.geometries, aoi.crs, grid)), out_shape=shape,
                            transform=grid.transform, fill=0, dtype=np.uint8)
         label[inside == 0] = ignore
-    kept = [k for k in order if not geometries[k].is_empty]
+    empty = shapely.is_empty(geometries) if len(geometries) else np.zeros(0, bool)
+    kept = [k for k in order if not empty[k]]
     # as GeoJSON mappings, written by GEOS in one call: rasterio's own conversion walks each coordinate in Python
     mappings = json.loads("[" + ",".join(shapely.to_geojson(geometries[kept])) + "]") if kept else []
     burnt = [(mapping, values[layer.classes[k]]) for mapping, k in zip(mappings, kept, strict=True)]
