@@ -290,7 +290,10 @@ def write_class_polygons(path: str | Path, class_map: np.ndarray, grid: Georefer
                         crs_wkt=grid.crs.to_wkt() if grid.crs else None,
                         SPATIAL_INDEX="YES" if indexed else "NO") as layer:
             layer.writerecords(records)
-        with fiona.open(into, "w", driver="GPKG", layer="layer_styles", schema=LAYER_STYLES_SCHEMA, FID="id") as table:
+        # GDAL builds the polygons' R*Tree as this table is added to the file: asked for without one, as
+        # for the polygons, when SQLite cannot (it was asked for by default, and failed with TensorFlow loaded)
+        with fiona.open(into, "w", driver="GPKG", layer="layer_styles", schema=LAYER_STYLES_SCHEMA, FID="id",
+                        SPATIAL_INDEX="YES" if indexed else "NO") as table:
             table.write({"geometry": None, "properties": {
                 "f_table_catalog": "", "f_table_schema": "", "f_table_name": POLYGON_LAYER, "f_geometry_column": "geom",
                 "styleName": POLYGON_LAYER, "styleQML": polygons_qml(classes), "styleSLD": "", "useAsDefault": True,
