@@ -300,8 +300,10 @@ def test_a_scene_the_manifest_and_the_params_split_differently_is_one_line(own, 
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("image,labels\na.tif,b.tif\n", r"scenes.csv: columns image, labels; a manifest's header is image,label and "
-                                    r"optionally split"),
+    ("image,labels\na.tif,b.tif\n", r"scenes.csv: columns 'image', 'labels'; a manifest's header is image,label "
+                                    r"and optionally split"),
+    ('image,label\n"images/\na.tif",labels/a.tif\n', r"scenes.csv, line 3: a cell holds a line break or a control "
+                                                     r"character \('images/\\na.tif', 'labels/a.tif'\)"),
     ("image,label\n", r"scenes.csv: lists no scenes"),
     ("image,label,split\nimages/a.tif,labels/a.tif,training\n",
      r"scenes.csv, line 2: split 'training' is not train, val or test \(or empty: drawn by data.folder.fractions\)"),

@@ -130,12 +130,15 @@ def _manifest_scenes(root: Path, manifest: str) -> list[FolderScene]:
         raise DataError(f"{path}: not a UTF-8 CSV file ({err})") from None
     wanted = {"image", "label"}
     if not wanted <= set(columns) or not set(columns) <= MANIFEST_COLUMNS:
-        raise DataError(f"{path}: columns {', '.join(columns) or '(none)'}; a manifest's header is image,label "
-                        "and optionally split")
+        raise DataError(f"{path}: columns {', '.join(map(repr, columns)) or '(none)'}; a manifest's header is "
+                        "image,label and optionally split")
     if not rows:
         raise DataError(f"{path}: lists no scenes")
     scenes, missing = [], []
     for line, row, extra in rows:
+        if any(not cell.isprintable() for cell in [*row.values(), *extra]):  # a quoted line break, a tab
+            raise DataError(f"{path}, line {line}: a cell holds a line break or a control character "
+                            f"({_cells(row, extra)}); a path is one line")
         if extra or not row.get("image") or not row.get("label"):
             raise DataError(f"{path}, line {line}: expected an image and a label path"
                             + (" and a split" if "split" in columns else "") + f", got {_cells(row, extra)}")
