@@ -6,18 +6,15 @@ if given (resumable, checked against data.potsdam.sha256); folder takes a user's
 their labels, paired by name (data.folder).
 """
 
-from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
-from aerialseg.core.io import write_json
-from aerialseg.core.names import AUDIT_FILE, RAW, SOURCES_FILE
+from aerialseg.core.names import RAW
 from aerialseg.core.scene_split import write_split
 from aerialseg.core.stage import run_stage
-from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.sources import folder, potsdam, synthetic
 
 
@@ -36,19 +33,7 @@ def main() -> str:
     data = params.data
     with atomic_dir(RAW) as tmp:
         if data.source == "folder":
-            found = folder.find_scenes(data.folder)
-            split = folder.folder_split(found, data.folder, data.exclude, params.seed)
-            by_id = {scene.scene: scene for scene in found}
-            own = data.folder
-            settings = folder.Collecting(params.classes, own.min_label_coverage, own.vector,
-                                         Path(own.path) / own.vector.aoi if own.vector.aoi else None, data.crs)
-            folder.check_vector_labels(found, settings)  # a file all scenes share: checked whole, once
-            collect = partial(folder.collect_scene, destination=tmp, settings=settings)
-            collected, _ = map_scenes(collect, [by_id[s] for s in split.all_scenes], params.jobs, "download")
-            sources = {name: origin for origins, _ in collected for name, origin in origins.items()}
-            audit = {scene: scene_audit for scene, (_, scene_audit) in zip(split.all_scenes, collected, strict=True)}
-            write_json(tmp / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
-            write_json(tmp / AUDIT_FILE, audit)  # encode_masks puts it in the data report
+            split = folder.collect_folder(data, params.classes, params.seed, params.jobs, tmp)
         else:
             split = data.split
             if data.source == "synthetic":

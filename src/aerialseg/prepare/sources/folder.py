@@ -28,20 +28,22 @@ import csv
 import glob
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from rasterio.enums import MaskFlags
 
 from aerialseg.core.classes import ClassTable
-from aerialseg.core.config.data_params import FolderParams, VectorParams, is_vector_file
+from aerialseg.core.config.data_params import DataParams, FolderParams, VectorParams, is_vector_file
 from aerialseg.core.config.declarations import scene_id
 from aerialseg.core.errors import DataError, ParamsError
 from aerialseg.core.geo.geoio import crs_xml, opened_raster, read_rgb_bands
 from aerialseg.core.geo.worldfile import WorldFile, write_world_file
-from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_label, write_rgb, write_text
-from aerialseg.core.names import SceneFiles
+from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_json, write_label, write_rgb, write_text
+from aerialseg.core.names import AUDIT_FILE, SOURCES_FILE, SceneFiles
 from aerialseg.core.scene_split import SPLIT_NAMES, Split
+from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.sources import vector_labels
 from aerialseg.prepare.splitting import draw_split
 
@@ -361,3 +363,22 @@ def collect_scene(scene: FolderScene, destination: Path, settings: Collecting) -
     if burn is not None:
         audit["vector"] = burn
     return origins, audit
+
+
+def collect_folder(data: DataParams, classes: ClassTable, seed: int, jobs: int | None, destination: Path) -> Split:
+    """Bring the folder's scenes into ``destination`` in parallel (``jobs``), with ``SOURCES_FILE`` (where
+    each file came from, for later errors) and ``AUDIT_FILE`` (each scene's audit, for the data
+    report); return the resolved split. Every check that needs no pixel (pairing, the split, a vector
+    file all scenes share) comes first, so a mistake there costs no scene's work."""
+    own = data.folder
+    found = find_scenes(own)
+    split = folder_split(found, own, data.exclude, seed)
+    settings = Collecting(classes, own.min_label_coverage, own.vector,
+                          Path(own.path) / own.vector.aoi if own.vector.aoi else None, data.crs)
+    check_vector_labels(found, settings)
+    by_id = {scene.scene: scene for scene in found}
+    collected, _ = map_scenes(partial(collect_scene, destination=destination, settings=settings),
+                              [by_id[s] for s in split.all_scenes], jobs, "download")
+    write_json(destination / SOURCES_FILE, {name: at for origins, _ in collected for name, at in origins.items()})
+    write_json(destination / AUDIT_FILE, {s: audit for s, (_, audit) in zip(split.all_scenes, collected, strict=True)})
+    return split
