@@ -114,10 +114,10 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
     return resized_shape(size, scale)
 
 
-def label_report(encoding: LabelEncoding, classes: ClassTable) -> dict:
-    """What a data report says about one encoded label: repairs and class shares."""
+def label_report(encoding: LabelEncoding, classes: ClassTable, counts: np.ndarray) -> dict:
+    """What a data report says about one encoded label: repairs and class shares (``counts``: its
+    ``class_counts``)."""
     mask = encoding.mask
-    counts = class_counts(mask, len(classes))
     labelled = max(int(counts[: len(classes)].sum()), 1)
     return {
         "pixels": int(mask.size),
@@ -168,10 +168,11 @@ def encode_scene(src: SceneFiles, dst: MaskFiles, classes: ClassTable, tolerance
                 f"classes, raise encode.max_offpalette (those pixels become ignore), or "
                 f"add \"{src.scene}\" to data.exclude")
         write_index_mask(out, encoding.mask)
-        reports[kind] = label_report(encoding, classes)
+        counts = class_counts(encoding.mask, len(classes))
+        reports[kind] = label_report(encoding, classes, counts)
         if kind == "full":
-            counts = [int(c) for c in class_counts(encoding.mask, len(classes))[: len(classes)]]
-    return EncodedScene(reports, counts)
+            class_pixels = [int(c) for c in counts[: len(classes)]]
+    return EncodedScene(reports, class_pixels)
 
 
 def resize_scene_files(scene_id: str, source: Path, target: Path, gsd: float,
