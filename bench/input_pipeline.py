@@ -32,6 +32,7 @@ def _write_store(folder: Path, count: int, patch: int, shard_size: int):
     import numpy as np
 
     from aerialseg.core.config.params import load_params
+    from aerialseg.core.input_spec import RGB_UINT8
     from aerialseg.core.model_card import data_facts, facts_json
     from aerialseg.prepare.tile_writer import write_manifest, write_split
     from aerialseg.prepare.tiling import Tile
@@ -53,7 +54,7 @@ def _write_store(folder: Path, count: int, patch: int, shard_size: int):
 
     frames = [write_split(folder, "train", tiles(), patch, shard_size=shard_size, class_names=names)]
     write_manifest(folder, pd.concat(frames, ignore_index=True), patch, patch, class_names=names,
-                   data=facts_json(data_facts(params)))
+                   data=facts_json(data_facts(params, RGB_UINT8)))
     return TileStore(folder)
 
 

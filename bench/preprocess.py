@@ -166,12 +166,14 @@ def run_folder(folder: Path, work: Path, ids: list[str], scale: float, patch: in
     from aerialseg.core.config.data_params import FolderParams, SplitFractions
     from aerialseg.core.config.params import load_params
     from aerialseg.prepare.parallel import map_scenes
-    from aerialseg.prepare.sources.folder import Collecting, collect_scene, find_scenes
+    from aerialseg.prepare.sources.folder import Collecting, collect_scene
+    from aerialseg.prepare.sources.folder_scenes import find_scenes
 
     defaults = load_params(ROOT / "params.yaml")
-    params = FolderParams(path=str(folder), images="images/*.tif", labels=labels, manifest=None,
-                          min_label_coverage=0.5, train=tuple(ids), val=(), test=(),
-                          fractions=SplitFractions(val=0.0, test=0.0), vector=defaults.data.folder.vector)
+    params = FolderParams(
+        bands=("red", "green", "blue"), path=str(folder), images="images/*.tif", labels=labels, manifest=None,
+        min_label_coverage=0.5, train=tuple(ids), val=(), test=(),
+        fractions=SplitFractions(val=0.0, test=0.0), vector=defaults.data.folder.vector)
     started = time.perf_counter()
     scenes = {scene.scene: scene for scene in find_scenes(params)}
     raw = work / "raw"

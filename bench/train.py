@@ -188,6 +188,7 @@ def serve_epoch(params, rounds: int, tiles: Path) -> None:
     import pandas as pd
 
     from aerialseg.core.config.params import checkpoint_epochs
+    from aerialseg.core.input_spec import RGB_UINT8
     from aerialseg.core.model_card import data_facts, facts_json
     from aerialseg.prepare.tile_writer import write_manifest, write_split
     from aerialseg.prepare.tiling import Tile
@@ -220,7 +221,7 @@ def serve_epoch(params, rounds: int, tiles: Path) -> None:
             frames.append(write_split(tmp / "tiles", split, cut, patch, params.tile.shard_size,
                                       class_names=params.classes.names))
         write_manifest(tmp / "tiles", pd.concat(frames, ignore_index=True), patch, params.tile.stride,
-                       class_names=params.classes.names, data=facts_json(data_facts(params)))
+                       class_names=params.classes.names, data=facts_json(data_facts(params, RGB_UINT8)))
         total = rounds + 2
         config = replace(TrainConfig.from_params(params), epochs=total,
                          checkpoint_epochs=checkpoint_epochs(total, min(params.checkpoint_every, total)))

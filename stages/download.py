@@ -12,9 +12,10 @@ from tqdm import tqdm
 
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
+from aerialseg.core.input_spec import RGB_UINT8, write_input
 from aerialseg.core.names import RAW
 from aerialseg.core.scene_split import write_split
-from aerialseg.core.stage import run_stage
+from aerialseg.core.stage import run_stage, warn
 from aerialseg.prepare.sources import folder, potsdam, synthetic
 
 
@@ -33,9 +34,12 @@ def main() -> str:
     data = params.data
     with atomic_dir(RAW) as tmp:
         if data.source == "folder":
-            split = folder.collect_folder(data, params.classes, params.seed, params.jobs, tmp)
+            collected = folder.collect_folder(data, params.classes, params.seed, params.jobs, tmp)
+            split, inputs = collected.split, collected.input
+            for note in collected.notes:
+                warn("download", note)
         else:
-            split = data.split
+            split, inputs = data.split, RGB_UINT8  # both releases are 8-bit red, green, blue
             if data.source == "synthetic":
                 synthetic.write_scenes(tmp, list(split.all_scenes), params.seed, data.synthetic.scene_size,
                                        params.classes, jobs=params.jobs)
@@ -44,8 +48,9 @@ def main() -> str:
                 potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)
                 potsdam.collect_tiles(source, tmp, list(split.all_scenes))
         write_split(tmp, split)  # every later stage takes its scenes from here
+        write_input(tmp, inputs)  # ... and the bands they hold
     counts = ", ".join(f"{name} {len(ids)}" for name, ids in split.items())
-    return f"{len(split.all_scenes)} {data.source} scenes in {RAW} ({counts})"
+    return f"{len(split.all_scenes)} {data.source} scenes of {inputs.describe()} in {RAW} ({counts})"
 
 
 if __name__ == "__main__":

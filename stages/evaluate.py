@@ -9,7 +9,7 @@ maps and logs only: no TensorFlow.
 from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
 from aerialseg.core.geo.geoio import read_class_map
-from aerialseg.core.io import read_index_mask, read_rgb, write_json
+from aerialseg.core.io import open_image, read_index_mask, write_json
 from aerialseg.core.names import (
     CHECKPOINTS_JSON,
     CONFUSION_JSON,
@@ -56,10 +56,11 @@ def main() -> str:
         matrices[epoch] = confusion_matrices(predictions, labels, n)
         per_checkpoint[f"{epoch:03d}"] = {**history.get(epoch, {}), "test": score_tree(matrices[epoch], classes)}
 
-    train_images = [read_rgb(SceneFiles(RESIZED, s).image) for s in split.train]
+    train_images = [open_image(SceneFiles(RESIZED, s).image) for s in split.train]
     train_masks = [read_index_mask(MaskFiles(MASKS, s).full) for s in split.train]
     classifier = colour_baseline(train_images, train_masks, params.seed, params.evaluate.baseline_pixels)
-    baseline = {s: {"colour": predict_colours(classifier, read_rgb(SceneFiles(RESIZED, s).image))} for s in split.test}
+    baseline = {s: {"colour": predict_colours(classifier, open_image(SceneFiles(RESIZED, s).image))}
+                for s in split.test}
     baseline_scores = score_tree(confusion_matrices(baseline, labels, n), classes)["colour"]
 
     int8 = {s: {"smooth_int8": read_class_map(prediction_file(PREDICTIONS_INT8, s, "smooth"))} for s in split.test}

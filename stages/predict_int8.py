@@ -9,7 +9,7 @@ from tqdm import tqdm
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
 from aerialseg.core.geo.geoio import georeference_of, parse_crs, write_class_geotiff
-from aerialseg.core.io import read_rgb
+from aerialseg.core.io import open_image
 from aerialseg.core.model_card import card_classes
 from aerialseg.core.names import EXPORT_INT8, EXPORTS, PREDICTIONS_INT8, RESIZED, SceneFiles, prediction_file
 from aerialseg.core.scene_split import read_split
@@ -28,7 +28,7 @@ def main() -> str:
     with atomic_dir(PREDICTIONS_INT8) as folder:
         for scene_id in tqdm(scenes, desc="test scenes", unit="scene"):
             path = SceneFiles(RESIZED, scene_id).image
-            probabilities = predict_smooth(read_rgb(path), model, window=p.window, num_classes=model.num_classes,
+            probabilities = predict_smooth(open_image(path), model, window=p.window, num_classes=model.num_classes,
                                            subdivisions=p.subdivisions, tta=p.tta, batch_size=p.batch_size)
             write_class_geotiff(prediction_file(folder, scene_id, "smooth"), probabilities.argmax(-1).astype("uint8"),
                                 georeference_of(path, crs), classes)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
 from aerialseg.core.geo.geoio import georeference_of, parse_crs, write_class_geotiff
-from aerialseg.core.io import read_rgb
+from aerialseg.core.io import open_image
 from aerialseg.core.model_card import card_classes, read_card_file
 from aerialseg.core.names import MODEL_CARD, MODELS, PREDICTIONS, RESIZED, SceneFiles, list_checkpoints, prediction_file
 from aerialseg.core.scene_split import read_split
@@ -35,7 +35,7 @@ def main() -> str:
         raise DataError(f"{MODELS / MODEL_CARD}: names no classes; run the train stage again")
     scenes = read_split(RESIZED).test
     paths = {s: SceneFiles(RESIZED, s).image for s in scenes}
-    images = {s: read_rgb(p) for s, p in paths.items()}
+    images = {s: open_image(p) for s, p in paths.items()}
     crs = parse_crs(params.data.crs, "data.crs")
     grids = {s: georeference_of(path, crs) for s, path in paths.items()}
     p = params.predict

@@ -6,7 +6,8 @@ import pandas as pd
 from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
 from aerialseg.core.geo.geoio import read_class_map
-from aerialseg.core.io import read_index_mask, read_json, read_rgb
+from aerialseg.core.input_spec import read_input
+from aerialseg.core.io import open_image, read_index_mask, read_json
 from aerialseg.core.names import (
     CHECKPOINTS_JSON,
     CONFUSION_JSON,
@@ -40,7 +41,8 @@ def main() -> str:
     if scene not in test:
         raise DataError(f"report.gallery_scene: {scene} is not a test scene ({RESIZED / SPLIT_FILE}: "
                         f"{', '.join(test)})")
-    image = read_rgb(SceneFiles(RESIZED, scene).image)
+    image = report.display_rgb(open_image(SceneFiles(RESIZED, scene).image), read_input(RESIZED),
+                               params.report.display_bands)
     truth = read_index_mask(MaskFiles(MASKS, scene).full)
     epochs = sorted(int(k) for k in checkpoints)
     rows = []

@@ -8,6 +8,7 @@ import pandas as pd
 
 from aerialseg.core.atomic import atomic_dir
 from aerialseg.core.config.params import load_params
+from aerialseg.core.input_spec import read_input
 from aerialseg.core.model_card import data_facts, facts_json
 from aerialseg.core.names import MASKS, RESIZED, TILES
 from aerialseg.core.scene_split import read_split
@@ -26,7 +27,7 @@ def main() -> str:
                                           class_names=params.classes.names))
         index = pd.concat(frames, ignore_index=True)
         write_manifest(tmp, index, patch, stride, class_names=params.classes.names,
-                       data=facts_json(data_facts(params)))
+                       data=facts_json(data_facts(params, read_input(RESIZED))))
     counts = index.groupby("split").size().to_dict()
     return "tiles " + ", ".join(f"{k}={counts.get(k, 0)}" for k in ("train", "val", "test"))
 

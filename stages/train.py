@@ -32,9 +32,9 @@ from aerialseg.train.tile_reader import TileStore
 
 def main() -> str:
     params = load_params()
-    config = TrainConfig.from_params(params)
     store = TileStore(TILES)
     facts = store.facts  # what the tiles are: the card says so, not what params say now
+    config = TrainConfig.from_params(params, facts.input)
     if facts.classes.names != config.class_names:
         raise DataError(f"{TILES / TILE_MANIFEST_FILE}: the tiles are labelled with classes "
                         f"{', '.join(facts.classes.names)}, but params.yaml's table has "

@@ -14,6 +14,7 @@ from hypothesis import settings
 
 from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import OffPaletteError
+from aerialseg.core.input_spec import RGB_UINT8
 from aerialseg.core.model_card import data_facts, facts_json
 from aerialseg.core.palette import encode_label
 
@@ -27,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CLASSES = load_params(ROOT / "params.yaml").classes
 """The default class table (params.yaml's), for tests that need "the classes" without a params file."""
-TILE_FACTS = facts_json(data_facts(load_params(ROOT / "params.yaml")))
+TILE_FACTS = facts_json(data_facts(load_params(ROOT / "params.yaml"), RGB_UINT8))
 """What a tile manifest records of tiles cut with the default params (its ``data``)."""
 
 

@@ -55,7 +55,7 @@ def test_grey_image_is_refused(checkpoint, tmp_path, capsys):
     grey = tmp_path / "grey.npy"
     np.save(grey, np.zeros((40, 40), np.uint8))
     assert main(["predict", str(checkpoint), str(grey), "-o", str(tmp_path / "p.png"), "--window", "32"]) == 1
-    assert "needs 3-channel RGB" in capsys.readouterr().err
+    assert "has 1 channel(s) (shape (40, 40)), the model reads 3 (red, green, blue)" in capsys.readouterr().err
 
 
 def test_a_model_whose_card_names_other_classes_is_refused(tmp_path, real_crop_paths, capsys, tiny_checkpoint):
@@ -89,7 +89,7 @@ def test_rgba_is_converted_and_said(checkpoint, tmp_path, capsys):
     path = tmp_path / "rgba.npy"
     np.save(path, rgba)
     assert main(["predict", str(checkpoint), str(path), "-o", str(tmp_path / "p.png"), "--window", "32"]) == 0
-    assert "dropped the alpha channel" in capsys.readouterr().err
+    assert "channel(s) 4 not read (the model reads 3" in capsys.readouterr().err
     assert index_to_rgb(strict_index(read_rgb(tmp_path / "p.png")), CLASSES.colours).shape == (40, 40, 3)
 
 
@@ -277,8 +277,8 @@ def test_an_input_the_model_cannot_take_is_refused_before_any_model_loads(tmp_pa
     monkeypatch.setattr(backends, "load_any_model", loader)
     assert main(["predict", str(model), str(wide), "-o", str(tmp_path / "wide.tif")]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"aerialseg predict: error: {wide}: the model was trained on 8-bit images, this one is uint16; "
-        "convert it to 8-bit first"]
+        f"aerialseg predict: error: {wide}: bands of uint16, the model was trained on uint8 bands (red, green, blue); "
+        "give it uint8 bands of the same scaling (gdal_translate -ot)"]
     assert loaded == [] and not (tmp_path / "wide.tif").exists()
     assert main(["predict", str(model), str(folder), "-o", str(tmp_path / "out")]) == 1  # nothing it can take
     assert loaded == [] and "0 of 1 written; 1 failed" in capsys.readouterr().err
@@ -287,4 +287,4 @@ def test_an_input_the_model_cannot_take_is_refused_before_any_model_loads(tmp_pa
                  "--backend", "keras"]) == 1
     err = capsys.readouterr().err
     assert loaded == [model] and (tmp_path / "out" / "a.tif").is_file() and "1 of 2 written; 1 failed" in err
-    assert f"{wide}: the model was trained on 8-bit images" in err
+    assert f"{wide}: bands of uint16, the model was trained on uint8" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from aerialseg.core.errors import DataError, ParamsError
 if TYPE_CHECKING:
     from distributed import Client
 
+    from aerialseg.core.input_spec import InputSpec
     from aerialseg.core.model_card import Card
     from aerialseg.predict.batch import Job
 
@@ -43,7 +45,7 @@ def export_command(args: argparse.Namespace) -> int:
     gsd = args.gsd or (card.ground_sample_distance_m if card else None)
     if same_file(Path(args.model), Path(args.output)):
         raise ParamsError(f"-o: {args.output} is the checkpoint itself")
-    int8 = _calibration(args, window) if args.quantize else None
+    int8 = _calibration(args, window, card.input if card else None) if args.quantize else None
     from aerialseg.predict.export import export_model  # TensorFlow: only once the options are known to be good
     from aerialseg.predict.quantize import speed_reporter as said
 
@@ -55,14 +57,14 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration(args: argparse.Namespace, window: int):
+def _calibration(args: argparse.Namespace, window: int, inputs: InputSpec | None):
     """The int8 calibration sample the options name (a tile store, or images), drawn with --seed."""
     from aerialseg.predict.calibration import calibration_windows
     from aerialseg.predict.quantize import Calibration
 
     sources = [Path(path) for path in args.calibration]
     windows = calibration_windows(sources, args.calibration_windows, args.seed, window,
-                                  fixed_window=args.layout == "nchw01")
+                                  fixed_window=args.layout == "nchw01", inputs=inputs)
     where = str(sources[0]) if len(sources) == 1 else f"{len(sources)} images"
     return Calibration(windows, args.calibration_method, f"{len(windows)} windows of {where}, seed {args.seed}")
 
@@ -172,11 +174,12 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
                   batch: bool) -> int:
     """Load the model, predict the jobs, report each; a batch goes on past a bad image (exit 1 at the end)."""
     from aerialseg.core.model_card import card_classes, upgrade_note
-    from aerialseg.predict.backends import choose_backend, load_any_model, recorded_card, recorded_gsd
+    from aerialseg.predict.backends import choose_backend, load_any_model, model_inputs, recorded_card, recorded_gsd
     from aerialseg.predict.batch import check_inputs, predict_locally, predict_on_dask, write_ranking
     from aerialseg.predict.mapping import MapSettings
 
-    failures, todo = check_inputs(todo, args.crs, bands=args.bands, alpha_band=args.alpha_band,
+    inputs = model_inputs(model_path)
+    failures, todo = check_inputs(todo, args.crs, bands=args.bands, alpha_band=args.alpha_band, inputs=inputs,
                                   stop_at_first=args.fail_fast or not batch)
     total = len(todo) + len(failures)
     if not todo:
@@ -200,7 +203,7 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
     _note(f"predicting with {said}" + (f"; precision {precision}" if precision and precision != "float32" else ""))
     settings = MapSettings(**blending, batch_size=args.batch_size, input_gsd=args.gsd, model_gsd=args.model_gsd,
                            output_grid=args.output_grid, cog=args.cog, crs=args.crs, uncertainty=bool(args.ranking),
-                           bands=args.bands, alpha_band=args.alpha_band,
+                           bands=args.bands, alpha_band=args.alpha_band, inputs=inputs,
                            bounds=tuple(args.bounds) if args.bounds else None, bounds_crs=args.bounds_crs,
                            aoi=args.aoi, classes=classes)
     if client is not None:
@@ -235,14 +238,11 @@ def _report_failures(failures: list[DataError], total: int) -> int:
     return 1 if failures else 0
 
 
-def _bands(text: str) -> tuple[int, int, int]:
-    try:
-        bands = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected three band numbers such as 1,2,3, got {text!r}") from None
-    if len(bands) != 3 or min(bands) < 1:
-        raise argparse.ArgumentTypeError(f"expected three band numbers >= 1 such as 1,2,3, got {text!r}")
-    return bands[0], bands[1], bands[2]
+def _bands(text: str) -> tuple[int, ...]:
+    bands = tuple(int(part) for part in text.split(",")) if re.fullmatch(r"\d+(,\d+)*", text.strip()) else ()
+    if not bands or min(bands) < 1 or len(set(bands)) != len(bands):
+        raise argparse.ArgumentTypeError(f"expected distinct band numbers >= 1 such as 4,1,2, got {text!r}")
+    return bands
 
 
 def _alpha_band(text: str) -> int | str:
@@ -321,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the ground sample distance the model was trained at, when it does not record it")
     predict.add_argument("--output-grid", choices=("input", "model"), default="input",
                          help="write outputs on the input's grid (default) or on the model's resolution")
-    predict.add_argument("--bands", type=_bands, default=(1, 2, 3), metavar="R,G,B",
-                         help="the red, green and blue bands of the inputs (default 1,2,3)")
+    predict.add_argument("--bands", type=_bands, metavar="B1,B2,...",
+                         help="the inputs' bands the model reads, in its card's order (default: the first ones)")
     predict.add_argument("--alpha-band", type=_alpha_band, default="auto", metavar="auto|none|N",
                          help="the band whose 0 pixels are outside the footprint: auto (the band tagged alpha, "
                               "default), none (a band tagged alpha is data, e.g. near infrared) or a band number")

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from aerialseg.core.config.params import load_params
 from aerialseg.core.errors import DataError
+from aerialseg.core.input_spec import RGB_UINT8
 from aerialseg.core.model_card import (
-    RGB_UINT8,
     SCHEMA_VERSION,
     Architecture,
     card_json,
@@ -46,7 +46,7 @@ def params():
 
 
 def test_the_card_of_the_params_reads_back_as_itself(params):
-    card = model_card(params, data_facts(params), {"epochs": 3})
+    card = model_card(params, data_facts(params, RGB_UINT8), {"epochs": 3})
     written = json.loads(json.dumps(card_json(card)))  # through JSON text, as the file holds it
     assert read_card(written, "card.json") == card
     assert written["schema_version"] == SCHEMA_VERSION == 2
@@ -57,7 +57,8 @@ def test_the_card_of_the_params_reads_back_as_itself(params):
     assert (written["ground_sample_distance_m"], written["window"], written["subdivisions"], written["tta"]) == (
         params.resize.gsd, params.predict.window, params.predict.subdivisions, params.predict.tta)
     assert written["architecture"]["depth"] == params.model.depth and written["export"] is None
-    assert model_card(params, data_facts(params), {"epochs": 4}).training_run != card.training_run  # the run's digest
+    other_run = model_card(params, data_facts(params, RGB_UINT8), {"epochs": 4})
+    assert other_run.training_run != card.training_run  # the run's digest
 
 
 def test_a_schema_1_card_is_read_for_what_it_holds_and_says_so(params):
@@ -102,7 +103,7 @@ def test_an_unversioned_partial_card_and_a_schema_1_export_are_read(params):
     (("producer",), "", "producer: expected a non-empty string"),
 ])
 def test_every_field_is_checked_by_its_declaration(params, path, value, said):
-    raw = card_json(model_card(params, data_facts(params)))
+    raw = card_json(model_card(params, data_facts(params, RGB_UINT8)))
     target = raw
     for key in path[:-1]:
         target = target[key]
@@ -113,7 +114,7 @@ def test_every_field_is_checked_by_its_declaration(params, path, value, said):
 
 
 def test_settings_may_be_unrecorded_but_not_left_out(params):
-    raw = card_json(model_card(params, data_facts(params)))
+    raw = card_json(model_card(params, data_facts(params, RGB_UINT8)))
     for key in ("ground_sample_distance_m", "window", "classes"):
         assert getattr(read_card({**raw, key: None}, "c.json"), key) is None  # null: not recorded
     for key in ("training_run", "architecture", "export", "producer"):  # provenance may be left out
@@ -133,7 +134,8 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.
 def test_any_edit_of_a_card_is_read_or_refused_in_one_line(params, data):
     """Whatever a hand edit puts anywhere in a card (either schema), reading it gives a card or a one-line
     DataError naming the file: never another exception."""
-    raw = copy.deepcopy(data.draw(st.sampled_from([card_json(model_card(params, data_facts(params))), SCHEMA_1])))
+    card = card_json(model_card(params, data_facts(params, RGB_UINT8)))
+    raw = copy.deepcopy(data.draw(st.sampled_from([card, SCHEMA_1])))
     target = raw
     while isinstance(target, dict) and target and data.draw(st.booleans()):
         key = data.draw(st.sampled_from(sorted(target)))
@@ -150,7 +152,7 @@ def test_any_edit_of_a_card_is_read_or_refused_in_one_line(params, data):
 
 def test_the_tiles_facts_travel_into_the_card(params):
     """params -> tile manifest -> card: the card says what the tiles were, whatever params say now."""
-    facts = data_facts(params)
+    facts = data_facts(params, RGB_UINT8)
     written = json.loads(json.dumps(facts_json(facts)))
     assert read_facts(written, "manifest.json") == facts
     other = read_facts({**written, "ground_sample_distance_m": 0.1,

@@ -227,9 +227,9 @@ def odd_images(tmp_path_factory):
      "smaller than the model's fixed 64 px window"),
     # calibration images follow prediction's input rules: what predict refuses cannot calibrate
     (["--format", "onnx", "--quantize", "int8", "--calibration", "{rgbn16}"],
-     "rgbn16.tif: the model was trained on 8-bit images, this one is uint16"),
+     "rgbn16.tif: bands of uint16, the model was trained on uint8 bands (red, green, blue)"),
     (["--format", "onnx", "--quantize", "int8", "--calibration", "{scene}", "{grey}"],
-     "grey.tif: the model needs 3-channel RGB, this raster has 1 band(s)"),
+     "grey.tif: has 1 band(s), the model reads 3 (red, green, blue); an image of those bands, or --bands"),
     (["--format", "onnx", "--quantize", "int8", "--calibration", "{empty}"], "empty: not a tile store"),
 ])
 def test_cli_quantisation_mistakes_are_one_line_and_write_nothing(models, odd_images, tmp_path, args, message,

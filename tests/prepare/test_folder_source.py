@@ -22,7 +22,7 @@ from affine import Affine
 from aerialseg.core.config.data_params import FolderParams, SplitFractions, VectorParams
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_index_mask, read_rgb
-from aerialseg.prepare.sources.folder import find_scenes
+from aerialseg.prepare.sources.folder_scenes import find_scenes
 from tiny_project import copy_project, run_stages
 
 from conftest import CLASSES, FIXTURES
@@ -172,8 +172,10 @@ def _folder(root: Path, images: list[str], labels: list[str]) -> FolderParams:
         _write(root / "images" / name, _image((64, 64)).transpose(2, 0, 1))
     for name in labels:
         _write(root / "labels" / name, _labels((64, 64), 0)[None])
-    return FolderParams(path=str(root), images="images/**/*.tif", labels="labels/{stem}.tif", manifest=None,
-                        min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS, vector=VECTOR)
+    return FolderParams(
+        bands=("red", "green", "blue"), path=str(root),
+        images="images/**/*.tif", labels="labels/{stem}.tif", manifest=None,
+        min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS, vector=VECTOR)
 
 
 def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
@@ -185,8 +187,10 @@ def test_pairing_mistakes_are_listed_in_one_line(tmp_path):
     params = _folder(tmp_path / "b", ["x.tif", "sub/X.tif"], ["x.tif"])
     with pytest.raises(DataError, match=r"its file stem 'x' is also .*sub/X\.tif's; scene ids .* must be unique"):
         find_scenes(params)
-    empty = FolderParams(path=str(tmp_path), images="nothing/*.tif", labels="labels/{stem}.tif", manifest=None,
-                         min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS, vector=VECTOR)
+    empty = FolderParams(
+        bands=("red", "green", "blue"), path=str(tmp_path),
+        images="nothing/*.tif", labels="labels/{stem}.tif", manifest=None,
+        min_label_coverage=0.5, train=(), val=(), test=(), fractions=NO_DRAWS, vector=VECTOR)
     with pytest.raises(DataError, match=r"no file matches data.folder.images 'nothing/\*.tif'"):
         find_scenes(empty)
     spaced = _folder(tmp_path / "d", ["ortho 01.tif"], ["ortho 01.tif"])

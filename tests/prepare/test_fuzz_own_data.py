@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aerialseg.core.config.data_params import FolderParams, SplitFractions, VectorParams
 from aerialseg.core.errors import DataError
-from aerialseg.prepare.sources.folder import find_scenes
+from aerialseg.prepare.sources.folder_scenes import find_scenes
 from aerialseg.prepare.sources.vector_labels import read_layer
 
 from conftest import CLASSES
@@ -24,9 +24,11 @@ CELLS = st.sampled_from(["image", "label", "split", "images/a.tif", "labels/a.ti
 
 
 def _params(root: Path) -> FolderParams:
-    return FolderParams(path=str(root), images="images/*.tif", labels="labels/{stem}.tif", manifest="scenes.csv",
-                        min_label_coverage=0.5, train=(), val=(), test=(), vector=RULES,
-                        fractions=SplitFractions(val=0.0, test=0.0))
+    return FolderParams(
+        bands=("red", "green", "blue"), path=str(root),
+        images="images/*.tif", labels="labels/{stem}.tif", manifest="scenes.csv",
+        min_label_coverage=0.5, train=(), val=(), test=(), vector=RULES,
+        fractions=SplitFractions(val=0.0, test=0.0))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -36,3 +36,9 @@ def one_line_reason(err: BaseException, limit: int = 200) -> str:
         text = text.replace("See previous exception for details.", "").strip()
         return f"{type(err).__name__}: {text} ({one_line_reason(cause, limit)})"[:limit]
     return f"{type(err).__name__}: {text}"[:limit] if text else type(err).__name__
+
+
+def listed(items: list[str], limit: int = 5) -> str:
+    """Items for a one-line message: the first ``limit``, then how many more."""
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more

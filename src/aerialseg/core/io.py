@@ -69,12 +69,16 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def _map_tiff(path: Path) -> np.ndarray | None:
     """An uncompressed, contiguous grey or RGB TIFF memory-mapped as it is stored; None for any other
-    file (a palette TIFF's values are indices into its colour map: the decoder gives its colours)."""
+    file (a palette TIFF's values are indices into its colour map: the decoder gives its colours; an
+    alpha sample is a mask, not a band: GDAL's reading leaves it out)."""
     if path.suffix.lower() not in (".tif", ".tiff"):
         return None
     try:
         with tifffile.TiffFile(path) as tif:
-            if tif.pages.first.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+            page = tif.pages.first
+            if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+                return None
+            if any(kind in (1, 2) for kind in page.extrasamples):  # an alpha sample: GDAL reads it as the mask
                 return None
         return np.asarray(tifffile.memmap(path, mode="r"))
     except Exception:  # not an uncompressed, contiguous TIFF (or a damaged one): the decoder decides
@@ -101,6 +105,32 @@ def open_rgb(path: str | Path) -> np.ndarray:
     """
     mapped = map_rgb_tiff(path)
     return read_rgb(path) if mapped is None else mapped
+
+
+def map_image(path: str | Path) -> np.ndarray | None:
+    """An uncompressed TIFF of any band count, 8 or 16 bits or float32 (what the stages write),
+    memory-mapped as (H, W, bands); None for any other file."""
+    mapped = _map_tiff(Path(path))
+    if mapped is not None and mapped.size and mapped.ndim in (2, 3) and mapped.dtype in (
+            np.uint8, np.uint16, np.float32):
+        return mapped if mapped.ndim == 3 else mapped[:, :, None]
+    return None
+
+
+def open_image(path: str | Path) -> np.ndarray:
+    """A stage's scene image as (H, W, bands): ``map_image``'s, or else read as by ``read_rgb``."""
+    mapped = map_image(path)
+    return read_rgb(path) if mapped is None else mapped
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write a scene image (H, W, bands) as an uncompressed TIFF that ``open_image`` maps, atomically: 8-bit
+    RGB as ``write_rgb`` writes it, any other band count or type as contiguous samples (GDAL: one band each)."""
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        write_rgb(path, image, compress=False)
+        return
+    with atomic_path(path) as tmp, write_errors_named(path):
+        tifffile.imwrite(tmp, image, photometric="minisblack", planarconfig="contig")
 
 
 def read_label(path: str | Path) -> np.ndarray:

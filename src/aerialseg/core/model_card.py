@@ -42,6 +42,7 @@ from aerialseg.core.config.declarations import (
 )
 from aerialseg.core.config.params import ExportParams, ModelParams, Params, PredictParams, ResizeParams
 from aerialseg.core.errors import DataError, ParamsError
+from aerialseg.core.input_spec import RGB_UINT8, InputSpec
 from aerialseg.core.io import read_json
 from aerialseg.core.names import MODEL_CARD
 
@@ -49,22 +50,6 @@ SCHEMA_VERSION = 2
 PRODUCER = "aerialseg"
 LAYOUTS = ("nhwc255", "nchw01")  # (N, H, W, bands) in [0, 255] | (N, bands, H, W) in [0, 1] (QGIS Deepness)
 PRECISIONS = ("float32", "int8")
-
-
-def _numbers(section: Section, name: str) -> tuple[float, ...]:
-    values = section.get(name)
-    if (not isinstance(values, list) or not values
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v for v in values)):
-        raise ParamsError(f"{section.key(name)}: expected a list of numbers, one per band, got {shown(values)}")
-    return tuple(float(v) for v in values)
-
-
-def _band_names(section: Section, name: str) -> tuple[str, ...]:
-    values = section.get(name)
-    if (not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values)
-            or len(set(values)) != len(values)):
-        raise ParamsError(f"{section.key(name)}: expected a list of distinct band names, got {shown(values)}")
-    return tuple(values)
 
 
 def _card_classes(section: Section, name: str) -> ClassTable:
@@ -86,36 +71,6 @@ def _card_classes(section: Section, name: str) -> ClassTable:
         names.append(label)
         colours.append((colour[0], colour[1], colour[2]))
     return ClassTable(tuple(names), tuple(colours))
-
-
-@dataclass(frozen=True, kw_only=True)
-class Normalisation:
-    """How band values become the model's input: ``fixed`` maps ``low`` .. ``high`` of each band
-    linearly onto 0 .. 255 (uint8 RGB: 0 .. 255 onto itself, so nothing changes). Each backbone's
-    own preprocessing is inside the model."""
-
-    method: str = param(Choice(("fixed",)))
-    low: tuple[float, ...] = param(Custom(_numbers))
-    high: tuple[float, ...] = param(Custom(_numbers))
-
-
-@dataclass(frozen=True, kw_only=True)
-class InputSpec:
-    """The model's input: its bands by name, in order, their data type and normalisation."""
-
-    bands: tuple[str, ...] = param(Custom(_band_names))
-    dtype: str = param(Choice(("uint8",)))
-    normalisation: Normalisation = param(Nested(Normalisation))
-
-    def check(self, section: Section) -> None:
-        count = len(self.bands)
-        if len(self.normalisation.low) != count or len(self.normalisation.high) != count:
-            raise ParamsError(f"{section.key('normalisation')}: low and high need one number per band ({count})")
-
-
-RGB_UINT8 = InputSpec(bands=("red", "green", "blue"), dtype="uint8",
-                      normalisation=Normalisation(method="fixed", low=(0.0,) * 3, high=(255.0,) * 3))
-"""The input of every model aerialseg trains today: 8-bit red, green, blue as they are."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -184,9 +139,9 @@ class DataFacts:
     ground_sample_distance_m: float = param(declared(ResizeParams, "gsd"))
 
 
-def data_facts(params: Params) -> DataFacts:
-    """The facts of tiles cut with these params (8-bit RGB: the only input aerialseg reads today)."""
-    return DataFacts(classes=params.classes.displayed(), input=RGB_UINT8, ground_sample_distance_m=params.resize.gsd)
+def data_facts(params: Params, inputs: InputSpec) -> DataFacts:
+    """The facts of tiles cut with these params from scenes of ``inputs`` (``input_spec.read_input``)."""
+    return DataFacts(classes=params.classes.displayed(), input=inputs, ground_sample_distance_m=params.resize.gsd)
 
 
 def facts_json(facts: DataFacts) -> dict[str, Any]:

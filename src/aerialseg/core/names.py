@@ -33,6 +33,7 @@ TILE_INDEX_FILE = "index.csv"
 TILE_MANIFEST_FILE = "manifest.json"
 RUN_FILE = "run.json"
 PREDICTION_KEY_FILE = "key.json"
+INPUT_FILE = "input.json"  # beside raw/resized scene files: the bands by name, their type and normalisation
 SPLIT_FILE = "split.json"  # beside raw/resized scene files: the scenes of each split, as download resolved them
 AUDIT_FILE = "audit.json"  # beside raw/resized scene files of own data: each scene's CRS, GSD, coverage
 SOURCES_FILE = "sources.json"  # beside raw/resized scene files: the archive member or file each came from

@@ -13,6 +13,8 @@ import pandas as pd  # noqa: E402
 
 from aerialseg.core.atomic import atomic_path  # noqa: E402
 from aerialseg.core.classes import ClassTable  # noqa: E402
+from aerialseg.core.errors import DataError  # noqa: E402
+from aerialseg.core.input_spec import RGB, InputSpec  # noqa: E402
 from aerialseg.core.io import write_text  # noqa: E402
 from aerialseg.core.palette import index_to_rgb  # noqa: E402
 
@@ -74,6 +76,26 @@ def training_curves(history: pd.DataFrame, out_dir: Path) -> list[Path]:
         _save(fig, out_dir / name)
         paths.append(out_dir / name)
     return paths
+
+
+def display_rgb(image: np.ndarray, spec: InputSpec, display: tuple[str, ...] | None = None) -> np.ndarray:
+    """An image of any bands as 8-bit RGB to look at: the bands ``display`` names (None: red, green and
+    blue where all three are there, else the first three: false colour; one or two bands grey),
+    each stretched by the input's normalisation (``low .. high`` onto 0 .. 255: 8-bit bands as they are).
+    DataError naming ``report.display_bands`` for a band the input does not have."""
+    if display is None:
+        display = RGB if set(RGB) <= set(spec.bands) else spec.bands[:3]
+    missing = [band for band in display if band not in spec.bands]
+    if missing or len(display) not in (1, 2, 3):
+        raise DataError(f"report.display_bands: {', '.join(display)}: name 1 to 3 of the input's bands "
+                        f"({', '.join(spec.bands)})")
+    picked = [spec.bands.index(band) for band in (display * 3)[:3]] if len(display) < 3 else \
+        [spec.bands.index(band) for band in display]
+    if spec.identity and image.dtype == np.uint8:
+        return np.ascontiguousarray(image[..., picked])
+    low, span = spec.unit_scale()
+    stretched = (image[..., picked].astype(np.float64) - low[picked]) / span[picked] * 255.0
+    return np.clip(np.nan_to_num(stretched), 0, 255).astype(np.uint8)
 
 
 def gallery(image: np.ndarray, truth: np.ndarray, rows: list[tuple[int, np.ndarray, np.ndarray]], path: Path,

@@ -67,8 +67,8 @@ def training_values(history_csv: Path, epochs: list[int]) -> dict[int, dict]:
 
 def sample_pixels(images: list[np.ndarray], masks: list[np.ndarray], count: int, seed: int
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded sample of (RGB, class) pairs from labelled pixels of several scenes."""
-    colours = np.concatenate([im.reshape(-1, 3) for im in images])
+    """A seeded sample of (band values, class) pairs from labelled pixels of several scenes."""
+    colours = np.concatenate([im.reshape(-1, im.shape[-1]) for im in images])
     classes = np.concatenate([m.ravel() for m in masks])
     valid = np.flatnonzero(classes != IGNORE_INDEX)
     rng = np.random.default_rng(seed)
@@ -77,7 +77,7 @@ def sample_pixels(images: list[np.ndarray], masks: list[np.ndarray], count: int,
 
 
 def colour_baseline(train_images: list[np.ndarray], train_masks: list[np.ndarray], seed: int, pixels: int):
-    """A per-pixel colour classifier (gradient-boosted trees on RGB) fit on training scenes.
+    """A per-pixel colour classifier (gradient-boosted trees on the bands' values) fit on training scenes.
 
     It shows how much of the task colour alone solves: the gap to the U-Net is what
     shape and context contribute.
@@ -90,5 +90,5 @@ def colour_baseline(train_images: list[np.ndarray], train_masks: list[np.ndarray
 
 
 def predict_colours(classifier, image: np.ndarray) -> np.ndarray:
-    """Class map of an RGB image from the colour classifier."""
-    return classifier.predict(image.reshape(-1, 3)).reshape(image.shape[:2]).astype(np.uint8)
+    """Class map of an image (H, W, bands) from the colour classifier."""
+    return classifier.predict(image.reshape(-1, image.shape[-1])).reshape(image.shape[:2]).astype(np.uint8)

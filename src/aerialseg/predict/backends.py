@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.input_spec import RGB_UINT8, InputSpec
 from aerialseg.core.model_card import Card, card_beside
 from aerialseg.core.protocols import BatchModel
 
@@ -36,6 +37,25 @@ def recorded_card(model: BatchModel, path: Path) -> Card | None:
         card: Card | None = getattr(model, "card", None)
         return card
     return card_beside(path)
+
+
+def model_inputs(path: Path) -> InputSpec:
+    """What a model file reads (its card's input; 8-bit RGB for a model without a card, as before cards),
+    without loading the model: the card beside a checkpoint, or an ONNX file's metadata (its graph
+    parsed, no session built), so that inputs are checked before TensorFlow loads."""
+    if path.suffix.lower() != ".onnx":
+        card = card_beside(path)
+    else:
+        import onnx
+
+        from aerialseg.predict.onnx_model import card_in_props
+
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as err:  # protobuf and onnx report a damaged file in several ways
+            raise DataError(f"{path}: not a readable ONNX model ({one_line_reason(err)})") from None
+        card = card_in_props({p.key: p.value for p in proto.metadata_props}, str(path))
+    return card.input if card is not None else RGB_UINT8
 
 
 def recorded_gsd(card: Card | None) -> float | None:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from aerialseg.core.atomic import sweep_stale_temporaries
 from aerialseg.core.errors import DataError, ParamsError, one_line_reason
 from aerialseg.core.geo.orthophoto import is_remote
+from aerialseg.core.input_spec import InputSpec
 from aerialseg.core.io import write_text
 from aerialseg.core.protocols import BatchModel
 from aerialseg.core.verify import problem_with
@@ -200,15 +201,16 @@ def plan_resume(jobs: list[Job]) -> tuple[list[Job], list[str]]:
     return todo, notes
 
 
-def check_inputs(jobs: list[Job], crs: str | None, *, bands: tuple[int, int, int], alpha_band: int | str,
-                 stop_at_first: bool) -> tuple[list[DataError], list[Job]]:
-    """(failures, jobs the model can take): every input checked as the model takes it (readable, 8-bit,
-    its bands; ``check_input``) on its header alone, before any model loads or converts, so that a
-    16-bit image is one line at once; ``stop_at_first`` raises the first failure instead."""
+def check_inputs(jobs: list[Job], crs: str | None, *, bands: tuple[int, ...] | None, alpha_band: int | str,
+                 inputs: InputSpec, stop_at_first: bool) -> tuple[list[DataError], list[Job]]:
+    """(failures, jobs the model can take): every input checked as the model takes it (readable, its
+    bands' count and type: ``inputs``, ``check_input``) on its header alone, before any model loads or
+    converts, so that a 16-bit image for an 8-bit model is one line at once; ``stop_at_first`` raises
+    the first failure instead."""
     failures, good = [], []
     for job in jobs:
         try:
-            check_input(job.image, crs, bands=bands, alpha_band=alpha_band)
+            check_input(job.image, crs, bands=bands, alpha_band=alpha_band, inputs=inputs)
         except DataError as err:
             if stop_at_first:
                 raise

@@ -18,6 +18,7 @@ import pandas as pd
 
 from aerialseg.core.errors import DataError, one_line_reason
 from aerialseg.core.geo.orthophoto import Orthophoto
+from aerialseg.core.input_spec import RGB_UINT8, InputSpec
 from aerialseg.core.io import read_npy
 from aerialseg.core.names import TILE_INDEX_FILE, TILE_MANIFEST_FILE, shard_files
 
@@ -30,7 +31,7 @@ def is_tile_store(path: Path) -> bool:
 
 
 def tile_store_windows(folder: Path, count: int, seed: int, window: int | None) -> np.ndarray:
-    """Up to ``count`` training tiles picked by ``seed``, as (N, side, side, 3) float32 RGB in [0, 255].
+    """Up to ``count`` training tiles picked by ``seed``, as (N, side, side, bands) float32 band values.
 
     With a fixed ``window`` (a model of fixed input size) each tile is cropped to it at a
     seeded offset; a tile smaller than the window is one error line.
@@ -55,11 +56,12 @@ def tile_store_windows(folder: Path, count: int, seed: int, window: int | None) 
     return batch.astype(np.float32)
 
 
-def image_windows(paths: Sequence[Path], count: int, seed: int, window: int) -> np.ndarray:
+def image_windows(paths: Sequence[Path], count: int, seed: int, window: int,
+                  inputs: InputSpec = RGB_UINT8) -> np.ndarray:
     """``count`` windows of ``window`` px at seeded positions of the images (spread over them in
-    turn), as (N, window, window, 3) float32 RGB in [0, 255]; read by windows, never whole. Each image
-    is opened as prediction opens it (``Orthophoto``: 8-bit, red, green and blue bands), so a model is
-    calibrated only on what it may predict."""
+    turn), as (N, window, window, bands) float32 band values; read by windows, never whole. Each image
+    is opened as prediction opens it (``Orthophoto``: the model's band count and type, ``inputs``), so
+    a model is calibrated only on what it may predict."""
     from rasterio.errors import RasterioError
     from rasterio.windows import Window
 
@@ -67,7 +69,7 @@ def image_windows(paths: Sequence[Path], count: int, seed: int, window: int) -> 
     out = []
     for i in range(count):
         path = Path(paths[i % len(paths)])
-        with Orthophoto(path) as image:
+        with Orthophoto(path, band_names=inputs.bands, dtype=inputs.dtype) as image:
             source = image.dataset
             if source.width < window or source.height < window:
                 raise DataError(f"{path}: calibration needs at least {window}x{window} px, it has "
@@ -82,7 +84,7 @@ def image_windows(paths: Sequence[Path], count: int, seed: int, window: int) -> 
 
 
 def calibration_windows(sources: Sequence[Path], count: int, seed: int, window: int, *,
-                        fixed_window: bool) -> np.ndarray:
+                        fixed_window: bool, inputs: InputSpec | None = None) -> np.ndarray:
     """The calibration sample from a tile store (one folder) or from images (any number of files)."""
     if len(sources) == 1 and Path(sources[0]).is_dir():
         if not is_tile_store(sources[0]):
@@ -92,7 +94,7 @@ def calibration_windows(sources: Sequence[Path], count: int, seed: int, window: 
     missing = [path for path in sources if not Path(path).is_file()]
     if missing:
         raise DataError(f"{missing[0]}: calibration image not found")
-    return image_windows(sources, count, seed, window)
+    return image_windows(sources, count, seed, window, inputs or RGB_UINT8)
 
 
 def _crop(batch: np.ndarray, window: int, rng: np.random.Generator, source: str) -> np.ndarray:

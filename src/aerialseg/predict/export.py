@@ -52,9 +52,12 @@ def export_card(model: keras.Model, card: Card | None, *, gsd_m: float | None, w
     classes = numbered_classes(int(model.output_shape[-1]))
     base = card or build_card(classes, gsd=None, window=None, subdivisions=None, tta=None, input_multiple=None)
     bands = ", ".join(base.input.bands)
-    shapes = {"nhwc255": (f"float32 (N, H, W, {len(base.input.bands)}) {bands} in [0, 255]",
+    eight_bit = base.input.identity
+    values = "in [0, 255]" if eight_bit else f"as {base.input.dtype} values (normalised in the graph)"
+    scaled = "in [0, 1]" if eight_bit else f"as {base.input.dtype} values / 255 (normalised in the graph)"
+    shapes = {"nhwc255": (f"float32 (N, H, W, {len(base.input.bands)}) {bands} {values}",
                           "float32 (N, H, W, classes) softmax probabilities"),
-              "nchw01": (f"float32 (N, {len(base.input.bands)}, window, window) {bands} in [0, 1]",
+              "nchw01": (f"float32 (N, {len(base.input.bands)}, window, window) {bands} {scaled}",
                          "float32 (N, classes, window, window) softmax probabilities")}[layout]
     return dataclasses.replace(
         base, classes=base.classes or classes, ground_sample_distance_m=gsd_m, window=window,
@@ -86,7 +89,7 @@ def with_layout(model: keras.Model, layout: str, window: int) -> keras.Model:
     if layout == "nhwc255":
         return model
     layers = keras.layers
-    inputs = keras.Input((3, window, window), name="image")
+    inputs = keras.Input((int(model.input_shape[-1]), window, window), name="image")
     x = layers.Permute((2, 3, 1), name="to_channels_last")(inputs)
     x = layers.Rescaling(255.0, name="to_0_255")(x)
     outputs = layers.Permute((3, 1, 2), name="to_channels_first")(model(x))
@@ -95,7 +98,7 @@ def with_layout(model: keras.Model, layout: str, window: int) -> keras.Model:
 
 def _call_once(model: keras.Model, side: int, layout: str) -> None:
     """Run the model on one blank input: Keras exports only models that have been called."""
-    sample = np.zeros((1, side, side, 3), np.float32)
+    sample = np.zeros((1, side, side, int(model.input_shape[-1 if layout == "nhwc255" else 1])), np.float32)
     model(sample.transpose(0, 3, 1, 2) if layout == "nchw01" else sample)
 
 

@@ -38,11 +38,13 @@ from aerialseg.core.geo.orthophoto import Orthophoto, is_remote
 from aerialseg.core.geo.pixel_size import PixelSize
 from aerialseg.core.geo.qgis_style import raster_qml
 from aerialseg.core.geo.worldfile import WorldFile, world_file_for
+from aerialseg.core.input_spec import RGB_UINT8, InputSpec
 from aerialseg.core.io import open_npy_memmap, read_npy, write_rgb_into
 from aerialseg.core.palette import index_to_rgb
 from aerialseg.core.protocols import BatchModel, RowImage
 from aerialseg.core.verify import GEOTIFF_SUFFIXES
 from aerialseg.predict.blending import blend_rows, count_windows
+from aerialseg.predict.input_statistics import statistics_notes
 from aerialseg.predict.uncertainty import quantised_uncertainty
 
 GSD_TOLERANCE = 0.01  # relative: closer than this, the input is taken to be at the model's resolution
@@ -63,7 +65,8 @@ class MapSettings:
     cog: bool = False
     crs: str | None = None  # assigned to inputs that carry none (e.g. EPSG:25833 for the ISPRS tiles)
     uncertainty: bool = False  # measure it (for a ranking) even when no uncertainty GeoTIFF is written
-    bands: tuple[int, int, int] = (1, 2, 3)  # the red, green and blue bands of the inputs
+    bands: tuple[int, ...] | None = None  # the inputs' bands (1-based) the model reads, in its order (None: the first)
+    inputs: InputSpec = RGB_UINT8  # what the model reads: its card's input (bands by name, type, normalisation)
     alpha_band: int | str = "auto"  # auto (the band tagged alpha) | none | a band number
     bounds: tuple[float, float, float, float] | None = None  # only this area (minx, miny, maxx, maxy) ...
     bounds_crs: str | None = None  # ... in this CRS (default: each image's)
@@ -107,25 +110,32 @@ class Mapped(NamedTuple):
 
 
 class ArrayImage:
-    """An (H, W, 3) uint8 array from a ``.npy`` file, read like an ungeoreferenced orthophoto."""
+    """An (H, W, bands) array from a ``.npy`` file, read like an ungeoreferenced orthophoto."""
 
     has_alpha = False
 
-    def __init__(self, path: Path, notes: list[str]) -> None:
+    def __init__(self, path: Path, notes: list[str], bands: tuple[int, ...] | None = None,
+                 inputs: InputSpec = RGB_UINT8) -> None:
         self.path = path
         array = read_npy(path, mmap=True)
-        if array.ndim != 3 or array.shape[2] not in (3, 4):
-            channels = 1 if array.ndim == 2 else (array.shape[2] if array.ndim == 3 else "?")
-            raise DataError(f"{path}: the model needs 3-channel RGB, this image has {channels} channel(s) "
-                            f"(shape {array.shape})")
-        if array.dtype != np.uint8:
-            raise DataError(f"{path}: the model was trained on 8-bit images, this one is {array.dtype}; "
-                            "convert it to 8-bit first")
+        count = len(inputs.bands)
+        channels = 1 if array.ndim == 2 else (array.shape[2] if array.ndim == 3 else "?")
+        if array.ndim != 3 or (bands is None and array.shape[2] < count):
+            raise DataError(f"{path}: has {channels} channel(s) (shape {array.shape}), the model reads {count} "
+                            f"({', '.join(inputs.bands)})")
+        if bands is not None and (len(bands) != count or max(bands) > array.shape[2]):
+            raise DataError(f"{path}: --bands {','.join(map(str, bands))} does not pick {count} of its {channels} "
+                            f"channel(s) for the model's {', '.join(inputs.bands)}")
+        if array.dtype != np.dtype(inputs.dtype):
+            raise DataError(f"{path}: {array.dtype} values, the model was trained on {inputs.dtype}; give it "
+                            f"{inputs.dtype} of the same scaling")
         if array.shape[0] == 0 or array.shape[1] == 0:
             raise DataError(f"{path}: the image is empty ({array.shape[1]}x{array.shape[0]} px)")
-        if array.shape[2] == 4:
-            notes.append("dropped the alpha channel")
-        self.array = array[..., :3]
+        chosen = [b - 1 for b in bands] if bands is not None else list(range(count))
+        if array.shape[2] > count and bands is None:
+            notes.append(f"channel(s) {', '.join(str(c + 1) for c in range(count, array.shape[2]))} not read "
+                         f"(the model reads {count}: --bands picks others)")
+        self.array = array[..., chosen] if chosen != list(range(array.shape[2])) else array
         self.native = self.grid = Georeference(None, Affine.identity(), array.shape[1], array.shape[0])
 
     @property
@@ -136,10 +146,10 @@ class ArrayImage:
     def resample_to(self, width: int, height: int) -> None:
         """Resample (Lanczos) to ``width`` x ``height`` pixels."""
         self.grid = self.native.resampled(width, height)
-        self.array = cv2.resize(np.ascontiguousarray(self.array), (width, height), interpolation=cv2.INTER_LANCZOS4)
+        self.array = _to_grid(np.ascontiguousarray(self.array), (width, height), cv2.INTER_LANCZOS4)
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
-        """Rows of the working grid, (len(rows), W, 3) uint8."""
+        """Rows of the working grid, (len(rows), W, bands)."""
         return self.array[rows]
 
     def footprint(self, grid: Georeference | None = None) -> np.ndarray:
@@ -151,30 +161,35 @@ class ArrayImage:
         """Nothing to release."""
 
 
-def open_orthophoto(path: str | Path, crs: str | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
-                    alpha_band: int | str = "auto") -> tuple[RowImage, list[str]]:
-    """An image to predict (a local file or an http(s) URL), and notes on what was assumed or
-    converted; DataError names the file."""
+def open_orthophoto(path: str | Path, crs: str | None = None, *, bands: tuple[int, ...] | None = None,
+                    alpha_band: int | str = "auto", inputs: InputSpec = RGB_UINT8) -> tuple[RowImage, list[str]]:
+    """An image to predict (a local file or an http(s) URL) as the model reads it (``inputs``: its
+    bands' count and type; ``bands`` picks them), and notes on what was assumed or converted;
+    DataError names the file."""
     notes: list[str] = []
     if not is_remote(path):
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: file not found")
         if path.suffix.lower() == ".npy":
-            return ArrayImage(path, notes), notes
-    image = Orthophoto(path, parse_crs(crs, "--crs") if crs else None, bands=bands, alpha_band=alpha_band)
+            return ArrayImage(path, notes, bands, inputs), notes
+    image = Orthophoto(path, parse_crs(crs, "--crs") if crs else None, bands=bands, alpha_band=alpha_band,
+                       band_names=inputs.bands, dtype=inputs.dtype)
     if image.alpha_band is not None:
         notes.append(f"band {image.alpha_band} is taken as alpha: its transparent (0) pixels are nodata "
                      "(--alpha-band none if it is data, such as a near-infrared band)")
+    if image.unread:
+        notes.append(f"band(s) {', '.join(map(str, image.unread))} not read: the model reads "
+                     f"{len(inputs.bands)} ({', '.join(inputs.bands)}; --bands picks them)")
     return image, notes
 
 
-def check_input(path: str | Path, crs: str | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
-                alpha_band: int | str = "auto") -> None:
+def check_input(path: str | Path, crs: str | None = None, *, bands: tuple[int, ...] | None = None,
+                alpha_band: int | str = "auto", inputs: InputSpec = RGB_UINT8) -> None:
     """DataError naming ``path`` unless the model can take it (what ``open_orthophoto`` checks: a
-    readable raster, 8-bit, the bands it names): the one check of every path that feeds the model,
-    run on the header alone, before any model loads."""
-    image, _ = open_orthophoto(path, crs, bands=bands, alpha_band=alpha_band)
+    readable raster with the model's band count and type, the bands it names): the one check of
+    every path that feeds the model, run on the header alone, before any model loads."""
+    image, _ = open_orthophoto(path, crs, bands=bands, alpha_band=alpha_band, inputs=inputs)
     image.close()
 
 
@@ -331,9 +346,12 @@ def map_orthophoto(model: BatchModel, path: str | Path, outputs: MapOutputs, set
 
     ``on_start`` is told how many windows will run (for a progress bar).
     """
-    image, notes = open_orthophoto(path, settings.crs, bands=settings.bands, alpha_band=settings.alpha_band)
+    image, notes = open_orthophoto(path, settings.crs, bands=settings.bands, alpha_band=settings.alpha_band,
+                                   inputs=settings.inputs)
     area: list[dict] | None = None
     try:
+        if isinstance(image, Orthophoto):
+            notes += statistics_notes(*image.overview(), settings.inputs)
         if settings.bounds is not None or settings.aoi is not None:
             area = _restrict(image, settings)
         width, height = working_size(image.native, settings, model_gsd, notes, str(path))

@@ -11,19 +11,19 @@ import numpy as np
 
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.errors import DataError, OffPaletteError
-from aerialseg.core.geo.geoio import read_rgb_bands
+from aerialseg.core.geo.geoio import read_bands
 from aerialseg.core.geo.worldfile import read_world_file, write_world_file
 from aerialseg.core.io import (
-    map_rgb_tiff,
+    map_image,
     read_json,
     read_label,
+    write_image,
     write_index_mask,
     write_json,
     write_label,
-    write_rgb,
     write_text,
 )
-from aerialseg.core.names import AUDIT_FILE, SOURCES_FILE, SPLIT_FILE, MaskFiles, SceneFiles
+from aerialseg.core.names import AUDIT_FILE, INPUT_FILE, SOURCES_FILE, SPLIT_FILE, MaskFiles, SceneFiles
 from aerialseg.core.palette import LabelEncoding, class_counts, encode_index_label, encode_label
 
 
@@ -33,11 +33,16 @@ def resized_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
 
 
 def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
-    """Down-size an orthophoto with Lanczos-4, which keeps fine detail and limits aliasing."""
+    """Down-size an orthophoto (H, W[, bands]) with Lanczos-4, which keeps fine detail and limits
+    aliasing; any band count (OpenCV's Lanczos takes up to 4 at a time), 8 or 16 bits or float32."""
     if scale == 1.0:
         return image
     h, w = resized_shape(image.shape[:2], scale)
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_LANCZOS4)
+    if image.ndim == 2 or image.shape[2] <= 4:
+        resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_LANCZOS4)
+        return resized if resized.ndim == image.ndim else resized[:, :, None]
+    return np.concatenate([resize_image(np.ascontiguousarray(image[:, :, b:b + 4]), scale)
+                           for b in range(0, image.shape[2], 4)], axis=2)
 
 
 def resize_label(label: np.ndarray, scale: float) -> np.ndarray:
@@ -60,9 +65,9 @@ def origin_of(path: Path) -> str:
 
 
 def carry_sources(source: Path, target: Path) -> None:
-    """Keep the records of where scene files came from, of the split and of the scenes' audit (own
-    data) in a folder derived from ``source``."""
-    for name in (SOURCES_FILE, SPLIT_FILE, AUDIT_FILE):
+    """Keep the records of where scene files came from, of the split, of the scenes' bands and of the
+    scenes' audit (own data) in a folder derived from ``source``."""
+    for name in (SOURCES_FILE, SPLIT_FILE, AUDIT_FILE, INPUT_FILE):
         record = Path(source) / name
         if record.is_file():
             write_json(Path(target) / name, read_json(record))
@@ -92,13 +97,14 @@ def resize_scene(src: SceneFiles, dst: SceneFiles, scale: float) -> tuple[int, i
     One file is in memory at a time (a 6000 x 6000 RGB tile is 108 MB), and uncompressed
     TIFFs are memory-mapped rather than decoded, so a worker's peak stays near one
     full-size tile plus its resized copy. Other images (own GeoTIFFs, copied as they came:
-    compressed, tiled, more than three bands) are decoded through GDAL, bands 1-3.
+    compressed, tiled) are decoded through GDAL; every band is kept (download left only those
+    a model reads), in its own type.
     """
-    image = map_rgb_tiff(src.image)
-    if image is None:  # a compressed, tiled or many-band GeoTIFF, as a folder of one's own brings it
-        image = read_rgb_bands(src.image)
+    image = map_image(src.image)
+    if image is None:  # a compressed or tiled GeoTIFF, as a folder of one's own brings it
+        image = read_bands(src.image)
     size = image.shape[:2]
-    write_rgb(dst.image, resize_image(image, scale), compress=False)
+    write_image(dst.image, resize_image(image, scale))
     del image
     for path, out in ((src.label, dst.label), (src.label_noboundary, dst.label_noboundary)):
         label = read_label(path)

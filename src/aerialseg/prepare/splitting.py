@@ -19,10 +19,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from aerialseg.core.errors import DataError
+from aerialseg.core.errors import DataError, listed
 from aerialseg.core.scene_split import SPLIT_NAMES, Split
 
-_LISTED = 5  # scenes a message names before it counts the rest
 RARE_RATIO = 0.1  # a class whose share of training pixels is under this fraction of its scored share is rare
 
 
@@ -78,4 +77,4 @@ def _holders(split: Split, class_pixels: Mapping[str, Sequence[int]], index: int
     """The val/test scenes holding class ``index``, named (the first few)."""
     held = [f"{name} scene {scene}" for name, ids in split.items() if name != "train"
             for scene in ids if class_pixels[scene][index]]
-    return ", ".join(held[:_LISTED]) + (f" and {len(held) - _LISTED} more" if len(held) > _LISTED else "")
+    return listed(held)

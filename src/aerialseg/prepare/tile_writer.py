@@ -1,7 +1,7 @@
 """Write the tile store: each split's tiles as a few ``.npy`` shards, an index and a manifest.
 
 Thousands of small files hash slowly under DVC, so tiles of one split live in a handful of
-shards (images ``(N, P, P, 3)`` uint8, masks ``(N, P, P)`` uint8) plus an index table saying
+shards (images ``(N, P, P, bands)`` in the scenes' type, masks ``(N, P, P)`` uint8) plus an index table saying
 which scene and position each row came from and which classes it holds. The reader is
 ``tile_reader``; training imports only that side.
 """
@@ -17,15 +17,16 @@ import numpy as np
 import pandas as pd
 
 from aerialseg.core.atomic import atomic_path
-from aerialseg.core.io import open_rgb, read_index_mask, write_json, write_npy
+from aerialseg.core.errors import DataError
+from aerialseg.core.io import open_image, read_index_mask, write_json, write_npy
 from aerialseg.core.names import TILE_INDEX_FILE, TILE_MANIFEST_FILE, MaskFiles, SceneFiles, shard_files
 from aerialseg.core.palette import class_counts
 from aerialseg.prepare.tiling import Tile, cut_tiles
 
 
 def load_scene(images: Path, masks: Path, scene_id: str) -> tuple[np.ndarray, np.ndarray]:
-    """A resized scene's RGB image and full-label class mask, read into memory."""
-    image = np.array(open_rgb(SceneFiles(images, scene_id).image))
+    """A resized scene's image (H, W, bands) and full-label class mask, read into memory."""
+    image = np.array(open_image(SceneFiles(images, scene_id).image))
     return image, read_index_mask(MaskFiles(masks, scene_id).full)
 
 
@@ -52,19 +53,24 @@ def write_split(folder: Path, split: str, tiles: Iterable[Tile], patch: int, sha
     """Write the tiles of one split as shards under ``folder/split``; return their index rows, which
     count each tile's pixels per class (by the class table's ``class_names``) and ignored."""
     rows: list[dict] = []
-    images = np.empty((shard_size, patch, patch, 3), np.uint8)
+    images: np.ndarray | None = None  # shaped and typed by the first tile's image
     masks = np.empty((shard_size, patch, patch), np.uint8)
     shard, filled = 0, 0
 
     def flush() -> None:
         nonlocal shard, filled
-        if filled:
+        if filled and images is not None:
             image_file, mask_file = shard_files(folder, split, shard)
             write_npy(image_file, images[:filled])
             write_npy(mask_file, masks[:filled])
             shard, filled = shard + 1, 0
 
     for tile in tiles:
+        if images is None:
+            images = np.empty((shard_size, *tile.image.shape), tile.image.dtype)
+        elif tile.image.shape[2:] != images.shape[3:] or tile.image.dtype != images.dtype:
+            raise DataError(f"scene {tile.scene}: {tile.image.shape[2]} band(s) of {tile.image.dtype}, but the "
+                            f"split's first scene has {images.shape[3]} of {images.dtype}")
         images[filled], masks[filled] = tile.image, tile.mask
         counts = class_counts(tile.mask, len(class_names))
         row = {"split": split, "shard": shard, "row": filled, "scene": tile.scene, "y": tile.y, "x": tile.x}

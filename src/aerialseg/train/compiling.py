@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 from aerialseg.core.config.params import ModelParams, Params, TrainParams
 from aerialseg.core.framework import keras, tf
+from aerialseg.core.input_spec import RGB_UINT8, InputSpec
 from aerialseg.train.encoders import build_encoder_unet
 from aerialseg.train.losses import DiceFocalLoss, median_frequency_weights, training_metrics
 from aerialseg.train.model import build_unet
@@ -26,12 +27,14 @@ class TrainConfig:
     model: ModelParams
     train: TrainParams
     class_names: tuple[str, ...]  # the class table's, in output order: the model has one output per class
+    inputs: InputSpec = RGB_UINT8  # the tiles' bands (their manifest's): the model's input
 
     @classmethod
-    def from_params(cls, params: Params) -> TrainConfig:
-        """The training settings of a validated ``params.yaml``."""
+    def from_params(cls, params: Params, inputs: InputSpec = RGB_UINT8) -> TrainConfig:
+        """The training settings of a validated ``params.yaml`` for tiles of ``inputs``."""
         return cls(epochs=params.epochs, batch_size=params.batch_size, checkpoint_epochs=params.checkpoint_epochs,
-                   seed=params.seed, model=params.model, train=params.train, class_names=params.classes.names)
+                   seed=params.seed, model=params.model, train=params.train, class_names=params.classes.names,
+                   inputs=inputs)
 
     def resume_key(self) -> dict:
         """The settings a saved state depends on: all but the run length and checkpoint list.
@@ -41,7 +44,10 @@ class TrainConfig:
         """
         train = asdict(self.train)
         train.pop("strategy")
-        return {"batch_size": self.batch_size, "seed": self.seed, "model": asdict(self.model), "train": train,
+        model = asdict(self.model)
+        if self.model.encoder == "none":  # shapes no layer of the plain U-Net
+            model.pop("extra_bands")
+        return {"batch_size": self.batch_size, "seed": self.seed, "model": model, "train": train,
                 "classes": list(self.class_names)}
 
 
@@ -74,14 +80,14 @@ def loss_class_weights(train: TrainParams, store: TileStore, class_names: tuple[
     return [weights[name] for name in class_names]
 
 
-def build_model(model: ModelParams, num_classes: int) -> keras.Model:
-    """The model section's network with ``num_classes`` outputs: the seed's U-Net, or a U-Net on a
-    pretrained encoder."""
+def build_model(model: ModelParams, num_classes: int, inputs: InputSpec = RGB_UINT8) -> keras.Model:
+    """The model section's network with ``num_classes`` outputs for ``inputs``' bands: the seed's U-Net,
+    or a U-Net on a pretrained encoder."""
     if model.encoder == "none":
         return build_unet(num_classes, model.depth, model.base_filters,
-                          max_filters=model.max_filters, batch_norm=model.batch_norm)
+                          max_filters=model.max_filters, batch_norm=model.batch_norm, inputs_spec=inputs)
     return build_encoder_unet(model.encoder, model.encoder_weights, num_classes, model.base_filters,
-                              model.max_filters, model.batch_norm)
+                              model.max_filters, model.batch_norm, inputs_spec=inputs, extra_bands=model.extra_bands)
 
 
 def encoder_frozen(config: TrainConfig, epoch: int) -> bool:
@@ -124,7 +130,7 @@ def compile_model(config: TrainConfig, steps_per_epoch: int, class_weights: list
     """
     policy = "mixed_float16" if resolve_switch(config.train.mixed_precision) else "float32"
     keras.mixed_precision.set_global_policy(policy)
-    model = build_model(config.model, len(config.class_names))
+    model = build_model(config.model, len(config.class_names), config.inputs)
     _compile(model, config, steps_per_epoch, class_weights, frozen)
     return model
 

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from aerialseg.core.framework import keras
+from aerialseg.core.input_spec import RGB_UINT8, InputSpec
 
 layers = keras.layers
+
+
+def normalised(inputs, spec: InputSpec):
+    """The input's band values mapped onto 0 .. 1 (``input_spec``): 8-bit bands divided by 255 (the
+    seed's rescaling), others by the card's normalisation, ``(x - low) / (high - low)`` per band."""
+    if spec.identity:
+        return layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    low, span = spec.unit_scale()
+    return layers.Normalization(mean=low.tolist(), variance=(span**2).tolist(), name="normalise")(inputs)
 
 
 def conv_block(x, filters: int, name: str, batch_norm: bool):
@@ -27,18 +37,19 @@ def build_unet(
     num_classes: int = 6,
     depth: int = 6,
     base_filters: int = 8,
-    channels: int = 3,
     input_size: int | None = None,
     max_filters: int | None = None,
     batch_norm: bool = False,
+    inputs_spec: InputSpec = RGB_UINT8,
 ) -> keras.Model:
-    """Return an uncompiled U-Net mapping RGB in [0, 255] to per-pixel class probabilities.
+    """Return an uncompiled U-Net mapping the bands of ``inputs_spec`` (8-bit RGB in 0 .. 255 by
+    default) to per-pixel class probabilities.
 
     ``depth`` counts the 2x2 max-pool down-samplings: 4 is Ronneberger's U-Net, 6 the
     seed's (two extra contraction and expansion levels), so inputs must have sides
     divisible by ``2**depth``. Filters double at every level from ``base_filters``.
-    Rescaling to [0, 1] is part of the model so that a saved checkpoint is all a user
-    needs to predict; the head is a float32 softmax so mixed precision cannot degrade it.
+    Rescaling to [0, 1] (``normalised``) is part of the model so that a saved checkpoint is
+    all a user needs to predict; the head is a float32 softmax so mixed precision cannot degrade it.
     ``max_filters`` caps the width of the deep levels (as nnU-Net does), which is where a
     CPU spends most of a training step; None keeps the seed's plain doubling.
     ``batch_norm`` adds batch normalisation to every block (not in the seed; it makes
@@ -49,8 +60,8 @@ def build_unet(
         filters = base_filters * 2**level
         return filters if max_filters is None else min(filters, max_filters)
 
-    inputs = keras.Input((input_size, input_size, channels), name="image")
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
+    inputs = keras.Input((input_size, input_size, len(inputs_spec.bands)), name="image")
+    x = normalised(inputs, inputs_spec)
     skips = []
     for level in range(depth):
         x = conv_block(x, width(level), name=f"enc{level}", batch_norm=batch_norm)

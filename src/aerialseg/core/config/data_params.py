@@ -119,6 +119,19 @@ def _buffers(section: Section, name: str) -> tuple[tuple[str, float], ...]:
     return tuple((str(c), Number(0.0, 10_000.0, exclusive=True).read(buffers, c)) for c in value)
 
 
+def _file_bands(section: Section, name: str) -> tuple[str | None, ...]:
+    """Names of an image file's bands in file order (band 1 first), null for a band left out."""
+    value = section.get(name)
+    names = [v for v in value if v is not None] if isinstance(value, list) else []
+    if (not isinstance(value, list) or not names
+            or not all(v is None or (isinstance(v, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", v))
+                       for v in value)
+            or len(set(names)) != len(names)):
+        raise ParamsError(f"{section.key(name)}: expected the image files' bands by name in file order (e.g. [red, "
+                          f"green, blue, nir]; null for a band left out), each name once, got {shown(value)}")
+    return tuple(value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class VectorParams:
     """``data.folder.vector``: how vector labels (polygons, lines, points) become a label raster on each
@@ -168,6 +181,17 @@ class FolderParams(_SourceScenes):
     vector: VectorParams = param(Nested(VectorParams))
     manifest: str | None = param(OrNull(String()))  # a CSV under path (image,label[,split]): replaces the two above
     min_label_coverage: float = param(Number(0.0, 1.0))  # share of an image's footprint its labels must cover
+    bands: tuple[str | None, ...] = param(Custom(_file_bands))  # the images' bands by name in file order; null: out
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        """The bands a model reads, in order."""
+        return tuple(b for b in self.bands if b is not None)
+
+    @property
+    def file_bands(self) -> tuple[int, ...]:
+        """The image files' bands (1-based) a model reads, in the order of ``band_names``."""
+        return tuple(i + 1 for i, b in enumerate(self.bands) if b is not None)
 
     def check(self, section: Section) -> None:
         if "{stem}" not in self.labels and not is_vector_file(self.labels):

@@ -32,6 +32,7 @@ from aerialseg.core.config.declarations import (
     SceneId,
     Section,
     String,
+    StringList,
     param,
     parse_section,
     shown,
@@ -112,6 +113,8 @@ class ModelParams:
     batch_norm: bool = param(Boolean())
     encoder: str = param(Choice(ENCODERS), default="none")  # none: the seed's U-Net; else a backbone
     encoder_weights: str = param(Custom(_encoder_weights), default="none")  # none | imagenet | weights/FILE
+    # a pretrained stem's kernels for bands other than red, green, blue: the colours' mean, or zeros
+    extra_bands: str = param(Choice(("mean", "zero")), default="mean")
 
     def input_multiple(self) -> tuple[int, str]:
         """What model inputs' sides must be divisible by, and how to name it in a message."""
@@ -216,6 +219,7 @@ class ExportParams:
 @dataclass(frozen=True, kw_only=True)
 class ReportParams:
     gallery_scene: str | None = param(OrNull(SceneId()))  # null: the first test scene
+    display_bands: tuple[str, ...] | None = param(OrNull(StringList()), default=None)  # null: red, green, blue
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,6 +104,26 @@ def read_rgb_bands(path: str | Path) -> np.ndarray:
     return rgb
 
 
+def data_bands(src: rasterio.io.DatasetReader) -> tuple[int, ...]:
+    """An open raster's bands (1-based) that hold data: all but alpha (the footprint, GDAL's mask)."""
+    return tuple(i + 1 for i, interp in enumerate(src.colorinterp) if interp.name != "alpha")
+
+
+def read_bands(path: str | Path, bands: tuple[int, ...] | None = None) -> np.ndarray:
+    """Bands ``bands`` (1-based; None: ``data_bands``) of any raster GDAL reads as (H, W, len(bands)) in its
+    own type, read straight into pixel-interleaved order; DataError naming the file when it cannot be read."""
+    with opened_raster(Path(path), "raster") as src:
+        chosen = data_bands(src) if bands is None else bands
+        if max(chosen) > src.count:
+            raise DataError(f"{path}: has {src.count} band(s), band {max(chosen)} was asked for")
+        types = {src.dtypes[b - 1] for b in chosen}
+        if len(types) != 1:
+            raise DataError(f"{path}: bands {', '.join(map(str, chosen))} mix types ({', '.join(sorted(types))})")
+        image = np.empty((src.height, src.width, len(chosen)), types.pop())
+        src.read(chosen, out=image.transpose(2, 0, 1))
+    return image
+
+
 def georeference_of(path: str | Path, crs: CRS | None = None) -> Georeference:
     """Where a raster lies (its world file counts); ``crs`` where the file names none."""
     with opened_raster(Path(path), "raster") as src:

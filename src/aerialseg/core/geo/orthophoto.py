@@ -35,18 +35,22 @@ def is_remote(path: str | Path) -> bool:
 
 
 class Orthophoto:
-    """An 8-bit RGB orthophoto read by rows, on its own grid or resampled (Lanczos) to another.
+    """An orthophoto read by rows, on its own grid or resampled (Lanczos) to another: the bands a
+    model reads, in its order and sample type.
 
     On its own grid nothing is decoded whole: ``read_rows`` reads the strip it is asked for
     (GDAL's block cache keeps the tiles that overlapping strips share). Resampled, the
     image is read once at the working size, which is what the model sees.
     """
 
-    def __init__(self, path: str | Path, crs: CRS | None = None, *, bands: tuple[int, int, int] = (1, 2, 3),
-                 alpha_band: int | str = "auto") -> None:
-        """``bands``: the red, green and blue bands (1-based). ``alpha_band``: ``auto`` (the band
-        GDAL says is alpha, if any), ``none`` (no band marks the footprint; a NIR band tagged as
-        alpha is data), or a band number whose zeros are outside the footprint."""
+    def __init__(self, path: str | Path, crs: CRS | None = None, *, bands: tuple[int, ...] | None = None,
+                 alpha_band: int | str = "auto", band_names: tuple[str, ...] = ("red", "green", "blue"),
+                 dtype: str = "uint8") -> None:
+        """``band_names`` and ``dtype``: the bands the model reads, by name, and their sample type (its
+        card's input); ``bands``: the file's bands (1-based) that are those, in order (None: the first
+        ones). ``alpha_band``: ``auto`` (the band GDAL says is alpha, if any), ``none`` (no band marks
+        the footprint; a NIR band tagged as alpha is data), or a band number whose zeros are outside the
+        footprint."""
         self.path: str | Path = str(path) if is_remote(path) else Path(path)
         if not is_remote(path) and not Path(path).is_file():
             raise DataError(f"{self.path}: file not found")
@@ -57,23 +61,37 @@ class Orthophoto:
         except Exception as err:  # GDAL reports a damaged or foreign file as several kinds of error
             raise DataError(f"{self.path}: not a readable raster ({one_line_reason(err)})") from None
         ds = self.dataset
-        if ds.count < 3 or ColorInterp.palette in ds.colorinterp:
+        wanted = f"{len(band_names)} ({', '.join(band_names)})"
+        if ColorInterp.palette in ds.colorinterp:
             self.close()
-            raise DataError(f"{self.path}: the model needs 3-channel RGB, this raster has {ds.count} band(s)")
-        if ds.dtypes[0] != "uint8":
+            raise DataError(f"{self.path}: a palette raster (its values index colours); the model reads {wanted} "
+                            "bands of values (gdal_translate -expand rgb)")
+        if bands is None:
+            if ds.count < len(band_names):
+                self.close()
+                raise DataError(f"{self.path}: has {ds.count} band(s), the model reads {wanted}; an image of "
+                                "those bands, or --bands to pick them")
+            bands = tuple(range(1, len(band_names) + 1))
+        if len(bands) != len(band_names):
             self.close()
-            raise DataError(f"{self.path}: the model was trained on 8-bit images, this one is {ds.dtypes[0]}; "
-                            "convert it to 8-bit first")
+            raise DataError(f"{self.path}: --bands picks {len(bands)} band(s), the model reads {wanted}")
         for band in (*bands, *([alpha_band] if isinstance(alpha_band, int) else [])):
             if not 1 <= band <= ds.count:
                 self.close()
                 raise DataError(f"{self.path}: has {ds.count} bands, no band {band} (--bands / --alpha-band)")
+        types = sorted({ds.dtypes[b - 1] for b in bands})
+        if types != [dtype]:
+            self.close()
+            found, names = "/".join(types), ", ".join(band_names)
+            raise DataError(f"{self.path}: bands of {found}, the model was trained on {dtype} bands ({names}); "
+                            f"give it {dtype} bands of the same scaling (gdal_translate -ot)")
         self.bands = list(bands)
         tagged = [i + 1 for i, interp in enumerate(ds.colorinterp) if interp == ColorInterp.alpha]
         self.tagged_alpha: int | None = tagged[0] if tagged else None  # the band GDAL says is alpha
         self.alpha_band: int | None = self.tagged_alpha if alpha_band == "auto" else (
             None if alpha_band == "none" else int(alpha_band))
         self.has_alpha = self.alpha_band is not None
+        self.unread = tuple(b for b in range(1, ds.count + 1) if b not in self.bands and b != self.alpha_band)
         self.area = Window(0, 0, ds.width, ds.height)  # what is read of the file (restrict_to narrows it)
         self.native = Georeference(ds.crs or crs, ds.transform, ds.width, ds.height)
         self.grid = self.native
@@ -100,7 +118,8 @@ class Orthophoto:
             self.grid, self._resampled = self.native, None
             return
         self.grid = self.native.resampled(width, height)
-        data = self._read(indexes=self.bands, out_shape=(3, height, width), resampling=Resampling.lanczos)
+        data = self._read(indexes=self.bands, out_shape=(len(self.bands), height, width),
+                          resampling=Resampling.lanczos)
         self._resampled = np.ascontiguousarray(data.transpose(1, 2, 0))
 
     def restrict_to(self, bounds: tuple[float, float, float, float], bounds_crs: CRS | None, option: str, *,
@@ -145,7 +164,8 @@ class Orthophoto:
             raise DataError(f"{self.path}: cannot be read ({one_line_reason(err)})") from None
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
-        """The working grid's rows ``rows`` (any order, repeats allowed) as (len(rows), W, 3) uint8."""
+        """The working grid's rows ``rows`` (any order, repeats allowed) as (len(rows), W, bands), in the
+        bands' type."""
         rows = np.asarray(rows)
         if self._resampled is not None:
             resampled: np.ndarray = self._resampled[rows]
@@ -157,6 +177,16 @@ class Orthophoto:
         # pixel-interleaved in memory, as every later step (windows, batches, the model) wants it
         pixels: np.ndarray = np.ascontiguousarray(strip.transpose(1, 2, 0))[rows - first]
         return pixels
+
+    def overview(self, side: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """The bands read at most ``side`` px on a side (nearest: values as they are, GDAL's overviews
+        where the file has them), (h, w, bands), and where that grid is inside the footprint."""
+        native = self.native
+        scale = min(1.0, side / max(native.width, native.height))
+        grid = native.resampled(max(1, round(native.width * scale)), max(1, round(native.height * scale)))
+        values = self._read(indexes=self.bands, out_shape=(len(self.bands), grid.height, grid.width),
+                            resampling=Resampling.nearest)
+        return values.transpose(1, 2, 0), self.footprint(grid)
 
     def footprint(self, grid: Georeference | None = None) -> np.ndarray:
         """(H, W) bool on ``grid`` (default the native one): True where the image has data.
@@ -171,7 +201,7 @@ class Orthophoto:
             nodata = self.dataset.nodata
             if nodata is None:
                 return np.ones((grid.height, grid.width), bool)
-            pixels = self._read(indexes=self.bands, out_shape=(3, grid.height, grid.width),
+            pixels = self._read(indexes=self.bands, out_shape=(len(self.bands), grid.height, grid.width),
                                 resampling=Resampling.nearest)
             return np.asarray((pixels != nodata).any(0))
         if all(flags == [MaskFlags.all_valid] for flags in self.dataset.mask_flag_enums):

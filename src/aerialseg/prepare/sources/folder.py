@@ -1,14 +1,10 @@
-"""Your own imagery: a folder of GeoTIFF orthophotos and their label rasters, paired by name.
+"""Your own imagery: a folder of GeoTIFF orthophotos and their labels, brought into the stage folder.
 
-``find_scenes`` pairs every image the glob ``data.folder.images`` finds with the label the pattern
-``data.folder.labels`` names for it (``labels/{stem}.tif``): by name, never by order, and every
-image without a label, every label without an image and every file stem found twice is listed
-in one line before anything is written. A CSV manifest (``data.folder.manifest``: ``image,label``
-and optionally ``split``) lists the pairs instead, for folders whose names do not pair by a
-pattern. ``folder_split`` resolves the split: the params' lists and the manifest's column, then
-seeded draws for the rest (``prepare.splitting``). ``collect_scene`` brings one scene into the stage folder
-under the source-neutral names (``SceneFiles``): the image's red, green and blue bands as an
-uncompressed TIFF with a world file from its transform, and the label on the image's grid — as
+The scenes and their split are ``folder_scenes``'s (images paired with labels by name or by a CSV
+manifest). ``collect_scene`` brings one scene into the stage folder
+under the source-neutral names (``SceneFiles``): the image's bands that ``data.folder.bands`` names
+(8 or 16 bits, or float32; every image of one kind, ``check_images``) with a world file from its
+transform, and the label on the image's grid — as
 it is when it shares the grid or carries no georeference (then it must have the image's size),
 else reprojected onto it with nearest-neighbour resampling (``rasterio.warp``). Pixels outside
 the image's footprint (nodata, alpha, an internal mask) and outside the label's own extent become
@@ -24,10 +20,8 @@ checked exhaustively by ``encode_masks``.
 
 from __future__ import annotations
 
-import csv
-import glob
-from collections import Counter
-from dataclasses import dataclass, replace
+import zlib
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -35,161 +29,19 @@ import numpy as np
 from rasterio.enums import MaskFlags
 
 from aerialseg.core.classes import ClassTable
-from aerialseg.core.config.data_params import DataParams, FolderParams, VectorParams, is_vector_file
-from aerialseg.core.config.declarations import scene_id
-from aerialseg.core.errors import DataError, ParamsError
-from aerialseg.core.geo.geoio import crs_xml, opened_raster, read_rgb_bands
+from aerialseg.core.config.data_params import DataParams, VectorParams, is_vector_file
+from aerialseg.core.errors import DataError
+from aerialseg.core.geo.geoio import crs_xml, data_bands, opened_raster, read_bands
 from aerialseg.core.geo.worldfile import WorldFile, write_world_file
-from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_json, write_label, write_rgb, write_text
+from aerialseg.core.input_spec import InputSpec
+from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_image, write_json, write_label, write_text
 from aerialseg.core.names import AUDIT_FILE, SOURCES_FILE, SceneFiles
-from aerialseg.core.scene_split import SPLIT_NAMES, Split
+from aerialseg.core.scene_split import Split
+from aerialseg.prepare.band_statistics import BandSummary, summarise_raster
 from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.sources import vector_labels
-from aerialseg.prepare.splitting import draw_split
-
-_LISTED = 5  # file names a message lists before it counts the rest
-MANIFEST_COLUMNS = {"image", "label", "split"}
-
-
-@dataclass(frozen=True)
-class FolderScene:
-    """One image of the folder, its scene id (the file stem), its label file and the split a manifest
-    gives it (None: not given)."""
-
-    scene: str
-    image: Path
-    label: Path
-    split: str | None = None
-    shared_label: bool = False  # the label file is several scenes' (one vector file for all)
-
-
-def _listed(paths: list[str]) -> str:
-    more = f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else ""
-    return ", ".join(paths[:_LISTED]) + more
-
-
-def find_scenes(params: FolderParams) -> list[FolderScene]:
-    """Every image of the folder with its label, sorted by scene id: listed in ``params.manifest``, or
-    found by the ``images`` glob and paired through the ``labels`` pattern. One DataError lists every
-    pairing problem (no image found, images without labels, labels without images); a file stem
-    found twice is one too."""
-    root = Path(params.path)
-    if not root.is_dir():
-        raise DataError(f"{root}: data.folder.path is not a folder")
-    scenes = _manifest_scenes(root, params.manifest) if params.manifest else _paired_scenes(root, params)
-    uses = Counter(s.label for s in scenes)
-    return sorted((replace(s, shared_label=uses[s.label] > 1) for s in scenes), key=lambda s: s.scene)
-
-
-def _check_stems(scenes: list[FolderScene]) -> None:
-    """Refuse a file stem that cannot be a scene id, and two images with one stem: scene ids name files
-    in every stage folder, on file systems that may ignore case."""
-    stems: dict[str, Path] = {}
-    for scene in scenes:
-        try:
-            scene_id(str(scene.image), scene.scene)
-        except ParamsError as err:
-            raise DataError(f"{err}; rename the file (and its label)") from None
-        if scene.scene.lower() in stems:
-            raise DataError(f"{scene.image}: its file stem {scene.scene!r} is also {stems[scene.scene.lower()]}'s; "
-                            "scene ids (file stems, whatever their case) must be unique")
-        stems[scene.scene.lower()] = scene.image
-
-
-def _paired_scenes(root: Path, params: FolderParams) -> list[FolderScene]:
-    """The images the glob finds, each with the label the pattern names for it."""
-    images = sorted(Path(p) for p in glob.glob(str(root / params.images), recursive=True) if Path(p).is_file())
-    if not images:
-        raise DataError(f"{root}: no file matches data.folder.images {params.images!r}")
-    scenes = [FolderScene(image.stem, image, root / params.labels.format(stem=image.stem)) for image in images]
-    _check_stems(scenes)
-    unlabelled = [str(s.image.relative_to(root)) for s in scenes if not s.label.is_file()]
-    labels = {Path(p) for p in glob.glob(str(root / params.labels.replace("{stem}", "*")), recursive=True)}
-    orphans = sorted(str(p.relative_to(root)) for p in labels - {s.label for s in scenes} if p.is_file())
-    problems = []
-    if unlabelled:
-        problems.append(f"{len(unlabelled)} image(s) without a label ({_listed(unlabelled)})")
-    if orphans:
-        problems.append(f"{len(orphans)} label(s) without an image ({_listed(orphans)})")
-    if problems:
-        raise DataError(f"{root}: " + "; ".join(problems) + f" (data.folder.labels {params.labels!r})")
-    return scenes
-
-
-def _manifest_scenes(root: Path, manifest: str) -> list[FolderScene]:
-    """The scenes a CSV manifest lists: a header naming ``image``, ``label`` and optionally ``split``
-    (train, val, test, or empty: drawn), one scene per row, paths relative to ``root``."""
-    path = root / manifest
-    if not path.is_file():
-        raise DataError(f"{path}: data.folder.manifest not found")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: a spreadsheet's byte-order mark
-            reader = csv.DictReader(handle)
-            columns = [c.strip() for c in reader.fieldnames or []]
-            rows = [(reader.line_num, {k.strip(): (v or "").strip() for k, v in row.items() if k is not None},
-                     list(row.get(None) or [])) for row in reader]  # cells beyond the header's under None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{path}: not a UTF-8 CSV file ({err})") from None
-    wanted = {"image", "label"}
-    if not wanted <= set(columns) or not set(columns) <= MANIFEST_COLUMNS:
-        raise DataError(f"{path}: columns {', '.join(map(repr, columns)) or '(none)'}; a manifest's header is "
-                        "image,label and optionally split")
-    if not rows:
-        raise DataError(f"{path}: lists no scenes")
-    scenes, missing = [], []
-    for line, row, extra in rows:
-        if any(not cell.isprintable() for cell in [*row.values(), *extra]):  # a quoted line break, a tab
-            raise DataError(f"{path}, line {line}: a cell holds a line break or a control character "
-                            f"({_cells(row, extra)}); a path is one line")
-        if extra or not row.get("image") or not row.get("label"):
-            raise DataError(f"{path}, line {line}: expected an image and a label path"
-                            + (" and a split" if "split" in columns else "") + f", got {_cells(row, extra)}")
-        for column in ("image", "label"):
-            if row[column].startswith("/") or ".." in Path(row[column]).parts:
-                raise DataError(f"{path}, line {line}: {column} {row[column]!r} must be a path under "
-                                f"data.folder.path {root} (a dependency of download)")
-        split = row.get("split", "").lower() or None
-        if split is not None and split not in SPLIT_NAMES:
-            raise DataError(f"{path}, line {line}: split {row['split']!r} is not train, val or test (or empty: "
-                            "drawn by data.folder.fractions)")
-        scene = FolderScene(Path(row["image"]).stem, root / row["image"], root / row["label"], split)
-        missing += [str(p.relative_to(root)) for p in (scene.image, scene.label) if not p.is_file()]
-        scenes.append(scene)
-    _check_stems(scenes)
-    if missing:
-        raise DataError(f"{path}: {len(missing)} listed file(s) not found under {root} ({_listed(missing)})")
-    return scenes
-
-
-def _cells(row: dict[str, str], extra: list[str]) -> str:
-    return ", ".join(repr(v) for v in [*row.values(), *extra])
-
-
-def folder_split(scenes: list[FolderScene], params: FolderParams, exclude: tuple[str, ...], seed: int) -> Split:
-    """The split of the folder's scenes (less ``exclude``): as the params' lists and the manifest's
-    split column assign them, the rest drawn by ``params.fractions`` (``splitting.draw_split``). One
-    line for a listed scene the folder lacks, a scene two places assign differently, an empty split."""
-    found = {scene.scene: scene for scene in scenes if scene.scene not in exclude}
-    listed = params.split.without(exclude)
-    missing = [scene for scene in listed.all_scenes if scene not in found]
-    if missing:
-        where = f"data.folder.manifest {params.manifest!r}" if params.manifest else \
-            f"data.folder.images {params.images!r}"
-        raise DataError(f"{params.path}: no image for scene(s) {_listed(missing)} of the split ({where} found "
-                        f"{_listed(sorted(found))})")
-    assigned = {scene: name for name, ids in listed.items() for scene in ids}
-    for scene in found.values():
-        if scene.split is None:
-            continue
-        if assigned.get(scene.scene, scene.split) != scene.split:
-            raise DataError(f"data.folder.{assigned[scene.scene]}: scene {scene.scene} is also in {scene.split} by "
-                            f"the manifest {params.manifest}; a scene must belong to one split only")
-        assigned[scene.scene] = scene.split
-    fractions = {"val": params.fractions.val, "test": params.fractions.test}
-    split = draw_split(sorted(found), assigned, fractions, seed)
-    split.check_not_empty(lambda name: f"data.folder.{name}", f" among the folder's {len(found)} scene(s) (none "
-                          "listed, and data.folder.fractions draws none)")
-    return split
+from aerialseg.prepare.sources.folder_scenes import FolderScene, find_scenes, folder_split
+from aerialseg.prepare.sources.image_bands import check_images, input_of
 
 
 def _ignore_of(classes: ClassTable, label: np.ndarray, path: Path) -> np.ndarray:
@@ -262,6 +114,8 @@ class Collecting:
     vector: VectorParams
     aoi: Path | None = None
     crs: str | None = None
+    file_bands: tuple[int, ...] = (1, 2, 3)  # the image files' bands a model reads, in its order
+    summarise: frozenset[str] = frozenset()  # scenes whose band statistics are wanted (the training scenes)
 
 
 def check_vector_labels(scenes: list[FolderScene], settings: Collecting) -> None:
@@ -303,26 +157,30 @@ def _vector_label(scene: FolderScene, image, settings: Collecting) -> tuple[np.n
     return label, counts, where
 
 
-def collect_scene(scene: FolderScene, destination: Path, settings: Collecting) -> tuple[dict[str, str], dict]:
-    """Bring one scene into ``destination`` (``SceneFiles``); return where each file came from and the
+def collect_scene(scene: FolderScene, destination: Path,
+                  settings: Collecting) -> tuple[dict[str, str], dict, BandSummary | None]:
+    """Bring one scene into ``destination`` (``SceneFiles``); return where each file came from, the
     scene's audit (its CRS, ground sample distance, nodata share, the share of its footprint its
     labels cover, and its image and label files' paths, sizes and SHA-256: which files trained a
-    model). A GeoTIFF that holds all it says (no sidecar files) is copied byte for byte; any other
-    image is decoded into a plain RGB TIFF. A scene whose labels cover less than
+    model) and, for a scene in ``settings.summarise`` whose bands are not 8-bit, the summary of its
+    bands' values over its footprint (``band_statistics``). A GeoTIFF that holds all it says (no
+    sidecar files) and whose bands are all read, in order, is copied byte for byte; any other image
+    is decoded into a plain TIFF of the bands read (``settings.file_bands``). A scene whose labels cover less than
     ``min_label_coverage`` of its footprint, the usual sign of a label that is not its image's or of
     a wrong georeference, is a DataError."""
     files = SceneFiles(destination, scene.scene)
     classes, min_label_coverage = settings.classes, settings.min_label_coverage
     with opened_raster(scene.image, "raster") as image:
-        if image.count < 3 or image.dtypes[0] != "uint8":
-            raise DataError(f"{scene.image}: {image.count} band(s) of {image.dtypes[0]}; a model learns from 8-bit "
-                            "red, green, blue (bands 1-3)")
         if image.transform.is_identity:
             raise DataError(f"{scene.image}: no georeference; a scene needs one for its ground sample distance")
-        if image.driver == "GTiff" and len(image.files) == 1:  # all it says is in the file: its bytes will do
+        every_band = settings.file_bands == data_bands(image)
+        if image.driver == "GTiff" and len(image.files) == 1 and every_band:  # all it says is in the file
             copy_file(scene.image, files.image)
-        else:  # another format, or a GeoTIFF leaning on sidecar files (.msk, .aux.xml, .tfw): its pixels
-            write_rgb(files.image, read_rgb_bands(scene.image), compress=False)
+        else:  # another format, a GeoTIFF leaning on sidecar files (.msk, .aux.xml, .tfw), bands left out
+            write_image(files.image, read_bands(scene.image, settings.file_bands))
+        summary = None
+        if scene.scene in settings.summarise and image.dtypes[0] != "uint8":
+            summary = summarise_raster(scene.image, settings.file_bands, seed=zlib.crc32(scene.scene.encode()))
         # no nodata, alpha or mask: every pixel is inside (GDAL's all-valid mask, not read)
         whole = all(flags == [MaskFlags.all_valid] for flags in image.mask_flag_enums)
         footprint = np.ones((image.height, image.width), bool) if whole else image.dataset_mask() > 0
@@ -362,23 +220,41 @@ def collect_scene(scene: FolderScene, destination: Path, settings: Collecting) -
                        for kind, path in (("image", scene.image), ("label", scene.label))}}
     if burn is not None:
         audit["vector"] = burn
-    return origins, audit
+    return origins, audit, summary
 
 
-def collect_folder(data: DataParams, classes: ClassTable, seed: int, jobs: int | None, destination: Path) -> Split:
+@dataclass(frozen=True)
+class Collected:
+    """What collecting the folder resolved: the split, the models' input, and notes for the user."""
+
+    split: Split
+    input: InputSpec
+    notes: tuple[str, ...]
+
+
+def collect_folder(data: DataParams, classes: ClassTable, seed: int, jobs: int | None, destination: Path) -> Collected:
     """Bring the folder's scenes into ``destination`` in parallel (``jobs``), with ``SOURCES_FILE`` (where
     each file came from, for later errors) and ``AUDIT_FILE`` (each scene's audit, for the data
-    report); return the resolved split. Every check that needs no pixel (pairing, the split, a vector
-    file all scenes share) comes first, so a mistake there costs no scene's work."""
+    report); return the resolved split and input (the training scenes' band statistics). Every check
+    that needs no pixel (pairing, the split, the images' bands, a vector file all scenes share) comes
+    first, so a mistake there costs no scene's work."""
     own = data.folder
     found = find_scenes(own)
     split = folder_split(found, own, data.exclude, seed)
-    settings = Collecting(classes, own.min_label_coverage, own.vector,
-                          Path(own.path) / own.vector.aoi if own.vector.aoi else None, data.crs)
-    check_vector_labels(found, settings)
     by_id = {scene.scene: scene for scene in found}
+    scenes = [by_id[s] for s in split.all_scenes]
+    facts = check_images([scene.image for scene in scenes], own)
+    settings = Collecting(classes, own.min_label_coverage, own.vector,
+                          Path(own.path) / own.vector.aoi if own.vector.aoi else None, data.crs,
+                          own.file_bands, frozenset(split.train))
+    check_vector_labels(found, settings)
     collected, _ = map_scenes(partial(collect_scene, destination=destination, settings=settings),
-                              [by_id[s] for s in split.all_scenes], jobs, "download")
-    write_json(destination / SOURCES_FILE, {name: at for origins, _ in collected for name, at in origins.items()})
-    write_json(destination / AUDIT_FILE, {s: audit for s, (_, audit) in zip(split.all_scenes, collected, strict=True)})
-    return split
+                              scenes, jobs, "download")
+    write_json(destination / SOURCES_FILE, {name: at for origins, _, _ in collected for name, at in origins.items()})
+    write_json(destination / AUDIT_FILE, {s: audit for s, (_, audit, _) in zip(split.all_scenes, collected,
+                                                                                strict=True)})
+    summary = BandSummary()
+    for _, _, scene_summary in collected:
+        if scene_summary is not None:
+            summary = summary.merged(scene_summary)
+    return Collected(split, input_of(facts, own, summary), facts.notes)

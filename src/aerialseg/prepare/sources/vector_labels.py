@@ -36,9 +36,7 @@ import numpy as np
 
 from aerialseg.core.classes import ClassTable
 from aerialseg.core.config.data_params import VectorParams
-from aerialseg.core.errors import DataError, one_line_reason
-
-_LISTED = 5  # values a message lists before it counts the rest
+from aerialseg.core.errors import DataError, listed, one_line_reason
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,7 @@ def _shown(value: object) -> str:
 
 def _listed(counter: Counter[object]) -> str:
     shown = [f"{_shown(v)} ({n} feature{'s' * (n != 1)})" for v, n in counter.most_common()]
-    return ", ".join(shown[:_LISTED]) + (f" and {len(shown) - _LISTED} more" if len(shown) > _LISTED else "")
+    return listed(shown)
 
 
 def _layer_info(path: Path, layer: str | None) -> dict[str, Any]:

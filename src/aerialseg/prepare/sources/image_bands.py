@@ -1,0 +1,74 @@
+"""The bands of a folder's images: one kind for every image, the bands a model reads, and its input.
+
+``check_images`` reads every image's header before any pixel: all images must hold the same number
+of data bands (an alpha band is the image's footprint, not data) of one sample type, and at least
+the bands ``data.folder.bands`` names. ``input_of`` turns the training scenes' band statistics into
+the models' input (``input_spec``): 8-bit bands as they are, others normalised by percentiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aerialseg.core.config.data_params import FolderParams
+from aerialseg.core.errors import DataError, listed
+from aerialseg.core.geo.geoio import data_bands, opened_raster
+from aerialseg.core.input_spec import DTYPES, PERCENTILES, InputSpec, Normalisation, fixed_input
+from aerialseg.prepare.band_statistics import BandSummary
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the folder's images share: their band count and sample type; ``notes`` for the user (bands
+    of the files that no model reads)."""
+
+    count: int
+    dtype: str
+    notes: tuple[str, ...] = ()
+
+
+def check_images(images: list[Path], own: FolderParams) -> ImageFacts:
+    """Read every image's header (no pixel): all must have the same band count and sample type, one of
+    ``DTYPES``, and at least the bands ``data.folder.bands`` names; one line naming the files otherwise.
+    Bands of the files no name is given to are left out, and said so."""
+    kinds: dict[tuple[int, str], list[str]] = {}
+    unused: set[int] = set()
+    for path in images:
+        with opened_raster(path, "raster") as image:
+            bands = data_bands(image)
+            types = {image.dtypes[b - 1] for b in bands}
+            dtype = types.pop() if len(types) == 1 else "mixed (" + "/".join(sorted(types)) + ")"
+            kinds.setdefault((len(bands), dtype), []).append(str(path))
+            unused |= set(bands) - set(own.file_bands)
+    if len(kinds) > 1:
+        listed = "; ".join(f"{count} band(s) of {dtype}: {listed(paths)}" for (count, dtype), paths in kinds.items())
+        raise DataError(f"{own.path}: the images differ in band count or type ({listed}); a model reads one kind "
+                        "(alpha bands aside)")
+    (count, dtype), paths = next(iter(kinds.items()))
+    if dtype not in DTYPES:
+        raise DataError(f"{paths[0]}: bands of {dtype}; aerialseg reads {', '.join(DTYPES)} (gdal_translate -ot "
+                        "converts)")
+    if len(own.bands) > count:
+        raise DataError(f"{paths[0]}: has {count} band(s), data.folder.bands names {len(own.bands)} "
+                        f"({', '.join(str(b) for b in own.bands)})")
+    notes: tuple[str, ...] = ()
+    if unused:
+        notes = (f"band(s) {', '.join(map(str, sorted(unused)))} of the images are left out (data.folder.bands names "
+                 f"{', '.join(str(b) for b in own.bands)}); name them there to train on them",)
+    return ImageFacts(count, dtype, notes)
+
+
+def input_of(facts: ImageFacts, own: FolderParams, summary: BandSummary) -> InputSpec:
+    """The models' input: the named bands, 8-bit as they are, others normalised by the training scenes'
+    percentiles (``input_spec``)."""
+    if facts.dtype == "uint8":
+        return fixed_input(own.band_names)
+    low, high = summary.percentiles(PERCENTILES[0]), summary.percentiles(PERCENTILES[1])
+    flat = [name for name, lo, hi in zip(own.band_names, low, high, strict=True) if hi <= lo]
+    if flat:
+        raise DataError(f"{', '.join(summary.sources[:5])}: band(s) {', '.join(flat)} hold one value over the "
+                        f"training scenes' pixels (their percentiles {PERCENTILES[0]:g} and {PERCENTILES[1]:g} "
+                        "are equal): nothing to learn from; leave them out (null in data.folder.bands)")
+    return InputSpec(bands=own.band_names, dtype=facts.dtype,
+                     normalisation=Normalisation(method="percentiles", low=low, high=high))
