@@ -1,9 +1,9 @@
-"""Stage download: bring every scene of the split into data/raw under its official name.
+"""Stage download: bring every scene of the split into data/raw under its scene id.
 
-data.source synthetic draws Potsdam-like scenes; potsdam takes the official tiles from the
-archives or extracted folders in data.potsdam.path, after fetching data.potsdam.url there
-if given (resumable, checked against data.potsdam.sha256); folder takes a user's GeoTIFFs and
-their labels, paired by name (data.folder).
+data.source synthetic draws Potsdam-like scenes; potsdam and vaihingen take the official ISPRS
+files from the archives or extracted folders in data.<source>.path, after fetching
+data.<source>.url there if given (resumable, checked against data.<source>.sha256); folder takes
+a user's GeoTIFFs and their labels, paired by name (data.folder).
 """
 
 from pathlib import Path
@@ -16,11 +16,14 @@ from aerialseg.core.input_spec import RGB_UINT8, write_input
 from aerialseg.core.names import RAW
 from aerialseg.core.scene_split import write_split
 from aerialseg.core.stage import run_stage, warn
-from aerialseg.prepare.sources import folder, potsdam, synthetic
+from aerialseg.prepare.sources import folder, synthetic
+from aerialseg.prepare.sources.potsdam import check_tile_ids, potsdam_release
+from aerialseg.prepare.sources.release import archive_name, collect_release, fetch_archives, release_input
+from aerialseg.prepare.sources.vaihingen import check_area_ids, vaihingen_release
 
 
 def _progress_bar(url: str):
-    bar = tqdm(desc=potsdam.archive_name(url), unit="B", unit_scale=True, unit_divisor=1024)
+    bar = tqdm(desc=archive_name(url), unit="B", unit_scale=True, unit_divisor=1024)
 
     def update(done: int, total: int | None) -> None:
         bar.total = total
@@ -38,15 +41,20 @@ def main() -> str:
             split, inputs = collected.split, collected.input
             for note in collected.notes:
                 warn("download", note)
+        elif data.source == "synthetic":
+            split, inputs = data.split, RGB_UINT8  # Potsdam-like 8-bit red, green, blue
+            synthetic.write_scenes(tmp, list(split.all_scenes), params.seed, data.synthetic.scene_size,
+                                   params.classes, jobs=params.jobs)
         else:
-            split, inputs = data.split, RGB_UINT8  # both releases are 8-bit red, green, blue
-            if data.source == "synthetic":
-                synthetic.write_scenes(tmp, list(split.all_scenes), params.seed, data.synthetic.scene_size,
-                                       params.classes, jobs=params.jobs)
-            else:
-                source = Path(data.potsdam.path)
-                potsdam.fetch_archives(source, data.potsdam.downloads, progress=_progress_bar)
-                potsdam.collect_tiles(source, tmp, list(split.all_scenes))
+            split = data.split
+            section, check = ((data.potsdam, check_tile_ids) if data.source == "potsdam"
+                              else (data.vaihingen, check_area_ids))
+            check(list(split.all_scenes))
+            release = potsdam_release(data.potsdam) if data.source == "potsdam" else vaihingen_release(data.vaihingen)
+            fetch_archives(Path(section.path), section.downloads, progress=_progress_bar, key=release.key)
+            for note in collect_release(Path(section.path), tmp, list(split.all_scenes), release):
+                warn("download", note)
+            inputs = release_input(tmp, release, split.train)
         write_split(tmp, split)  # every later stage takes its scenes from here
         write_input(tmp, inputs)  # ... and the bands they hold
     counts = ", ".join(f"{name} {len(ids)}" for name, ids in split.items())

@@ -16,12 +16,14 @@ import numpy as np
 import pytest
 import yaml
 
+from aerialseg.core.config.data_params import PotsdamParams
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_rgb, write_rgb
 from aerialseg.core.names import SceneFiles
 from aerialseg.core.palette import index_to_rgb
 from aerialseg.prepare.sources.archives import check_free_space, extract_members, list_members
-from aerialseg.prepare.sources.potsdam import collect_tiles
+from aerialseg.prepare.sources.potsdam import check_tile_ids, potsdam_release
+from aerialseg.prepare.sources.release import collect_release
 
 from conftest import CLASSES, ROOT
 
@@ -74,6 +76,14 @@ def make_release(folder: Path, tiles: dict[str, str], skip_label: tuple[str, ...
     return folder
 
 
+def collect_tiles(source: Path, destination: Path, tiles: list[str], **release) -> list[str]:
+    """What download does for data.source potsdam (the default RGB release, or ``release``'s options)."""
+    check_tile_ids(tiles)
+    params = PotsdamParams(path=str(source), url=(), sha256=(), train=(), val=(), test=(),
+                           **{"bands": "RGB", "ndsm": False, **release})
+    return collect_release(source, destination, tiles, potsdam_release(params))
+
+
 def _files_below(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
@@ -81,7 +91,7 @@ def _files_below(root: Path) -> set[str]:
 def test_collects_only_the_requested_tiles_from_the_official_zips(tmp_path):
     release = make_release(tmp_path / "release", {"2_10": "clean", "2_11": "clean", "2_12": "clean"})
     out = tmp_path / "raw"
-    assert collect_tiles(release, out, ["2_10", "2_11"]) == ["2_10", "2_11"]
+    assert collect_tiles(release, out, ["2_10", "2_11"]) == []  # nothing to note
     files = SceneFiles(out, "2_11")
     assert all(p.is_file() for p in files.required() + [files.world])
     assert read_rgb(files.image).shape == (SIZE, SIZE, 3)
@@ -100,8 +110,9 @@ def test_extracted_folders_work_too(tmp_path):
 
 def test_image_without_label_names_the_tile_and_archive(tmp_path):
     release = make_release(tmp_path / "release", {"2_10": "clean", "3_12": "clean"}, skip_label=("3_12",))
-    with pytest.raises(DataError, match=r"tile 3_12 has an image but no label top_potsdam_3_12_label.tif "
-                                        r"\(is 5_Labels_all.zip there\?\)"):
+    with pytest.raises(DataError, match=r"Potsdam scene 3_12 has an image but no label top_potsdam_3_12_label.tif "
+                                        r"\(expected as 5_Labels_all.zip: top_potsdam_3_12_label.tif, or extracted; "
+                                        r"is 5_Labels_all.zip there\?\)$"):
         collect_tiles(release, tmp_path / "raw", ["2_10", "3_12"])
 
 
@@ -125,7 +136,7 @@ def test_a_scene_id_that_is_no_potsdam_tile_is_refused_in_one_line(tmp_path):
 
 def test_missing_tile_and_missing_archives_are_named(tmp_path):
     release = make_release(tmp_path / "release", {"2_10": "clean"})
-    with pytest.raises(DataError, match=r"tile 7_7 has no image top_potsdam_7_7_RGB.tif"):
+    with pytest.raises(DataError, match=r"scene 7_7 has no image top_potsdam_7_7_RGB.tif"):
         collect_tiles(release, tmp_path / "raw", ["2_10", "7_7"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=r"no Potsdam archives \(2_Ortho_RGB.zip, 5_Labels_all.zip"):
@@ -202,7 +213,8 @@ def _workspace(tmp_path: Path, train: list[str], exclude: list[str]) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(source="potsdam", exclude=exclude)
     params["data"]["potsdam"].update(path="release", train=train, val=["2_11"], test=["2_13"])
-    params["data"]["folder"]["path"] = "release"  # download depends on both folders, whichever source is active
+    params["data"]["folder"]["path"] = "release"  # download depends on every folder, whichever source is active
+    params["data"]["vaihingen"]["path"] = "release"
     params["report"]["gallery_scene"] = "2_13"
     params["resize"]["gsd"] = 0.1
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -311,7 +311,7 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
         else:
             write_rgb_into(into[outputs.class_map], index_to_rgb(class_map, classes.colours), outputs.class_map)
         if world is not None:
-            into[world].write_text(_world_file(grid.transform).to_text())
+            into[world].write_text(WorldFile.of_transform(grid.transform).to_text())
         if outputs.probabilities is not None and probabilities is not None:
             tmp = into[outputs.probabilities]
             if outputs.probabilities.suffix.lower() == ".npy":
@@ -330,12 +330,6 @@ def write_outputs(outputs: MapOutputs, class_map: np.ndarray, probabilities: np.
             if not indexed:
                 notes.append(f"{outputs.vector}: written without a spatial index (TensorFlow's SQLite has no "
                              "R*Tree module); predict with an exported .onnx model for an indexed GeoPackage")
-
-
-def _world_file(transform: Affine) -> WorldFile:
-    """The world file of a GDAL transform (world files place the centre of the top-left pixel)."""
-    centre = transform * (0.5, 0.5)
-    return WorldFile(transform.a, transform.d, transform.b, transform.e, centre[0], centre[1])
 
 
 def map_orthophoto(model: BatchModel, path: str | Path, outputs: MapOutputs, settings: MapSettings, *,

@@ -26,6 +26,7 @@ from rasterio.windows import Window
 
 from aerialseg.core.errors import DataError
 from aerialseg.core.geo.geoio import opened_raster
+from aerialseg.core.input_spec import PERCENTILES, InputSpec, Normalisation, fixed_input
 
 FLOAT_SAMPLE = 250_000  # valid pixels per float scene kept for its percentiles
 _STRIP_PIXELS = 1 << 22  # pixels read at a time
@@ -96,3 +97,18 @@ def summarise_raster(path: Path, bands: tuple[int, ...], seed: int = 0) -> BandS
         total.sample = total.sample[np.sort(keep)]
     total.sources = [str(path)]
     return total
+
+
+def band_input(bands: tuple[str, ...], dtype: str, summary: BandSummary, leave_out: str) -> InputSpec:
+    """The models' input for ``bands`` of ``dtype``: 8-bit as they are, others normalised by the training
+    scenes' percentiles (``summary``; ``input_spec``). A band of one value is a DataError (``leave_out``
+    says how to drop it)."""
+    if dtype == "uint8":
+        return fixed_input(bands)
+    low, high = summary.percentiles(PERCENTILES[0]), summary.percentiles(PERCENTILES[1])
+    flat = [name for name, lo, hi in zip(bands, low, high, strict=True) if hi <= lo]
+    if flat:
+        raise DataError(f"{', '.join(summary.sources[:5])}: band(s) {', '.join(flat)} hold one value over the "
+                        f"training scenes' pixels (their percentiles {PERCENTILES[0]:g} and {PERCENTILES[1]:g} "
+                        f"are equal): nothing to learn from; leave them out ({leave_out})")
+    return InputSpec(bands=bands, dtype=dtype, normalisation=Normalisation(method="percentiles", low=low, high=high))

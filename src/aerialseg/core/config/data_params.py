@@ -28,11 +28,12 @@ from aerialseg.core.config.declarations import (
 from aerialseg.core.errors import ParamsError
 from aerialseg.core.scene_split import Split
 
-DATA_SOURCES = ("synthetic", "potsdam", "folder")
+DATA_SOURCES = ("synthetic", "potsdam", "vaihingen", "folder")
+POTSDAM_BANDS = ("RGB", "IRRG", "RGBIR")  # the release's orthophoto archives: 2_Ortho_RGB, 3_Ortho_IRRG, 4_Ortho_RGBIR
 # the ground sample distance (m/px) a release declares for scenes whose files carry no georeference:
-# ISPRS Potsdam's true orthophotos are 5 cm (its .tfw world files say the same); synthetic scenes always
-# come with world files
-DECLARED_GSD_M = {"potsdam": 0.05}
+# ISPRS Potsdam's true orthophotos are 5 cm (its .tfw world files say the same), Vaihingen's 9 cm (its
+# file names say so); synthetic scenes always come with world files
+DECLARED_GSD_M = {"potsdam": 0.05, "vaihingen": 0.09}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,8 +61,8 @@ class SyntheticParams(_SourceScenes):
 
 
 @dataclass(frozen=True, kw_only=True)
-class PotsdamParams(_SourceScenes):
-    """``data.potsdam``: where the official release lies, optional mirrors, and the split."""
+class _ReleaseParams(_SourceScenes):
+    """An ISPRS release's section: where the official archives lie, optional mirrors, and the split."""
 
     path: str = param(String())
     url: tuple[str, ...] = param(StringList())
@@ -83,6 +84,22 @@ class PotsdamParams(_SourceScenes):
             if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
                 raise ParamsError(f"{section.key('sha256')}: {shown(digest)} is not a 64-digit hex SHA-256")
         super().check(section)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PotsdamParams(_ReleaseParams):
+    """``data.potsdam``: the release, which of its orthophotos (``bands``) and whether its normalised DSM
+    joins them as a band."""
+
+    bands: str = param(Choice(POTSDAM_BANDS), default="RGB")
+    ndsm: bool = param(Boolean(), default=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaihingenParams(_ReleaseParams):
+    """``data.vaihingen``: the release, and whether its DSM joins the false-colour orthophotos as a band."""
+
+    dsm: bool = param(Boolean(), default=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,6 +235,7 @@ class DataParams:
     exclude: tuple[str, ...] = param(SceneIds(allow_empty=True))
     synthetic: SyntheticParams = param(Nested(SyntheticParams))
     potsdam: PotsdamParams = param(Nested(PotsdamParams))
+    vaihingen: VaihingenParams = param(Nested(VaihingenParams))
     folder: FolderParams = param(Nested(FolderParams))
     crs: str = param(String())  # of scenes whose world files place them without saying in which CRS
 
@@ -225,7 +243,8 @@ class DataParams:
     def split(self) -> Split:
         """The split the active source's params list, with excluded tiles removed: every scene of the
         built-in sources; for a folder, the scenes listed (download draws the rest, ``scene_split``)."""
-        active = {"synthetic": self.synthetic, "potsdam": self.potsdam, "folder": self.folder}[self.source]
+        active = {"synthetic": self.synthetic, "potsdam": self.potsdam, "vaihingen": self.vaihingen,
+                  "folder": self.folder}[self.source]
         return active.split.without(self.exclude)
 
     def check(self, section: Section) -> None:

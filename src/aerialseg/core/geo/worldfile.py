@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from affine import Affine
+
 from aerialseg.core.errors import DataError
 from aerialseg.core.io import write_text
 
@@ -34,6 +36,12 @@ class WorldFile:
         shift_x = (a - self.pixel_x + b - self.rotation_x) / 2
         shift_y = (d - self.rotation_y + e - self.pixel_y) / 2
         return WorldFile(a, d, b, e, self.origin_x + shift_x, self.origin_y + shift_y)
+
+    @classmethod
+    def of_transform(cls, transform: Affine) -> WorldFile:
+        """The world file of a GDAL transform (world files place the centre of the top-left pixel)."""
+        centre = transform * (0.5, 0.5)
+        return cls(transform.a, transform.d, transform.b, transform.e, centre[0], centre[1])
 
     def to_text(self) -> str:
         """The six-line text form."""

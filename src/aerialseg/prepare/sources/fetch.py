@@ -48,8 +48,9 @@ def _transfer(url: str, part: Path, timeout: float, progress: Callable[[int, int
 
 
 def download(url: str, destination: Path, sha256: str, *, attempts: int = 3, timeout: float = 60.0,
-             progress: Callable[[int, int | None], None] | None = None) -> Path:
-    """Fetch ``url`` to ``destination`` unless a verified copy is already there.
+             progress: Callable[[int, int | None], None] | None = None, key: str = "data.potsdam.sha256") -> Path:
+    """Fetch ``url`` to ``destination`` unless a verified copy is already there (``key``: the param that
+    gives ``sha256``, for messages).
 
     Retries up to ``attempts`` times, each resuming where the last stopped. A checksum
     mismatch deletes the partial file and raises DataError naming the URL and both sums.
@@ -61,7 +62,7 @@ def download(url: str, destination: Path, sha256: str, *, attempts: int = 3, tim
         if actual == expected:
             return destination
         raise DataError(f"{destination}: exists but its sha256 is {actual}, not {expected} "
-                        "(data.potsdam.sha256); delete it to download again")
+                        f"({key}); delete it to download again")
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = partial_path(destination)
     error: Exception | None = None
@@ -82,7 +83,7 @@ def download(url: str, destination: Path, sha256: str, *, attempts: int = 3, tim
     actual = sha256_of(part)
     if actual != expected:
         part.unlink()
-        raise DataError(f"{url}: sha256 mismatch: got {actual}, expected {expected} (data.potsdam.sha256); "
+        raise DataError(f"{url}: sha256 mismatch: got {actual}, expected {expected} ({key}); "
                         "the download was deleted")
     os.replace(part, destination)
     return destination

@@ -203,7 +203,7 @@ def collect_scene(scene: FolderScene, destination: Path,
                         "this image's label, and are its georeference and CRS right?")
     if not whole and not footprint.all():
         label[~footprint] = _ignore_of(classes, label, scene.image)
-    write_world_file(files.world, WorldFile(t.a, t.d, t.b, t.e, t.c + t.a / 2 + t.b / 2, t.f + t.d / 2 + t.e / 2))
+    write_world_file(files.world, WorldFile.of_transform(t))
     write_label(files.label, label, compress=False)
     link_or_copy(files.label, files.label_noboundary)  # own data has one label: the same file twice
     origins = {files.image.name: str(scene.image), files.world.name: f"{scene.image} (its transform)",

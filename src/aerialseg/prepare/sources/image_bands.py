@@ -14,8 +14,8 @@ from pathlib import Path
 from aerialseg.core.config.data_params import FolderParams
 from aerialseg.core.errors import DataError, listed
 from aerialseg.core.geo.geoio import data_bands, opened_raster
-from aerialseg.core.input_spec import DTYPES, PERCENTILES, InputSpec, Normalisation, fixed_input
-from aerialseg.prepare.band_statistics import BandSummary
+from aerialseg.core.input_spec import DTYPES, InputSpec
+from aerialseg.prepare.band_statistics import BandSummary, band_input
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,5 @@ def check_images(images: list[Path], own: FolderParams) -> ImageFacts:
 
 def input_of(facts: ImageFacts, own: FolderParams, summary: BandSummary) -> InputSpec:
     """The models' input: the named bands, 8-bit as they are, others normalised by the training scenes'
-    percentiles (``input_spec``)."""
-    if facts.dtype == "uint8":
-        return fixed_input(own.band_names)
-    low, high = summary.percentiles(PERCENTILES[0]), summary.percentiles(PERCENTILES[1])
-    flat = [name for name, lo, hi in zip(own.band_names, low, high, strict=True) if hi <= lo]
-    if flat:
-        raise DataError(f"{', '.join(summary.sources[:5])}: band(s) {', '.join(flat)} hold one value over the "
-                        f"training scenes' pixels (their percentiles {PERCENTILES[0]:g} and {PERCENTILES[1]:g} "
-                        "are equal): nothing to learn from; leave them out (null in data.folder.bands)")
-    return InputSpec(bands=own.band_names, dtype=facts.dtype,
-                     normalisation=Normalisation(method="percentiles", low=low, high=high))
+    percentiles (``band_statistics.band_input``)."""
+    return band_input(own.band_names, facts.dtype, summary, "null in data.folder.bands")
