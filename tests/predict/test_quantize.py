@@ -256,3 +256,46 @@ def test_the_int8_speed_note_says_where_int8_does_not_pay(models):
     assert speed_note("m.onnx", PAYS, 32).endswith("measured now)")
     same = int8_speedup(models["fp32"], models["fp32"], models["windows"], repeats=3)  # a model against itself
     assert 0.5 < same < 2.0
+
+
+def test_wide_up_sampling_becomes_a_1x1_convolution_and_depth_to_space_with_the_same_outputs(tmp_path):
+    """The rewrite behind int8's speed on wide U-Nets: exact in float32 (against ONNX Runtime running the
+    transposed convolution itself), applied from PIXEL_SHUFFLE_MIN_CHANNELS output channels only, so that
+    the int8 model of a wide U-Net has no transposed convolution left and a narrow one keeps its own."""
+    from collections import Counter
+
+    from aerialseg.predict.quantize import PIXEL_SHUFFLE_MIN_CHANNELS, transposed_as_pixel_shuffle
+
+    checkpoint = tmp_path / "wide.keras"
+    save_tiny_checkpoint(checkpoint, depth=2, base_filters=PIXEL_SHUFFLE_MIN_CHANNELS // 2, seed=5)  # ups: 64, 32
+    fp32 = tmp_path / "wide.onnx"
+    export_model(checkpoint, fp32, "onnx", gsd_m=0.4, window=PATCH, subdivisions=2, tta="none")
+    proto = onnx.load(str(fp32))
+    widths = [numpy_helper.to_array(t).shape[1] for n in proto.graph.node if n.op_type == "ConvTranspose"
+              for t in proto.graph.initializer if t.name == n.input[1]]
+    assert sorted(widths) == [32, 64]
+    assert transposed_as_pixel_shuffle(proto.graph, PIXEL_SHUFFLE_MIN_CHANNELS) == 1  # the 64-channel one
+    ops = Counter(n.op_type for n in proto.graph.node)
+    assert ops["ConvTranspose"] == 1 and ops["DepthToSpace"] == 1
+    rewritten = tmp_path / "rewritten.onnx"
+    onnx.save(proto, str(rewritten))
+    windows = _scene_like(np.random.default_rng(2), 4, PATCH)
+    original = OnnxSegmenter(fp32).predict_on_batch(windows)
+    np.testing.assert_allclose(OnnxSegmenter(rewritten).predict_on_batch(windows), original, atol=1e-6)
+    every = onnx.load(str(fp32))
+    assert transposed_as_pixel_shuffle(every.graph) == 2
+    onnx.save(every, str(tmp_path / "every.onnx"))
+    np.testing.assert_allclose(OnnxSegmenter(tmp_path / "every.onnx").predict_on_batch(windows), original, atol=1e-6)
+
+    int8 = tmp_path / "wide_int8.onnx"
+    quantize_int8(fp32, int8, Calibration(windows, "minmax", "test windows"))
+    quantized = Counter(n.op_type for n in onnx.load(str(int8)).graph.node)
+    assert quantized["ConvTranspose"] == 1 and quantized["DepthToSpace"] == 1
+    assert (OnnxSegmenter(int8).predict_on_batch(windows).argmax(-1) == original.argmax(-1)).mean() > 0.9
+
+
+def test_a_narrow_models_int8_graph_keeps_its_transposed_convolutions(models):
+    from collections import Counter
+
+    ops = Counter(n.op_type for n in onnx.load(str(models["int8"])).graph.node)
+    assert ops["ConvTranspose"] == 2 and ops["DepthToSpace"] == 0
