@@ -6,8 +6,6 @@ same masks; an undeclared colour or value stops encode_masks in one line."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import zipfile
@@ -23,7 +21,7 @@ import yaml
 
 from aerialseg.cli import main
 from aerialseg.core.io import read_index_mask, write_rgb
-from tiny_project import copy_project, run_stages
+from tiny_project import copy_project, run_stages, run_stages_in
 
 NAMES = ("road", "pavement", "building", "low_vegetation", "tree", "car", "clutter")
 COLOURS = ((128, 128, 128), (255, 255, 255), (0, 0, 255), (0, 255, 255), (0, 255, 0), (255, 255, 0), (255, 0, 0))
@@ -101,17 +99,7 @@ def _project(root: Path, kind: str, extra: tuple[int, ...] | None = None) -> Pat
 def seven(tmp_path_factory):
     """The colour-label project, run from download to report (in this process)."""
     project = _project(tmp_path_factory.mktemp("seven"), "colour")
-    printed = io.StringIO()
-
-    def read_output() -> str:
-        text = printed.getvalue()
-        printed.seek(0)
-        printed.truncate()
-        return text
-
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        patch.chdir(project)
-        run_stages(read_output)
+    run_stages_in(project)
     return project
 
 

@@ -3,6 +3,8 @@ tests run on, so that both exercise the same configuration."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import runpy
 import shutil
 from collections.abc import Callable
@@ -66,3 +68,19 @@ def run_stages(read_output: Callable[[], str], until: str | None = None, start: 
         if name == until:
             break
     return summaries
+
+
+def run_stages_in(project: Path, until: str | None = None) -> tuple[dict[str, str], str]:
+    """``run_stages`` in ``project`` (the current folder meanwhile), its standard output captured: each
+    stage's summary, and what the stages wrote on standard error (warnings, notes)."""
+    printed, errors = io.StringIO(), io.StringIO()
+
+    def read_output() -> str:
+        text = printed.getvalue()
+        printed.seek(0)
+        printed.truncate()
+        return text
+
+    with contextlib.chdir(project), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        summaries = run_stages(read_output, until=until)
+    return summaries, errors.getvalue()

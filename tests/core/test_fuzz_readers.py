@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from aerialseg.core.errors import DataError
 from aerialseg.core.geo.worldfile import read_world_file
-from aerialseg.core.io import open_rgb, read_index_mask, read_json, read_npy, read_rgb
+from aerialseg.core.io import open_image, read_index_mask, read_json, read_npy, read_rgb
 from aerialseg.predict.mapping import open_orthophoto
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (24, 20, 3), dtype=np.uint8)
@@ -49,8 +49,8 @@ def _originals(folder: Path) -> dict[str, bytes]:
 
 
 READERS = {
-    "lzw.tif": [read_rgb, open_rgb, load_image],
-    "plain.tif": [read_rgb, open_rgb, load_image],
+    "lzw.tif": [read_rgb, open_image, load_image],
+    "plain.tif": [read_rgb, open_image, load_image],
     "image.png": [read_rgb, load_image],
     "mask.png": [read_index_mask],
     "image.npy": [read_npy, load_image],

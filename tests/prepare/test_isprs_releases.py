@@ -8,7 +8,6 @@ eroded label of area 9, which has no image) and Potsdam's ``3_Ortho_IRRG.zip``,
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import zipfile
@@ -25,7 +24,7 @@ from aerialseg.core.errors import DataError
 from aerialseg.core.palette import index_to_rgb
 from aerialseg.prepare.sources.release import Release, collect_release
 from aerialseg.prepare.sources.vaihingen import check_area_ids
-from tiny_project import copy_project, run_stages
+from tiny_project import copy_project, run_stages_in
 
 from conftest import CLASSES
 
@@ -125,31 +124,15 @@ def _project(root: Path, source: str, options: dict, split: dict, gsd: float) ->
     return project
 
 
-def _run(project: Path, monkeypatch, until: str | None = None) -> tuple[dict[str, str], str]:
-    """The stages in this process; their summaries and what they wrote on standard error."""
-    printed, errors = io.StringIO(), io.StringIO()
-
-    def read_output() -> str:
-        text = printed.getvalue()
-        printed.seek(0)
-        printed.truncate()
-        return text
-
-    monkeypatch.chdir(project)
-    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
-        summaries = run_stages(read_output, until=until)
-    return summaries, errors.getvalue()
-
-
 def _tiles_by_split(project: Path) -> dict[str, set[str]]:
     index = pd.read_csv(project / "data" / "tiles" / "index.csv", dtype={"scene": str})
     return {split: set(rows["scene"]) for split, rows in index.groupby("split")}
 
 
-def test_vaihingen_from_its_three_zips_to_a_one_epoch_model(tmp_path, monkeypatch):
+def test_vaihingen_from_its_three_zips_to_a_one_epoch_model(tmp_path):
     project = _project(tmp_path / "v", "vaihingen", {"dsm": True}, VAIHINGEN, gsd=0.18)
     vaihingen_release(project / "release", sum(VAIHINGEN.values(), []))
-    summaries, errors = _run(project, monkeypatch)
+    summaries, errors = run_stages_in(project)
     raw = project / "data" / "raw"
     assert sorted(p.name for p in raw.glob("*_image.tif")) == ["area1_image.tif", "area2_image.tif",
                                                              "area3_image.tif", "area5_image.tif"]
@@ -176,10 +159,10 @@ def test_vaihingen_from_its_three_zips_to_a_one_epoch_model(tmp_path, monkeypatc
     assert summaries["download"].startswith("download: 4 vaihingen scenes of 4 band(s) (nir, red, green, dsm)")
 
 
-def test_potsdam_rgbir_with_its_normalised_dsm_to_a_one_epoch_model(tmp_path, monkeypatch):
+def test_potsdam_rgbir_with_its_normalised_dsm_to_a_one_epoch_model(tmp_path):
     project = _project(tmp_path / "p", "potsdam", {"bands": "RGBIR", "ndsm": True}, POTSDAM, gsd=0.1)
     potsdam_release(project / "release", sum(POTSDAM.values(), []))
-    _run(project, monkeypatch)
+    run_stages_in(project)
     raw = project / "data" / "raw"
     inputs = json.loads((raw / "input.json").read_text())
     assert inputs["bands"] == ["red", "green", "blue", "nir", "ndsm"] and inputs["dtype"] == "uint8"
@@ -196,10 +179,10 @@ def test_potsdam_rgbir_with_its_normalised_dsm_to_a_one_epoch_model(tmp_path, mo
     assert (project / "data" / "export" / "model.onnx").is_file()
 
 
-def test_potsdam_irrg_is_near_infrared_red_green(tmp_path, monkeypatch):
+def test_potsdam_irrg_is_near_infrared_red_green(tmp_path):
     project = _project(tmp_path / "i", "potsdam", {"bands": "IRRG"}, POTSDAM, gsd=0.1)
     potsdam_release(project / "release", sum(POTSDAM.values(), []))
-    _run(project, monkeypatch, until="tile")
+    run_stages_in(project, until="tile")
     inputs = json.loads((project / "data" / "raw" / "input.json").read_text())
     assert inputs["bands"] == ["nir", "red", "green"] and inputs["dtype"] == "uint8"
     sources = json.loads((project / "data" / "raw" / "sources.json").read_text())

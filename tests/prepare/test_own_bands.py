@@ -7,8 +7,6 @@ training scene. The card's statistics are checked against NumPy over the trainin
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from aerialseg.cli import main
 from aerialseg.core.framework import keras
 from aerialseg.core.input_spec import PERCENTILES
 from aerialseg.predict.onnx_model import OnnxSegmenter
-from tiny_project import copy_project, run_stages
+from tiny_project import copy_project, run_stages_in
 
 from conftest import CLASSES
 
@@ -75,17 +73,7 @@ def project(tmp_path_factory):
                                     test=["s1"])
     params["classes"]["ignore"]["values"] = [255]
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    printed = io.StringIO()
-
-    def read_output() -> str:
-        text = printed.getvalue()
-        printed.seek(0)
-        printed.truncate()
-        return text
-
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        patch.chdir(root)
-        summaries = run_stages(read_output)
+    summaries, _ = run_stages_in(root)
     return root, summaries
 
 

@@ -121,20 +121,30 @@ def test_corrupt_image_is_a_clear_error(tmp_path):
         read_rgb(bad)
 
 
-def test_open_rgb_maps_uncompressed_tiffs_and_decodes_the_rest(tmp_path):
-    from aerialseg.core.io import open_rgb
+def test_open_image_maps_uncompressed_tiffs_of_any_bands_and_decodes_the_rest(tmp_path):
+    import tifffile
+
+    from aerialseg.core.io import open_image, write_image
 
     image = np.random.default_rng(4).integers(0, 256, (40, 70, 3), dtype=np.uint8)
     for name, compress in (("plain.tif", False), ("packed.tif", True), ("image.png", True)):
         write_rgb(tmp_path / name, image, compress=compress)
-        opened = open_rgb(tmp_path / name)
+        opened = open_image(tmp_path / name)
         assert np.array_equal(opened, image) and opened.dtype == np.uint8
         assert isinstance(opened.base, np.memmap) == (name == "plain.tif")
-    grey = tmp_path / "grey.tif"
-    import tifffile
-    tifffile.imwrite(grey, image[..., 0])  # uncompressed but one channel: decoded, then refused
-    with pytest.raises(DataError, match="grey.tif"):
-        open_rgb(grey)
+    for bands, dtype in ((1, np.uint8), (4, np.uint16), (5, np.float32)):  # what the stages write
+        many = np.random.default_rng(bands).integers(0, 4000, (40, 70, bands)).astype(dtype)
+        write_image(tmp_path / "many.tif", many)
+        opened = open_image(tmp_path / "many.tif")
+        assert np.array_equal(opened, many) and opened.dtype == dtype and not opened.flags.owndata  # mapped
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb", extrasamples=[2])  # alpha: not a band
+    assert open_image(tmp_path / "rgba.tif").shape == (40, 70, 3)
+    grey = tmp_path / "grey.png"
+    import cv2
+    cv2.imwrite(str(grey), image[..., 0])  # a one-channel photo: decoded, then refused
+    with pytest.raises(DataError, match="grey.png"):
+        open_image(grey)
 
 
 def test_scenes_of_other_resolutions_all_come_to_the_target_gsd(tmp_path):

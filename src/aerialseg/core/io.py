@@ -85,28 +85,6 @@ def _map_tiff(path: Path) -> np.ndarray | None:
         return None
 
 
-def map_rgb_tiff(path: str | Path) -> np.ndarray | None:
-    """An uncompressed 8-bit RGB TIFF memory-mapped as (H, W, 3) uint8; None for any other file.
-
-    The official Potsdam tiles are uncompressed 6000 x 6000 TIFFs (108 MB): mapping them
-    costs nothing up front, and readers then take the pages they need straight from the
-    page cache, several times faster than decoding.
-    """
-    image = _map_tiff(Path(path))
-    if image is not None and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and image.size:
-        return image
-    return None
-
-
-def open_rgb(path: str | Path) -> np.ndarray:
-    """An RGB (H, W, 3) uint8 image, memory-mapped when it is an uncompressed TIFF.
-
-    Anything else is read as by ``read_rgb``, with the same errors.
-    """
-    mapped = map_rgb_tiff(path)
-    return read_rgb(path) if mapped is None else mapped
-
-
 def map_image(path: str | Path) -> np.ndarray | None:
     """An uncompressed TIFF of any band count, 8 or 16 bits or float32 (what the stages write),
     memory-mapped as (H, W, bands); None for any other file."""
@@ -119,7 +97,7 @@ def map_image(path: str | Path) -> np.ndarray | None:
 
 def open_image(path: str | Path) -> np.ndarray:
     """A stage's scene image as (H, W, bands): ``map_image``'s, or else read as by ``read_rgb``."""
-    mapped = map_image(path)
+    mapped = map_image(path)  # the Potsdam release's uncompressed 6000 x 6000 TIFFs: pages read as needed
     return read_rgb(path) if mapped is None else mapped
 
 
@@ -130,7 +108,10 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         write_rgb(path, image, compress=False)
         return
     with atomic_path(path) as tmp, write_errors_named(path):
-        tifffile.imwrite(tmp, image, photometric="minisblack", planarconfig="contig")
+        if image.ndim == 2 or image.shape[2] == 1:  # one band: no samples to interleave
+            tifffile.imwrite(tmp, image.reshape(image.shape[:2]), photometric="minisblack")
+        else:
+            tifffile.imwrite(tmp, image, photometric="minisblack", planarconfig="contig")
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -171,7 +152,7 @@ def write_rgb(path: str | Path, rgb: np.ndarray, compress: bool = True) -> None:
     """
     with atomic_path(path) as tmp:
         if not compress and Path(path).suffix.lower() in (".tif", ".tiff"):
-            tifffile.imwrite(tmp, rgb, photometric="rgb")  # contiguous strips, so ``open_rgb`` can map it
+            tifffile.imwrite(tmp, rgb, photometric="rgb")  # contiguous strips, so ``open_image`` can map it
         else:
             write_rgb_into(tmp, rgb, path)
 

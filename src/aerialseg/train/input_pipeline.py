@@ -51,29 +51,12 @@ def augment(image, mask, seed: int, counter, jitter: JitterParams = NO_JITTER, s
     image = tf.cond(mirror, lambda: tf.image.flip_left_right(image), lambda: image)
     mask = tf.cond(mirror, lambda: tf.image.flip_left_right(mask), lambda: mask)
     if jitter.active:
-        image = _jitter(image, seed, counter, jitter) if spec == RGB_UINT8 else \
-            _band_jitter(image, seed, counter, jitter, spec)
+        image = _jitter(image, seed, counter, jitter, spec)
     return image, mask[..., 0]
 
 
-def _jitter(image, seed: int, counter, jitter: JitterParams):
-    unit = image / 255.0
-    if jitter.brightness:
-        unit = tf.image.stateless_random_brightness(unit, jitter.brightness,
-                                                    _stream_seed(seed, _BRIGHTNESS, counter))
-    if jitter.contrast:
-        unit = tf.image.stateless_random_contrast(unit, 1 - jitter.contrast, 1 + jitter.contrast,
-                                                  _stream_seed(seed, _CONTRAST, counter))
-    if jitter.saturation:
-        unit = tf.image.stateless_random_saturation(unit, 1 - jitter.saturation, 1 + jitter.saturation,
-                                                    _stream_seed(seed, _SATURATION, counter))
-    if jitter.hue:
-        unit = tf.image.stateless_random_hue(unit, jitter.hue, _stream_seed(seed, _HUE, counter))
-    return tf.clip_by_value(unit, 0.0, 1.0) * 255.0
-
-
-def _band_jitter(image, seed: int, counter, jitter: JitterParams, spec: InputSpec):
-    """``_jitter`` for any bands (module docstring), in each band's normalised units."""
+def _jitter(image, seed: int, counter, jitter: JitterParams, spec: InputSpec):
+    """Colour jitter of any bands (module docstring), in each band's normalised units (8-bit: x / 255)."""
     low, span = (tf.constant(v, tf.float32) for v in spec.unit_scale())
     unit = (image - low) / span
     if jitter.brightness:
@@ -84,15 +67,16 @@ def _band_jitter(image, seed: int, counter, jitter: JitterParams, spec: InputSpe
                                                   _stream_seed(seed, _CONTRAST, counter))
     if set(RGB) <= set(spec.bands) and (jitter.saturation or jitter.hue):
         where = [spec.bands.index(colour) for colour in RGB]
-        rgb = tf.clip_by_value(tf.gather(unit, where, axis=-1), 0.0, 1.0)
+        rgb = tf.gather(unit, where, axis=-1)
         if jitter.saturation:
             rgb = tf.image.stateless_random_saturation(rgb, 1 - jitter.saturation, 1 + jitter.saturation,
                                                        _stream_seed(seed, _SATURATION, counter))
         if jitter.hue:
             rgb = tf.image.stateless_random_hue(rgb, jitter.hue, _stream_seed(seed, _HUE, counter))
         others = [b for b in range(len(spec.bands)) if b not in where]
-        order = np.argsort(where + others)
-        unit = tf.gather(tf.concat([rgb, tf.gather(unit, others, axis=-1)], axis=-1), order, axis=-1)
+        if others:
+            rgb = tf.concat([rgb, tf.gather(unit, np.array(others, np.int32), axis=-1)], axis=-1)
+        unit = tf.gather(rgb, np.argsort(where + others).astype(np.int32), axis=-1)
     if spec.dtype != "float32":
         top = float(np.iinfo(spec.dtype).max)
         unit = tf.clip_by_value(unit, (0.0 - low) / span, (top - low) / span)

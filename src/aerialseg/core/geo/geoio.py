@@ -93,17 +93,6 @@ def opened_raster(path: Path, what: str) -> Iterator[Any]:
         raise DataError(f"{path}: not a readable {what} ({one_line_reason(err)})") from None
 
 
-def read_rgb_bands(path: str | Path) -> np.ndarray:
-    """Bands 1-3 of an 8-bit raster (any GDAL format, compressed or tiled) as (H, W, 3) uint8, read
-    straight into pixel-interleaved order; DataError naming the file for anything else."""
-    with opened_raster(Path(path), "raster") as src:
-        if src.count < 3 or src.dtypes[0] != "uint8":
-            raise DataError(f"{path}: {src.count} band(s) of {src.dtypes[0]}; expected 8-bit red, green, blue")
-        rgb = np.empty((src.height, src.width, 3), np.uint8)
-        src.read((1, 2, 3), out=rgb.transpose(2, 0, 1))
-    return rgb
-
-
 def data_bands(src: rasterio.io.DatasetReader) -> tuple[int, ...]:
     """An open raster's bands (1-based) that hold data: all but alpha (the footprint, GDAL's mask)."""
     return tuple(i + 1 for i, interp in enumerate(src.colorinterp) if interp.name != "alpha")
