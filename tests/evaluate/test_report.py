@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aerialseg.core.errors import DataError
 from aerialseg.core.io import read_rgb
 from aerialseg.evaluate import report
 
@@ -83,3 +84,21 @@ def test_curves_legend_and_confusion_are_written(tmp_path):
     report.confusion_figure(cm, tmp_path / "cm.png", "test", CLASSES)
     _picture(tmp_path / "cm.png")
     assert len(CLASSES) == 6
+
+
+def test_the_gallery_shows_the_declared_bands_stretched_by_the_input_s_normalisation():
+    from aerialseg.core.input_spec import RGB_UINT8, InputSpec, Normalisation
+    from aerialseg.evaluate.report import display_rgb
+
+    rgb = np.random.default_rng(0).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    assert np.array_equal(display_rgb(rgb, RGB_UINT8), rgb)  # 8-bit RGB: as it is
+    spec = InputSpec(bands=("nir", "red", "green", "blue"), dtype="uint16",
+                     normalisation=Normalisation(method="percentiles", low=(100.0, 0.0, 0.0, 0.0),
+                                                 high=(1100.0, 1000.0, 2000.0, 4000.0)))
+    image = np.stack([np.full((2, 2), v, np.uint16) for v in (600, 500, 2500, 1000)], -1)
+    np.testing.assert_array_equal(display_rgb(image, spec)[0, 0], [127, 255, 63])  # red, green, blue; clipped
+    np.testing.assert_array_equal(display_rgb(image, spec, ("nir", "red", "green"))[0, 0], [127, 127, 255])
+    np.testing.assert_array_equal(display_rgb(image, spec, ("nir",))[0, 0], [127, 127, 127])  # one band: grey
+    with pytest.raises(DataError, match=r"^report.display_bands: swir: name 1 to 3 of the input's bands "
+                                        r"\(nir, red, green, blue\)$"):
+        display_rgb(image, spec, ("swir",))

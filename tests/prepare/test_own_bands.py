@@ -20,6 +20,7 @@ from aerialseg.cli import main
 from aerialseg.core.framework import keras
 from aerialseg.core.input_spec import PERCENTILES
 from aerialseg.predict.onnx_model import OnnxSegmenter
+from deepness import deepness_reads
 from tiny_project import copy_project, run_stages_in
 
 from conftest import CLASSES
@@ -156,3 +157,20 @@ def test_the_four_band_onnx_export_predicts_as_keras(project):
     rng = np.random.default_rng(4)
     windows = rng.integers(0, 4096, (2, 64, 64, 4)).astype(np.float32)
     np.testing.assert_allclose(exported.predict_on_batch(windows), model.predict(windows, verbose=0), atol=1e-4)
+
+
+def test_a_four_band_deepness_export_declares_its_bands_as_deepness_reads_them(project, tmp_path):
+    root, _ = project
+    checkpoint = root / "data" / "models" / "epoch_002.keras"
+    out = tmp_path / "deepness.onnx"
+    assert main(["export", str(checkpoint), "--format", "onnx", "--layout", "nchw01", "--window", "64",
+                 "-o", str(out)]) == 0
+    loaded = deepness_reads(out)
+    assert loaded["channels"] == 4 and loaded["tile_size"] == 64 and loaded["resolution"] == 40.0
+    card = OnnxSegmenter(out).card
+    assert card.input.bands == ("red", "green", "blue", "nir") and card.input.dtype == "uint16"
+    assert "(N, 4, window, window) red, green, blue, nir as uint16 values / 255" in card.export.input_layout
+    windows = np.random.default_rng(5).integers(0, 4096, (2, 64, 64, 4)).astype(np.float32)
+    raw = loaded["session"].run(None, {loaded["input"]: (windows / 255).astype(np.float32).transpose(0, 3, 1, 2)})[0]
+    model = keras.models.load_model(checkpoint, compile=False)
+    np.testing.assert_allclose(raw.transpose(0, 2, 3, 1), model.predict(windows, verbose=0), atol=1e-4)
