@@ -108,6 +108,7 @@ class Found:
     member: Member | None = None
 
     def describe(self) -> str:
+        """Where the file is, as a user finds it: its path, or the archive and the member's name."""
         return str(self.path) if self.member is None else f"{self.member.archive}: member {self.member.name}"
 
 
