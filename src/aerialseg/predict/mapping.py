@@ -135,7 +135,7 @@ class ArrayImage:
         if array.shape[2] > count and bands is None:
             notes.append(f"channel(s) {', '.join(str(c + 1) for c in range(count, array.shape[2]))} not read "
                          f"(the model reads {count}: --bands picks others)")
-        self.array = array[..., chosen] if chosen != list(range(array.shape[2])) else array
+        self.array = array[..., :count] if chosen == list(range(count)) else array[..., chosen]  # a view if it can
         self.native = self.grid = Georeference(None, Affine.identity(), array.shape[1], array.shape[0])
 
     @property
