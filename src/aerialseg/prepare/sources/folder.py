@@ -37,11 +37,11 @@ from aerialseg.core.input_spec import InputSpec
 from aerialseg.core.io import copy_file, link_or_copy, sha256_of, write_image, write_json, write_label, write_text
 from aerialseg.core.names import AUDIT_FILE, SOURCES_FILE, SceneFiles
 from aerialseg.core.scene_split import Split
-from aerialseg.prepare.band_statistics import BandSummary, summarise_raster
+from aerialseg.prepare.band_statistics import BandSummary, band_input, summarise_raster
 from aerialseg.prepare.parallel import map_scenes
 from aerialseg.prepare.sources import vector_labels
 from aerialseg.prepare.sources.folder_scenes import FolderScene, find_scenes, folder_split
-from aerialseg.prepare.sources.image_bands import check_images, input_of
+from aerialseg.prepare.sources.image_bands import check_images
 
 
 def _ignore_of(classes: ClassTable, label: np.ndarray, path: Path) -> np.ndarray:
@@ -257,4 +257,4 @@ def collect_folder(data: DataParams, classes: ClassTable, seed: int, jobs: int |
     for _, _, scene_summary in collected:
         if scene_summary is not None:
             summary = summary.merged(scene_summary)
-    return Collected(split, input_of(facts, own, summary), facts.notes)
+    return Collected(split, band_input(own.band_names, facts.dtype, summary, "null in data.folder.bands"), facts.notes)

@@ -2,8 +2,8 @@
 
 ``check_images`` reads every image's header before any pixel: all images must hold the same number
 of data bands (an alpha band is the image's footprint, not data) of one sample type, and at least
-the bands ``data.folder.bands`` names. ``input_of`` turns the training scenes' band statistics into
-the models' input (``input_spec``): 8-bit bands as they are, others normalised by percentiles.
+the bands ``data.folder.bands`` names. The models' input follows from them and the training scenes'
+band statistics (``band_statistics.band_input``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 from aerialseg.core.config.data_params import FolderParams
 from aerialseg.core.errors import DataError, listed
 from aerialseg.core.geo.geoio import data_bands, opened_raster
-from aerialseg.core.input_spec import DTYPES, InputSpec
-from aerialseg.prepare.band_statistics import BandSummary, band_input
+from aerialseg.core.input_spec import DTYPES
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,3 @@ def check_images(images: list[Path], own: FolderParams) -> ImageFacts:
         notes = (f"band(s) {', '.join(map(str, sorted(unused)))} of the images are left out (data.folder.bands names "
                  f"{', '.join(str(b) for b in own.bands)}); name them there to train on them",)
     return ImageFacts(count, dtype, notes)
-
-
-def input_of(facts: ImageFacts, own: FolderParams, summary: BandSummary) -> InputSpec:
-    """The models' input: the named bands, 8-bit as they are, others normalised by the training scenes'
-    percentiles (``band_statistics.band_input``)."""
-    return band_input(own.band_names, facts.dtype, summary, "null in data.folder.bands")

@@ -202,11 +202,11 @@ def collect_release(source: Path, destination: Path, scenes: list[str], release:
     if not index:
         raise DataError(f"{source}: no {release.title} archives ({', '.join(release.archives)}) or extracted files "
                         "found (docs/isprs.md)")
+    first_image = next(part for part in release.parts if part.role == "image")
     plans = {}
     for scene in scenes:
         located = locate(index, release, scene)
-        images = [part for part in release.parts if part.role == "image"]
-        has_image = images[0] in located
+        has_image = first_image in located
         for part in release.parts:
             if part.role != "world" and part not in located:
                 raise DataError(missing_message(source, release, scene, part, has_image))
@@ -216,9 +216,8 @@ def collect_release(source: Path, destination: Path, scenes: list[str], release:
     for scene, located in plans.items():
         sources.update(_bring_scene(scene, located, destination))
     write_json(destination / SOURCES_FILE, sources)  # so that later errors name the file the user can fix
-    with_images = {scene for scene in {p.scene_of(f.name) for p in release.parts if p.role == "image"
-                                       for f in index if _matches(f, p, release)} if scene}
-    notes = orphan_labels(index, release, with_images)
+    with_images = {first_image.scene_of(f.name) for f in index if _matches(f, first_image, release)}
+    notes = orphan_labels(index, release, {scene for scene in with_images if scene})
     return notes[:5] + ([f"and {len(notes) - 5} more labels without images"] if len(notes) > 5 else [])
 
 
