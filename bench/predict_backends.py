@@ -8,8 +8,10 @@ costs ~100x). For each it exports it with ``aerialseg.predict.export`` (fp32 ONN
 the default run draws them) and converts it to fp16 with ONNX Runtime's own converter (fp32
 inputs and outputs kept). All sides run ``predict_on_batch`` on the same windows in
 alternating repeats (this machine changes speed within seconds), and the ratios are medians of
-per-repeat ratios; ``fastest`` names the fastest backend and ``auto_share_of_fastest`` is what
-``--backend auto`` (ONNX fp32 on a CPU) gets of it. Then, on ONNX Runtime only:
+per-repeat ratios; ``fastest`` names the fastest backend, ``auto`` the one ``--backend auto`` picks
+for the fp32 export with its int8 model beside it (``aerialseg.predict.auto_precision``, measuring
+afresh in a cache folder of its own) and ``auto_share_of_fastest`` what it gets of the fastest's
+speed. Then, on ONNX Runtime only:
 
 - ``threads_batch`` (default model): fp32 and int8 windows/s for intra-op threads 1 and all cores x batch
   1, 4, 16, 64, interleaved;
@@ -149,6 +151,7 @@ def measure(model, name: str, params, windows: np.ndarray, calibration: np.ndarr
     """Windows/s of one architecture on every backend, interleaved, with GFLOP/s, shares of this CPU's
     peak, the map rate and the class-map agreement with TensorFlow; also its ONNX files."""
     from aerialseg.core.framework import keras
+    from aerialseg.predict.auto_precision import auto_precision, int8_sibling
     from aerialseg.predict.export import export_model
     from aerialseg.predict.onnx_model import OnnxSegmenter
     from aerialseg.predict.quantize import Calibration, quantize_int8
@@ -160,7 +163,8 @@ def measure(model, name: str, params, windows: np.ndarray, calibration: np.ndarr
     gflop = forward_flops(sized) / 1e9  # the layers' shapes at the window's size
     checkpoint = folder / f"{name}.keras"
     model.save(checkpoint)
-    files = {precision: folder / f"{name}_{precision}.onnx" for precision in ("fp32", "int8", "fp16")}
+    files = {"fp32": folder / f"{name}.onnx", "int8": int8_sibling(folder / f"{name}.onnx"),
+             "fp16": folder / f"{name}_fp16.onnx"}
     export_model(checkpoint, files["fp32"], "onnx", gsd_m=None, window=window, subdivisions=p.subdivisions,
                  tta=p.tta)
     quantize_int8(files["fp32"], files["int8"], Calibration(calibration, params.export.calibration_method,
@@ -182,12 +186,16 @@ def measure(model, name: str, params, windows: np.ndarray, calibration: np.ndarr
     km2 = {f"{b}_{tta}": round(rate[b] * 3600 * new_km2 / calls / cores, 2)
            for b in rate for tta, calls in (("d4", 8), ("none", 1))}
     fastest = max(rate, key=lambda b: rate[b])
+    os.environ["AERIALSEG_CACHE_DIR"] = str(folder / "cache")  # measured afresh, as on a first use
+    pick = auto_precision(files["fp32"], window)  # what aerialseg predict's default runs for the fp32 export
+    auto = "onnx_int8" if pick.path == files["int8"] else "onnx_fp32"
     return {
         "model": {"encoder": model_params(params, name).encoder, "depth": model_params(params, name).depth,
                   "base_filters": model_params(params, name).base_filters,
                   "max_filters": model_params(params, name).max_filters},
         "windows": len(windows), "windows_per_s": {b: round(r, 1) for b, r in rate.items()}, **ratio,
-        "fastest": fastest, "auto_share_of_fastest": round(rate["onnx_fp32"] / rate[fastest], 3),
+        "fastest": fastest, "auto": auto, "auto_measured_int8_over_fp32": round(pick.int8_over_fp32 or 0, 3),
+        "auto_share_of_fastest": round(rate[auto] / rate[fastest], 3),
         "run_ratios_int8_over_fp32": [round(f / i, 3) for f, i in zip(seconds["onnx_fp32"], seconds["onnx_int8"],
                                                                      strict=True)],
         "argmax_agreement_with_keras": agreement, "fp16": fp16_note,

@@ -32,6 +32,14 @@ TILE_FACTS = facts_json(data_facts(load_params(ROOT / "params.yaml"), RGB_UINT8)
 """What a tile manifest records of tiles cut with the default params (its ``data``)."""
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_cache(tmp_path_factory) -> Path:
+    """A cache folder of the test session's own (``--backend auto``'s speed measurements), never the user's."""
+    folder = tmp_path_factory.mktemp("user_cache")
+    os.environ["AERIALSEG_CACHE_DIR"] = str(folder)
+    return folder
+
+
 @pytest.fixture
 def raw_params() -> dict:
     """A fresh deep copy of the repository's params.yaml."""

@@ -95,6 +95,9 @@ class Quantization:
     calibration_method: str = param(declared(ExportParams, "calibration_method"))
     calibration_windows: int = param(Integer(1, 10_000_000))
     calibration_source: str = param(String())
+    # the SHA-256 of the fp32 ONNX file quantised, so that --backend auto runs an int8 file only in place of
+    # its own source (None: quantised before aerialseg recorded it)
+    source_sha256: str | None = param(OrNull(String(), omissible=True), default=None)
 
 
 @dataclass(frozen=True, kw_only=True)

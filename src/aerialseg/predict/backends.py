@@ -46,21 +46,28 @@ def model_inputs(path: Path) -> InputSpec:
     if path.suffix.lower() != ".onnx":
         card = card_beside(path)
     else:
-        import onnx
+        from aerialseg.predict.onnx_model import onnx_card
 
-        from aerialseg.predict.onnx_model import card_in_props
-
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as err:  # protobuf and onnx report a damaged file in several ways
-            raise DataError(f"{path}: not a readable ONNX model ({one_line_reason(err)})") from None
-        card = card_in_props({p.key: p.value for p in proto.metadata_props}, str(path))
+        card = onnx_card(path)
     return card.input if card is not None else RGB_UINT8
 
 
 def recorded_gsd(card: Card | None) -> float | None:
     """The ground sample distance (m/px) the model was trained at, if its card records it."""
     return None if card is None else card.ground_sample_distance_m
+
+
+def auto_file(model: BatchModel, path: Path, backend: str, window: int) -> tuple[BatchModel, Path]:
+    """With ``--backend auto``, an fp32 export's own int8 model where this machine runs it faster
+    (``auto_precision``: measured once, cached), said on standard error; otherwise the model as it is."""
+    if backend != "auto" or path.suffix.lower() != ".onnx":
+        return model, path
+    from aerialseg.predict.auto_precision import auto_precision
+
+    choice = auto_precision(path, window)
+    if choice.note:
+        print(f"aerialseg predict: {choice.note}", file=sys.stderr)
+    return (model, path) if choice.path == path else (load_any_model(choice.path)[0], choice.path)
 
 
 def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:

@@ -16,10 +16,11 @@ One rewrite is for speed (``softmax_last``): the closing softmax runs over the l
 the converter's transpose to channels-last instead of before it.
 
 The converter numbers the names it makes (``const_fold_opt__971``) in an order that changes
-from run to run (its optimisers walk sets of objects), so the same checkpoint gave a different
-file each time. The names are renumbered in graph order and the initializers sorted by first
-use, which makes an export a function of the checkpoint: a DVC stage that exports reruns
-nothing downstream when the model did not change.
+from run to run (its optimisers walk sets of objects), and its symbolic sizes (``unk__1040``)
+from a counter that runs on through a process's conversions, so the same checkpoint gave a
+different file each time. The names and sizes are renumbered in graph order and the
+initializers sorted by first use, which makes an export a function of the checkpoint: a DVC
+stage that exports reruns nothing downstream when the model did not change.
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ def softmax_last(graph: Any) -> int:
 
 def renumber_names(graph: Any) -> None:
     """Give the converter's numbered names (``X__123``) numbers in graph order, in place; sort the
-    initializers by first use. Graph inputs, outputs and every other name are kept. Constants
+    initializers by first use; number the symbolic sizes (``unk__1040``) likewise. Graph inputs, outputs
+    and every other name are kept. Constants
     that are numbered or shared become ``const__N``: the converter shares one constant among
     equal ones under any of their names (``const_axes__7``, ``dec4_up/mul/y:0``)."""
     renamed: dict[str, str] = {}
@@ -170,6 +172,11 @@ def renumber_names(graph: Any) -> None:
     graph.initializer.extend(initializers)
     for info in [*graph.value_info, *graph.output]:
         info.name = name(info.name)
+    sizes: dict[str, str] = {}  # the converter's symbolic sizes (unk__1040) count on across conversions too
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        for dim in info.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and _NUMBERED.search(dim.dim_param):
+                dim.dim_param = sizes.setdefault(dim.dim_param, f"{_NUMBERED.sub('', dim.dim_param)}__{len(sizes)}")
 
 
 def write_onnx(model: Any, path: Path) -> None:

@@ -39,6 +39,17 @@ def card_in_props(props: dict[str, str], source: str) -> Card | None:
     return read_card(raw, source) if raw else None
 
 
+def onnx_card(path: Path) -> Card | None:
+    """The checked model card of an ONNX file, its graph parsed without a session (None when it has none)."""
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # protobuf and onnx report a damaged file in several ways
+        raise DataError(f"{path}: not a readable ONNX model ({one_line_reason(err)})") from None
+    return card_in_props({p.key: p.value for p in proto.metadata_props}, str(path))
+
+
 def set_metadata_props(proto, props: dict[str, str]) -> None:
     """Make ``props`` the metadata props of the ONNX model ``proto`` (in place), replacing any."""
     del proto.metadata_props[:]

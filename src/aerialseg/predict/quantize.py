@@ -39,6 +39,7 @@ from tqdm import tqdm
 from aerialseg.core.atomic import atomic_path
 from aerialseg.core.config.params import CALIBRATION_METHODS
 from aerialseg.core.errors import DataError, one_line_reason
+from aerialseg.core.io import sha256_of
 from aerialseg.core.model_card import Card, Quantization, card_json
 from aerialseg.predict.onnx_model import METADATA_KEY, card_in_props, set_metadata_props, to_layout
 
@@ -72,13 +73,15 @@ def _calibration_reader(input_name: str, windows: np.ndarray, layout: str, bar: 
     return Windows()
 
 
-def quantized_card(card: Card, method: str, windows: int, calibration: str) -> Card:
-    """The fp32 export's card with what quantisation did, so that a user can tell the files apart."""
+def quantized_card(card: Card, method: str, windows: int, calibration: str, source_sha256: str) -> Card:
+    """The fp32 export's card with what quantisation did and of which file (``source_sha256``), so that a user
+    (and ``--backend auto``) can tell the files apart."""
     if card.export is None:
         raise ValueError("only an exported model's card is quantised")
     how = Quantization(tool="onnxruntime.quantization.quantize_static", format="QDQ",
                        weights="int8, symmetric, per output channel", activations="uint8, asymmetric, per tensor",
-                       calibration_method=method, calibration_windows=windows, calibration_source=calibration)
+                       calibration_method=method, calibration_windows=windows, calibration_source=calibration,
+                       source_sha256=source_sha256)
     return dataclasses.replace(card, export=dataclasses.replace(card.export, precision="int8", quantization=how))
 
 
@@ -86,12 +89,12 @@ def quantized_card(card: Card, method: str, windows: int, calibration: str) -> C
 # float32 as a transposed convolution (measured on the seed's architecture, 16..512: int8 1.73x fp32 without,
 # 2.14x with the 64-and-wider rewritten, the same as all; the default model's, 8..32, lose: 1.24x -> 0.89x)
 PIXEL_SHUFFLE_MIN_CHANNELS = 64
-PAYS = 1.1  # int8 over fp32 speed below which int8 does not pay for its accuracy cost
+PAYS = 1.05  # int8 over fp32 speed below which int8 does not pay for its accuracy cost (within 5 %: a tie)
 SPEED_WINDOWS = 32  # calibration windows the speed check predicts, per side and repeat
 
 
-def int8_speedup(fp32: Path, int8: Path, windows: np.ndarray, repeats: int = 3) -> float:
-    """How many times faster the int8 model predicts ``windows`` (the first ``SPEED_WINDOWS``) than the
+def int8_speedup(fp32: Path, int8: Path, windows: np.ndarray, repeats: int = 3, count: int = SPEED_WINDOWS) -> float:
+    """How many times faster the int8 model predicts ``windows`` (the first ``count``) than the
     fp32 one on this CPU: the median of per-repeat ratios, the two taking turns (this machine's speed
     drifts within seconds)."""
     import statistics
@@ -99,9 +102,9 @@ def int8_speedup(fp32: Path, int8: Path, windows: np.ndarray, repeats: int = 3) 
 
     from aerialseg.predict.onnx_model import OnnxSegmenter
 
-    sample = windows[:SPEED_WINDOWS]  # (a smaller calibration sample is repeated up to it)
-    if len(sample) < SPEED_WINDOWS:
-        sample = np.concatenate([sample] * (SPEED_WINDOWS // len(sample) + 1))[:SPEED_WINDOWS]
+    sample = windows[:count]  # (a smaller sample is repeated up to it)
+    if len(sample) < count:
+        sample = np.concatenate([sample] * (count // len(sample) + 1))[:count]
     models = [OnnxSegmenter(fp32), OnnxSegmenter(int8)]
     for model in models:  # warm-up: first runs plan kernels and allocate
         model.predict_on_batch(sample[:CALIBRATION_BATCH])
@@ -204,7 +207,7 @@ def quantize_int8(fp32: Path, out: Path, calibration: Calibration,
     exported = card_in_props(props, str(fp32))
     card = None  # an ONNX model from elsewhere has no card to carry: it keeps its props and layout
     if exported is not None and exported.export is not None:
-        card = quantized_card(exported, method, len(windows), calibration.source)
+        card = quantized_card(exported, method, len(windows), calibration.source, sha256_of(fp32))
         props[METADATA_KEY] = json.dumps(card_json(card), sort_keys=True)
     layout = exported.export.layout if exported is not None and exported.export is not None else "nhwc255"
     calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
