@@ -10,8 +10,9 @@ inputs and outputs kept). All sides run ``predict_on_batch`` on the same windows
 alternating repeats (this machine changes speed within seconds), and the ratios are medians of
 per-repeat ratios; ``fastest`` names the fastest backend, ``auto`` the one ``--backend auto`` picks
 for the fp32 export with its int8 model beside it (``aerialseg.predict.auto_precision``, measuring
-afresh in a cache folder of its own) and ``auto_share_of_fastest`` what it gets of the fastest's
-speed. Then, on ONNX Runtime only:
+afresh in a cache folder of its own) and ``auto_share_of_fastest`` what it gets of the fastest
+backend's speed (the median over repeats of the repeat's fastest time over auto's). Then, on ONNX
+Runtime only:
 
 - ``threads_batch`` (default model): fp32 and int8 windows/s for intra-op threads 1 and all cores x batch
   1, 4, 16, 64, interleaved;
@@ -86,7 +87,9 @@ def timed(run, windows: np.ndarray, batch: int) -> float:
 
 
 def interleaved(sides: dict, windows: np.ndarray, batch: dict | int, repeats: int) -> dict[str, list[float]]:
-    """Seconds of each side per repeat, sides taking turns within every repeat (after one warm-up)."""
+    """Seconds of each side per repeat, sides taking turns within every repeat (after one warm-up) pass by
+    pass: turns batch by batch were tried and read each side's speed by its place in the turn (a
+    session's ONNX Runtime threads spin on after its call, taking the cores from the next one)."""
     sizes = batch if isinstance(batch, dict) else dict.fromkeys(sides, batch)
     for name, run in sides.items():
         timed(run, windows, sizes[name])
@@ -195,7 +198,8 @@ def measure(model, name: str, params, windows: np.ndarray, calibration: np.ndarr
                   "max_filters": model_params(params, name).max_filters},
         "windows": len(windows), "windows_per_s": {b: round(r, 1) for b, r in rate.items()}, **ratio,
         "fastest": fastest, "auto": auto, "auto_measured_int8_over_fp32": round(pick.int8_over_fp32 or 0, 3),
-        "auto_share_of_fastest": round(rate[auto] / rate[fastest], 3),
+        "auto_share_of_fastest": round(statistics.median(min(s[r] for s in seconds.values()) / seconds[auto][r]
+                                                         for r in range(repeats)), 3),
         "run_ratios_int8_over_fp32": [round(f / i, 3) for f, i in zip(seconds["onnx_fp32"], seconds["onnx_int8"],
                                                                      strict=True)],
         "argmax_agreement_with_keras": agreement, "fp16": fp16_note,
