@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,29 @@ def test_auto_measures_once_then_reuses_the_measurement_and_measures_a_new_int8_
     _export(pair["checkpoint"], requantised / "model_int8.onnx", *pair["calibrate"], "--seed", "7")
     assert "measured now" in auto_precision(requantised / "model.onnx", WINDOW).note
     assert len(_entries(cache)) == 3
+
+
+def test_processes_started_together_share_one_measurement(pair, tmp_path):
+    """A job array's processes on one machine: one measures, the others wait for it and read it, so all
+    run the same file."""
+    script = ("import sys; from pathlib import Path; from aerialseg.predict.auto_precision import auto_precision; "
+              f"pick = auto_precision(Path(sys.argv[1]), {WINDOW}); print(pick.path.name, '|', pick.note)")
+    env = {**os.environ, "AERIALSEG_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(pair["fp32"])], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True) for _ in range(3)]
+    said = [run.communicate(timeout=300)[0] for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert sum("(measured now, cached in" in line for line in said) == 1, said
+    assert sum("cached in" in line for line in said) == 3 and len({line.split("|")[0] for line in said}) == 1
+    assert len(_entries(tmp_path / "cache")) == 1
+
+
+def test_without_a_writable_cache_auto_measures_and_says_so(pair, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("AERIALSEG_CACHE_DIR", str(tmp_path / "a_file" / "cache"))  # cannot be made
+    pick = auto_precision(pair["fp32"], WINDOW)
+    assert f"(measured now; not cached, {tmp_path / 'a_file' / 'cache' / 'int8_speed'} is not writable)" in pick.note
+    assert pick.path == (pair["int8"] if pick.int8_over_fp32 >= PAYS else pair["fp32"])
 
 
 def test_auto_weighs_only_the_int8_model_of_this_very_file(pair, tmp_path, monkeypatch):

@@ -3,7 +3,7 @@ quantised from it, whichever this CPU runs faster; measured once per machine and
 
 No fixed rule picks int8 well everywhere: its gain depends on the layers' width and on the CPU's
 int8 instructions (on one AVX-512 VNNI CPU the seed notebook's wide U-Net runs int8 at 2.1x fp32,
-the default narrow one at 0.98x; docs/export.md). So ``auto`` measures:
+the default narrow one at 0.98-1.3x, near a tie; docs/export.md). So ``auto`` measures:
 
 1. **Which int8 model.** The one beside the file, named as the export stage and ``aerialseg export``
    name it (``model.onnx`` -> ``model_int8.onnx``), and only if its card says it was quantised from
@@ -18,7 +18,8 @@ the default narrow one at 0.98x; docs/export.md). So ``auto`` measures:
    else ``~/.cache/aerialseg``), keyed on this machine (CPU model, its instruction flags, the cores
    this process may use, ONNX Runtime's version), both files' SHA-256, the window and the measuring
    code's digest, so that every later call on this machine makes the same choice without measuring,
-   and a new model, CPU or runtime measures again.
+   and a new model, CPU or runtime measures again. Processes starting together wait for one
+   measurement (a lock beside the entry).
 
 The choice is made where ``aerialseg predict`` runs, once for a whole batch: Dask workers run the
 chosen file, so one batch's maps never mix the two models.
@@ -26,6 +27,7 @@ chosen file, so one batch's maps never mix the two models.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -43,6 +45,7 @@ from aerialseg.core.model_card import Card
 
 MEASURED_PIXELS = 32 * 128 * 128  # the export stage's speed check: 32 windows of the default 128 px
 REPEATS = 5  # turns of each side; the median ratio is kept
+LOCK_WAIT_S = 600  # how long a process waits for another one's measurement of the same pair
 INT8_SUFFIX = "_int8"
 
 
@@ -110,28 +113,50 @@ def measurement_key(fp32: Path, int8: Path, window: int) -> dict:
             "code": code_digest([__name__])}
 
 
+def _cached(path: Path, key: dict) -> tuple[float, str] | None:
+    """A measurement cached under exactly ``key`` (a damaged or foreign entry is none)."""
+    try:
+        cached = read_json(path) if path.is_file() else None
+    except DataError:
+        return None
+    if isinstance(cached, dict) and cached.get("key") == json.loads(json.dumps(key)):
+        return float(cached["int8_over_fp32"]), f"measured {cached['measured']}, cached in {path.parent}"
+    return None
+
+
 def int8_over_fp32(fp32: Path, int8: Path, card: Card, window: int) -> tuple[float, str]:
-    """The int8 model's speed over the fp32 one's on this machine, and when it was measured ("now", or the
-    cached measurement's date and file)."""
+    """The int8 model's speed over the fp32 one's on this machine (3 decimals, as cached, so that the first
+    call decides as every later one), and when it was measured ("now", or the cached measurement's date).
+
+    A lock beside the entry makes processes that start together on one machine (a job array's) wait for
+    one measurement and share it, so they all run the same file."""
+    from filelock import FileLock, Timeout
+
     from aerialseg.predict.quantize import int8_speedup
 
     key = measurement_key(fp32, int8, window)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     path = cache_folder() / "int8_speed" / f"{digest}.json"
-    try:
-        cached = read_json(path) if path.is_file() else None
-    except DataError:  # a damaged cache entry is measured again
-        cached = None
-    if isinstance(cached, dict) and cached.get("key") == json.loads(json.dumps(key)):
-        return float(cached["int8_over_fp32"]), f"measured {cached['measured']}, cached in {path.parent}"
-    count = max(2, MEASURED_PIXELS // window**2)
-    speedup = int8_speedup(fp32, int8, speed_windows(card.input, window, count), repeats=REPEATS, count=count)
-    measured = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    try:
-        write_json(path, {"key": key, "int8_over_fp32": round(speedup, 3), "measured": measured})
-    except (DataError, OSError):  # a read-only home: measured on every call, said so
-        return speedup, f"measured now; not cached, {path.parent} is not writable"
-    return speedup, f"measured now, cached in {path.parent}"
+    with contextlib.ExitStack() as held:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(FileLock(f"{path}.lock", timeout=LOCK_WAIT_S))
+        except (OSError, Timeout):  # a read-only home: measured on every call, said so
+            cacheable = False
+        else:
+            cacheable = True
+            cached = _cached(path, key)
+            if cached is not None:
+                return cached
+        count = max(2, MEASURED_PIXELS // window**2)
+        speedup = round(int8_speedup(fp32, int8, speed_windows(card.input, window, count), repeats=REPEATS,
+                                     count=count), 3)
+        measured = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        with contextlib.suppress(DataError, OSError):
+            if cacheable:
+                write_json(path, {"key": key, "int8_over_fp32": speedup, "measured": measured})
+                return speedup, f"measured now, cached in {path.parent}"
+    return speedup, f"measured now; not cached, {path.parent} is not writable"
 
 
 def auto_precision(path: Path, window: int) -> Pick:
