@@ -18,8 +18,8 @@ import rasterio
 
 from aerialseg.cli import main
 from aerialseg.core.io import write_rgb
-from aerialseg.core.names import EXPORT_FP32, EXPORT_INT8, EXPORTS
-from aerialseg.predict.auto_precision import auto_precision, int8_sibling, speed_windows
+from aerialseg.core.names import EXPORT_FP32, EXPORT_INT8, EXPORTS, MODEL_CARD, MODELS
+from aerialseg.predict.auto_precision import auto_precision, int8_sibling, pipeline_export, speed_windows
 from aerialseg.predict.onnx_model import onnx_card
 from aerialseg.predict.quantize import PAYS
 
@@ -193,3 +193,36 @@ def test_the_cli_predicts_with_the_file_auto_picked_locally_and_on_dask(pair, tm
     assert main(["predict", fp32, image, "-o", str(tmp_path / "auto_fp32.tif"), *PREDICT]) == 0
     assert "ONNX Runtime fp32 (--backend auto: model_int8.onnx runs 1.00x" in capsys.readouterr().err
     np.testing.assert_array_equal(_map(tmp_path / "auto_fp32.tif"), _map(tmp_path / "fp32.tif"))
+
+
+def test_a_pipelines_checkpoint_runs_as_its_projects_export_of_it(pair, tmp_path, monkeypatch, capsys):
+    """data/models/epoch_001.keras with data/export/model.onnx made from it: auto runs the export (and weighs its
+    int8 model); another checkpoint in that folder is converted as before."""
+    monkeypatch.setenv("AERIALSEG_CACHE_DIR", str(tmp_path / "cache"))
+    models, exports = tmp_path / MODELS, tmp_path / EXPORTS
+    models.mkdir(parents=True)
+    shutil.copytree(pair["fp32"].parent, exports)
+    checkpoint = models / "epoch_001.keras"
+    shutil.copy(pair["checkpoint"], checkpoint)
+    shutil.copy(pair["checkpoint"].parent / MODEL_CARD, models / MODEL_CARD)
+    assert onnx_card(exports / EXPORT_FP32).export.checkpoint_sha256 == hashlib.sha256(
+        checkpoint.read_bytes()).hexdigest()
+    assert pipeline_export(checkpoint) == (exports / EXPORT_FP32).resolve()
+    auto_precision(exports / EXPORT_FP32, WINDOW)
+    _set_speed(_entries(tmp_path / "cache")[0], 3.0)
+    image = str(pair["image"])
+    window = ["--window", str(WINDOW)]  # the window measured (the tiny checkpoint's card says another)
+    assert main(["predict", str(checkpoint), image, "-o", str(tmp_path / "auto.tif"), *PREDICT, *window]) == 0
+    said = capsys.readouterr().err
+    assert f"epoch_001.keras: as {(exports / EXPORT_FP32).resolve()}, its export" in said
+    assert "predicting with model_int8.onnx" in said and "; precision int8" in said
+    assert main(["predict", str(pair["int8"]), image, "-o", str(tmp_path / "int8.tif"), *PREDICT, *window]) == 0
+    np.testing.assert_array_equal(_map(tmp_path / "auto.tif"), _map(tmp_path / "int8.tif"))
+
+    other = models / "epoch_002.keras"  # not the exported checkpoint: converted in memory, as before
+    save_tiny_checkpoint(other, depth=2, base_filters=8, seed=13, card=False)
+    assert pipeline_export(other) is None and pipeline_export(pair["checkpoint"]) is None
+    capsys.readouterr()
+    assert main(["predict", str(other), image, "-o", str(tmp_path / "other.tif"), *PREDICT, *window]) == 0
+    said = capsys.readouterr().err
+    assert "on ONNX Runtime fp32 (--backend auto on a CPU" in said and "its export" not in said

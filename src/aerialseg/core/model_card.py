@@ -110,6 +110,8 @@ class ExportInfo:
     input_layout: str = param(String())
     output_layout: str = param(String())
     quantization: Quantization | None = param(OrNull(Nested(Quantization), omissible=True), default=None)
+    # the SHA-256 of the checkpoint exported, so that --backend auto can run the export in its place
+    checkpoint_sha256: str | None = param(OrNull(String(), omissible=True), default=None)
 
 
 @dataclass(frozen=True, kw_only=True)

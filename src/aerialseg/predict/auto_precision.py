@@ -21,6 +21,10 @@ the default narrow one at 0.98-1.3x, near a tie; docs/export.md). So ``auto`` me
    and a new model, CPU or runtime measures again. Processes starting together wait for one
    measurement (a lock beside the entry).
 
+A checkpoint of a pipeline (``data/models/epoch_050.keras``) stands for its project's export when
+that export was made from this very file (``export.checkpoint_sha256``, ``pipeline_export``): the
+same model, already converted, with its int8 model beside it.
+
 The choice is made where ``aerialseg predict`` runs, once for a whole batch: Dask workers run the
 chosen file, so one batch's maps never mix the two models.
 """
@@ -62,6 +66,23 @@ class Pick:
 def int8_sibling(path: Path) -> Path:
     """Where an fp32 export's int8 model lies: ``model.onnx`` -> ``model_int8.onnx``."""
     return path.with_name(f"{path.stem}{INT8_SUFFIX}{path.suffix}")
+
+
+def pipeline_export(checkpoint: Path) -> Path | None:
+    """The export stage's fp32 export of ``checkpoint``, if it lies in a pipeline's checkpoint folder
+    (``data/models``) and that project's export (``data/export/model.onnx``) was made from this very
+    file (its card's ``export.checkpoint_sha256``); else None."""
+    from aerialseg.core.names import EXPORT_FP32, EXPORTS, MODELS
+    from aerialseg.predict.onnx_model import onnx_card
+
+    folder = checkpoint.resolve().parent
+    if folder.parts[-len(MODELS.parts):] != MODELS.parts:
+        return None
+    export = folder.parents[len(MODELS.parts) - 1] / EXPORTS / EXPORT_FP32
+    card = onnx_card(export) if export.is_file() else None
+    if card is None or card.export is None or card.export.checkpoint_sha256 != sha256_of(checkpoint):
+        return None
+    return export
 
 
 def usable_cores() -> int:

@@ -58,16 +58,28 @@ def recorded_gsd(card: Card | None) -> float | None:
 
 
 def auto_file(model: BatchModel, path: Path, backend: str, window: int) -> tuple[BatchModel, Path]:
-    """With ``--backend auto``, an fp32 export's own int8 model where this machine runs it faster
-    (``auto_precision``: measured once, cached), said on standard error; otherwise the model as it is."""
-    if backend != "auto" or path.suffix.lower() != ".onnx":
-        return model, path
-    from aerialseg.predict.auto_precision import auto_precision
+    """With ``--backend auto`` on a CPU, the file that runs: for a pipeline's checkpoint its project's
+    export of it (``auto_precision.pipeline_export``), and for an fp32 export its own int8 model where
+    this machine runs it faster (``auto_precision``: measured once, cached); said on standard error.
+    Otherwise the model as it is."""
+    from aerialseg.predict.auto_precision import auto_precision, pipeline_export
 
-    choice = auto_precision(path, window)
-    if choice.note:
-        print(f"aerialseg predict: {choice.note}", file=sys.stderr)
-    return (model, path) if choice.path == path else (load_any_model(choice.path)[0], choice.path)
+    if backend != "auto":
+        return model, path
+    chosen = path
+    if path.suffix.lower() != ".onnx":
+        from aerialseg.core.framework import tf
+
+        export = None if tf.config.list_physical_devices("GPU") else pipeline_export(path)
+        if export is None:
+            return model, path
+        print(f"aerialseg predict: {path.name}: as {export}, its export (--backend keras for TensorFlow)",
+              file=sys.stderr)
+        chosen = export
+    pick = auto_precision(chosen, window)
+    if pick.note:
+        print(f"aerialseg predict: {pick.note}", file=sys.stderr)
+    return (model, path) if pick.path == path else (load_any_model(pick.path)[0], pick.path)
 
 
 def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:

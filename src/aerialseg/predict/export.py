@@ -32,7 +32,7 @@ from aerialseg.core.atomic import atomic_dir, atomic_path
 from aerialseg.core.classes import numbered_classes
 from aerialseg.core.config.params import check_window
 from aerialseg.core.framework import keras
-from aerialseg.core.io import write_json
+from aerialseg.core.io import sha256_of, write_json
 from aerialseg.core.model_card import LAYOUTS, Card, ExportInfo, build_card, card_json
 from aerialseg.predict.loading import input_multiple, load_model
 from aerialseg.predict.onnx_convert import write_onnx
@@ -46,9 +46,9 @@ SAVEDMODEL_METADATA = Path("assets.extra") / "aerialseg.json"
 
 
 def export_card(model: keras.Model, card: Card | None, *, gsd_m: float | None, window: int,
-                subdivisions: int, tta: str, layout: str) -> Card:
+                subdivisions: int, tta: str, layout: str, checkpoint_sha256: str | None = None) -> Card:
     """The checkpoint's card (or, without one, what the model itself says: numbered classes, 8-bit
-    RGB) with the export's settings and what the export is."""
+    RGB) with the export's settings and what the export is (of which checkpoint file, by its SHA-256)."""
     classes = numbered_classes(int(model.output_shape[-1]))
     base = card or build_card(classes, gsd=None, window=None, subdivisions=None, tta=None, input_multiple=None)
     bands = ", ".join(base.input.bands)
@@ -63,7 +63,7 @@ def export_card(model: keras.Model, card: Card | None, *, gsd_m: float | None, w
         base, classes=base.classes or classes, ground_sample_distance_m=gsd_m, window=window,
         subdivisions=subdivisions, tta=tta, input_multiple=input_multiple(model)[0], upgraded_from=None,
         export=ExportInfo(model_name=model.name, layout=layout, precision="float32", input_layout=shapes[0],
-                          output_layout=shapes[1]))
+                          output_layout=shapes[1], checkpoint_sha256=checkpoint_sha256))
 
 
 def onnx_metadata_props(card: Card) -> dict[str, str]:
@@ -145,7 +145,7 @@ def export_model(checkpoint: str | Path, out: str | Path, fmt: str, *, gsd_m: fl
     check_window(window, multiple, subdivisions, window_key="--window", subdivisions_key="--subdivisions",
                  multiple_is=multiple_is)
     metadata = export_card(model, card, gsd_m=gsd_m, window=window, subdivisions=subdivisions, tta=tta,
-                           layout=layout)
+                           layout=layout, checkpoint_sha256=sha256_of(checkpoint))
     exported = with_layout(model, layout, window)
     _call_once(exported, window if layout == "nchw01" else multiple, layout)
     if fmt == "onnx" and int8 is not None:
