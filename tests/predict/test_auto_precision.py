@@ -145,6 +145,9 @@ def test_auto_weighs_only_the_int8_model_of_this_very_file(pair, tmp_path, monke
     shutil.copy(pair["int8"], tmp_path / "model_int8.onnx")
     pick = auto_precision(stranger, WINDOW)
     assert pick.path == stranger and "model_int8.onnx beside it was not quantised from this file" in pick.note
+    (tmp_path / "model_int8.onnx").write_bytes(b"not onnx")  # a damaged file beside it: fp32, said
+    pick = auto_precision(stranger, WINDOW)
+    assert pick.path == stranger and "not weighing " in pick.note and "not a readable ONNX model" in pick.note
     alone = tmp_path / "alone.onnx"
     shutil.copy(pair["fp32"], alone)
     assert auto_precision(alone, WINDOW).path == alone and auto_precision(alone, WINDOW).note is None

@@ -189,9 +189,13 @@ def auto_precision(path: Path, window: int) -> Pick:
     int8 = int8_sibling(path)
     if path.suffix.lower() != ".onnx" or not int8.is_file():
         return Pick(path)
-    card, int8_card = onnx_card(path), onnx_card(int8)
+    card = onnx_card(path)
     if card is None or card.export is None or card.export.precision != "float32":
         return Pick(path)
+    try:
+        int8_card = onnx_card(int8)
+    except DataError as err:  # a damaged file beside the model does not stop it
+        return Pick(path, f"{path.name}: ONNX Runtime fp32; not weighing {err}")
     how = int8_card.export.quantization if int8_card is not None and int8_card.export is not None else None
     if how is None or how.source_sha256 != sha256_of(path):
         return Pick(path, f"{path.name}: ONNX Runtime fp32; {int8.name} beside it was not quantised from this "
