@@ -88,9 +88,9 @@ def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:
     auto picks ONNX Runtime (fp32) on a CPU and says so: ``bench/predict_backends.py`` measures
     it the fastest exact backend there, on AVX2 (1.17x TensorFlow, default model) and, since its
     closing softmax runs over the last axis (``onnx_convert.softmax_last``), on AVX-512 for both
-    the default model (1.16x) and the seed's architecture (1.36x) (docs/export.md). int8 can be
-    faster still on wide models, at an accuracy cost: it is an export, never picked silently.
-    With a GPU auto keeps TensorFlow. An exported ONNX model is returned as it is.
+    the default model and the seed's architecture, or a tie with TensorFlow (docs/export.md). A
+    pipeline's checkpoint whose export exists has been replaced by it before (``auto_file``), and
+    there int8 is weighed. With a GPU auto keeps TensorFlow. An exported ONNX model is returned as it is.
     """
     from aerialseg.predict.onnx_model import OnnxSegmenter
 
