@@ -126,11 +126,11 @@ def speed_windows(inputs: InputSpec, window: int, count: int, seed: int = 0) -> 
     return rng.uniform(low, high, (count, window, window, len(inputs.bands))).astype(np.float32)
 
 
-def measurement_key(fp32: Path, int8: Path, window: int) -> dict:
+def measurement_key(fp32_sha256: str, int8: Path, window: int) -> dict:
     """Everything an int8-over-fp32 speed depends on: the machine, the files, the window, the code."""
     from aerialseg.core.fingerprint import code_digest
 
-    return {"machine": machine(), "fp32": sha256_of(fp32), "int8": sha256_of(int8), "window": window,
+    return {"machine": machine(), "fp32": fp32_sha256, "int8": sha256_of(int8), "window": window,
             "code": code_digest([__name__])}
 
 
@@ -145,7 +145,7 @@ def _cached(path: Path, key: dict) -> tuple[float, str] | None:
     return None
 
 
-def int8_over_fp32(fp32: Path, int8: Path, card: Card, window: int) -> tuple[float, str]:
+def int8_over_fp32(fp32: Path, int8: Path, card: Card, window: int, fp32_sha256: str) -> tuple[float, str]:
     """The int8 model's speed over the fp32 one's on this machine (3 decimals, as cached, so that the first
     call decides as every later one), and when it was measured ("now", or the cached measurement's date).
 
@@ -155,7 +155,7 @@ def int8_over_fp32(fp32: Path, int8: Path, card: Card, window: int) -> tuple[flo
 
     from aerialseg.predict.quantize import int8_speedup
 
-    key = measurement_key(fp32, int8, window)
+    key = measurement_key(fp32_sha256, int8, window)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     path = cache_folder() / "int8_speed" / f"{digest}.json"
     with contextlib.ExitStack() as held:
@@ -197,10 +197,11 @@ def auto_precision(path: Path, window: int) -> Pick:
     except DataError as err:  # a damaged file beside the model does not stop it
         return Pick(path, f"{path.name}: ONNX Runtime fp32; not weighing {err}")
     how = int8_card.export.quantization if int8_card is not None and int8_card.export is not None else None
-    if how is None or how.source_sha256 != sha256_of(path):
+    fp32_sha256 = sha256_of(path)
+    if how is None or how.source_sha256 != fp32_sha256:
         return Pick(path, f"{path.name}: ONNX Runtime fp32; {int8.name} beside it was not quantised from this "
                           "file (export it again with --quantize int8 to let --backend auto weigh it)")
-    speedup, when = int8_over_fp32(path, int8, card, window)
+    speedup, when = int8_over_fp32(path, int8, card, window, fp32_sha256)
     measured = f"{int8.name} runs {speedup:.2f}x its speed on this CPU ({when})"
     if speedup >= PAYS:
         return Pick(int8, f"{path.name}: predicting with {int8.name}, its int8 model (--backend auto: {measured}; "
