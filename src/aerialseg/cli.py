@@ -174,6 +174,7 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
                   batch: bool) -> int:
     """Load the model, predict the jobs, report each; a batch goes on past a bad image (exit 1 at the end)."""
     from aerialseg.core.model_card import card_classes, upgrade_note
+    from aerialseg.predict import backends
     from aerialseg.predict.backends import auto_file, choose_backend, load_any_model, model_inputs, recorded_card
     from aerialseg.predict.batch import check_inputs, predict_locally, predict_on_dask, write_ranking
     from aerialseg.predict.mapping import MapSettings
@@ -184,6 +185,7 @@ def _predict_jobs(args: argparse.Namespace, model_path: Path, todo: list[Job], c
     total = len(todo) + len(failures)
     if not todo:
         return _report_failures(failures, len(failures))
+    model_path = backends.auto_source(model_path, args.backend)  # a pipeline checkpoint: its export, unloaded
     model, (multiple, multiple_is) = load_any_model(model_path)
     card = recorded_card(model, model_path)
     classes, unnamed = card_classes(card, int(model.output_shape[-1]), str(model_path))

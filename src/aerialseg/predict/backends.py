@@ -57,26 +57,29 @@ def recorded_gsd(card: Card | None) -> float | None:
     return None if card is None else card.ground_sample_distance_m
 
 
+def auto_source(path: Path, backend: str) -> Path:
+    """With ``--backend auto`` on a CPU, a pipeline's checkpoint's own export (``auto_precision.pipeline_export``),
+    said on standard error, so that the checkpoint never loads; otherwise ``path``."""
+    if backend != "auto" or path.suffix.lower() == ".onnx" or not path.is_file():
+        return path
+    from aerialseg.core.framework import tf
+    from aerialseg.predict.auto_precision import pipeline_export
+
+    export = None if tf.config.list_physical_devices("GPU") else pipeline_export(path)
+    if export is None:
+        return path
+    print(f"aerialseg predict: {path.name}: as {export}, its export (--backend keras for TensorFlow)", file=sys.stderr)
+    return export
+
+
 def auto_file(model: BatchModel, path: Path, backend: str, window: int) -> tuple[BatchModel, Path]:
-    """With ``--backend auto`` on a CPU, the file that runs: for a pipeline's checkpoint its project's
-    export of it (``auto_precision.pipeline_export``), and for an fp32 export its own int8 model where
-    this machine runs it faster (``auto_precision``: measured once, cached); said on standard error.
-    Otherwise the model as it is."""
-    from aerialseg.predict.auto_precision import auto_precision, pipeline_export
-
-    if backend != "auto":
+    """With ``--backend auto``, an fp32 export's own int8 model where this machine runs it faster
+    (``auto_precision``: measured once, cached), said on standard error; otherwise the model as it is."""
+    if backend != "auto" or path.suffix.lower() != ".onnx":
         return model, path
-    chosen = path
-    if path.suffix.lower() != ".onnx":
-        from aerialseg.core.framework import tf
+    from aerialseg.predict.auto_precision import auto_precision
 
-        export = None if tf.config.list_physical_devices("GPU") else pipeline_export(path)
-        if export is None:
-            return model, path
-        print(f"aerialseg predict: {path.name}: as {export}, its export (--backend keras for TensorFlow)",
-              file=sys.stderr)
-        chosen = export
-    pick = auto_precision(chosen, window)
+    pick = auto_precision(path, window)
     if pick.note:
         print(f"aerialseg predict: {pick.note}", file=sys.stderr)
     return (model, path) if pick.path == path else (load_any_model(pick.path)[0], pick.path)
@@ -89,7 +92,7 @@ def choose_backend(model: BatchModel, path: Path, backend: str) -> BatchModel:
     it the fastest exact backend there, on AVX2 (1.17x TensorFlow, default model) and, since its
     closing softmax runs over the last axis (``onnx_convert.softmax_last``), on AVX-512 for both
     the default model and the seed's architecture, or a tie with TensorFlow (docs/export.md). A
-    pipeline's checkpoint whose export exists has been replaced by it before (``auto_file``), and
+    pipeline's checkpoint whose export exists has been replaced by it before (``auto_source``), and
     there int8 is weighed. With a GPU auto keeps TensorFlow. An exported ONNX model is returned as it is.
     """
     from aerialseg.predict.onnx_model import OnnxSegmenter
